@@ -1,0 +1,71 @@
+"""The application factory: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.middleware import Metrics, RequestContextMiddleware
+from api.routers import health, me, oauth
+from ledger import db
+from ledger.clock import Clock
+from ledger.config import Settings
+from ledger.runtime import Runtime
+
+# Routes anyone may call. Every other route must declare a permission (tests enforce it).
+PUBLIC_ROUTES = frozenset(
+    {
+        "/oauth/token",
+        "/.well-known/jwks.json",
+        "/.well-known/oauth-authorization-server",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+    }
+)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+    """Build the ledger's HTTP application. Keys must exist (``ledger init``)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.build(settings, clock=clock)
+        app.state.runtime = runtime
+        app.state.head_revision = db.head_revision()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="Refund-abuse ledger",
+        version="0.1.0",
+        summary="Confirmed refund abuse, shared across platforms, with pseudonymous subjects "
+        "and a verifiable audit log.",
+        lifespan=lifespan,
+    )
+    metrics = Metrics()
+    app.state.metrics = metrics
+    errors.install(app)
+    app.include_router(oauth.router)
+    app.include_router(me.router)
+    app.include_router(health.router)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Entry point for ``uvicorn --factory``: settings from ``LEDGER_*`` variables."""
+    from ledger.logs import configure_logging  # noqa: PLC0415
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,212 @@
+"""The one table from error to HTTP status, rendered as RFC 9457 problem+json.
+
+Problem ``type`` URIs are relative (``/problems/<slug>``) and stable; the ledger serves
+a short description at each. A problem never echoes the input that caused it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger import errors
+from ledger.logs import request_id_var
+
+log = logging.getLogger("ledger.api")
+
+PROBLEM_JSON = "application/problem+json"
+BEARER_REALM = 'Bearer realm="refund-ledger"'
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemType:
+    status: int
+    slug: str
+    title: str
+
+
+# Most specific first: the first entry the error is an instance of wins.
+_PROBLEMS: list[tuple[type[Exception], ProblemType]] = [
+    (errors.InvalidToken, ProblemType(401, "invalid-token", "Invalid access token")),
+    (errors.InvalidClient, ProblemType(401, "invalid-client", "Client authentication failed")),
+    (
+        errors.InvalidCredentials,
+        ProblemType(401, "invalid-credentials", "Sign-in failed"),
+    ),
+    (
+        errors.AuthenticationFailed,
+        ProblemType(401, "unauthenticated", "Authentication required"),
+    ),
+    (errors.InsufficientScope, ProblemType(403, "insufficient-scope", "Insufficient scope")),
+    (errors.PermissionDenied, ProblemType(403, "forbidden", "Forbidden")),
+    (errors.InvalidInput, ProblemType(400, "invalid-input", "Invalid input")),
+    (errors.NotFound, ProblemType(404, "not-found", "Not found")),
+    (errors.Conflict, ProblemType(409, "conflict", "Conflict")),
+    (errors.Unavailable, ProblemType(503, "unavailable", "Service unavailable")),
+]
+
+VALIDATION = ProblemType(422, "validation", "Request validation failed")
+INTERNAL = ProblemType(500, "internal", "Internal error")
+
+PROBLEM_TYPES: dict[str, ProblemType] = {p.slug: p for _, p in _PROBLEMS} | {
+    VALIDATION.slug: VALIDATION,
+    INTERNAL.slug: INTERNAL,
+}
+
+_HTTP_SLUGS = {
+    400: "bad-request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    429: "too-many-requests",
+}
+
+
+class OAuthError(Exception):
+    """An RFC 6749 §5.2 error from the token endpoint (plain JSON, not problem+json)."""
+
+    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+async def _oauth_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OAuthError)
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="refund-ledger"'
+    return JSONResponse(
+        {"error": exc.error, "error_description": exc.description},
+        status_code=exc.status,
+        headers=headers,
+    )
+
+
+def problem_for(exc: errors.LedgerError) -> ProblemType:
+    for cls, problem in _PROBLEMS:
+        if isinstance(exc, cls):
+            return problem
+    return ProblemType(400, "invalid-input", "Invalid input")
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "request_id": request_id_var.get(),
+    }
+    body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _bearer_challenge(error: str, detail: str, scope: str | None = None) -> str:
+    parts = [BEARER_REALM, f'error="{error}"', f'error_description="{_quote(detail)}"']
+    if scope:
+        parts.append(f'scope="{scope}"')
+    return ", ".join(parts)
+
+
+def _quote(text: str) -> str:
+    # RFC 6750 §3: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
+    return "".join(c for c in text if 0x20 <= ord(c) <= 0x7E and c not in '"\\')
+
+
+async def _ledger_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.LedgerError)
+    problem = problem_for(exc)
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(exc, errors.InvalidToken):
+        headers["WWW-Authenticate"] = _bearer_challenge("invalid_token", exc.message)
+    elif isinstance(exc, errors.InsufficientScope):
+        scope = " ".join(exc.required)
+        headers["WWW-Authenticate"] = _bearer_challenge("insufficient_scope", exc.message, scope)
+        extra["required_scope"] = scope
+    elif isinstance(exc, errors.AuthenticationFailed):
+        headers["WWW-Authenticate"] = BEARER_REALM
+    elif isinstance(exc, errors.InvalidInput) and exc.fields == ("authorization",):
+        headers["WWW-Authenticate"] = _bearer_challenge("invalid_request", exc.message)
+    if isinstance(exc, errors.InvalidInput) and exc.fields:
+        extra["errors"] = [{"field": f, "detail": exc.message} for f in exc.fields]
+    if isinstance(exc, errors.Conflict) and exc.current_state is not None:
+        extra["current_state"] = exc.current_state
+    if isinstance(exc, errors.Unavailable):
+        headers["Retry-After"] = "1"
+    return problem_response(
+        problem.status, problem.slug, problem.title, exc.message, headers=headers, **extra
+    )
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    # pydantic's messages describe the rule, not the value; the input is left out.
+    fields = [{"field": _field(e["loc"]), "detail": e["msg"]} for e in exc.errors()]
+    names = ", ".join(f["field"] for f in fields) or "the request"
+    return problem_response(
+        VALIDATION.status,
+        VALIDATION.slug,
+        VALIDATION.title,
+        f"fix these fields and send again: {names}",
+        errors=fields,
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
+    detail = exc.detail if isinstance(exc.detail, str) else "the request cannot be served"
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "no such resource; see /docs for the API"
+    if exc.status_code == 405:
+        detail = "this method is not allowed on this resource; see /docs for the API"
+    return problem_response(
+        exc.status_code,
+        slug,
+        slug.replace("-", " ").capitalize(),
+        detail,
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _unexpected(_request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc)
+    return problem_response(
+        INTERNAL.status,
+        INTERNAL.slug,
+        INTERNAL.title,
+        "the ledger failed to handle this request; report the request id to its operators",
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(OAuthError, _oauth_error)
+    app.add_exception_handler(errors.LedgerError, _ledger_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

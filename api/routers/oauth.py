@@ -1,0 +1,191 @@
+"""The OAuth 2.0 authorization server: token endpoint, JWKS and metadata."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import RuntimeDep, SessionDep
+from api.errors import OAuthError
+from api.schemas.oauth import OAuthErrorResponse, TokenResponse
+from ledger.access.permissions import Scope, parse_scopes
+from ledger.errors import InvalidClient, InvalidInput
+from ledger.members import service as members
+
+router = APIRouter(tags=["oauth"])
+
+MAX_TOKEN_REQUEST_BYTES = 4096
+GRANT_TYPE = "client_credentials"
+
+_FORM_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": [GRANT_TYPE]},
+                        "scope": {"type": "string", "description": "space-separated scopes"},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/oauth/token",
+    response_model=TokenResponse,
+    responses={400: {"model": OAuthErrorResponse}, 401: {"model": OAuthErrorResponse}},
+    openapi_extra=_FORM_BODY,
+)
+async def issue_token(request: Request, runtime: RuntimeDep, session: SessionDep) -> JSONResponse:
+    """Issue an access token (OAuth 2.0 client-credentials grant, RFC 6749 §4.4).
+
+    Authenticate with HTTP Basic (``client_secret_basic``) or with ``client_id`` and
+    ``client_secret`` in the form body (``client_secret_post``), not both.
+    """
+    params = await _form_params(request)
+    grant_type = params.get("grant_type")
+    if not grant_type:
+        raise OAuthError("invalid_request", "the grant_type parameter is required")
+    if grant_type != GRANT_TYPE:
+        raise OAuthError(
+            "unsupported_grant_type", f"only grant_type={GRANT_TYPE} is supported here"
+        )
+    client_id, client_secret = _client_credentials(request, params)
+    try:
+        client = await members.authenticate_client(
+            session,
+            runtime.hasher,
+            client_id=client_id,
+            client_secret=client_secret,
+            now=runtime.clock.now(),
+        )
+    except InvalidClient as exc:
+        raise OAuthError("invalid_client", exc.message, status=401) from None
+    scopes = _granted_scopes(params.get("scope"), client.scopes)
+    issued = runtime.issuer.issue(
+        client_id=client.client_id, member_id=client.member_id, scopes=scopes
+    )
+    body = TokenResponse(
+        access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope
+    )
+    return JSONResponse(
+        body.model_dump(), headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
+    )
+
+
+async def _form_params(request: Request) -> dict[str, str]:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        raise OAuthError(
+            "invalid_request", "send the parameters as application/x-www-form-urlencoded"
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_TOKEN_REQUEST_BYTES:
+            raise OAuthError("invalid_request", "the token request is too large")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=16)
+    except (UnicodeDecodeError, ValueError):
+        raise OAuthError("invalid_request", "the form body is not valid UTF-8 form data") from None
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        if key in params:
+            # RFC 6749 §3.2: parameters MUST NOT be included more than once.
+            raise OAuthError("invalid_request", f"the {key} parameter was sent more than once")
+        params[key] = value
+    return params
+
+
+def _client_credentials(request: Request, params: dict[str, str]) -> tuple[str, str]:
+    in_body = "client_id" in params or "client_secret" in params
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        if in_body:
+            raise OAuthError(
+                "invalid_request", "authenticate with HTTP Basic or with the form body, not both"
+            )
+        return _basic_credentials(authorization)
+    if not in_body:
+        raise OAuthError(
+            "invalid_client",
+            "client authentication is required: HTTP Basic, or client_id and client_secret",
+            status=401,
+        )
+    client_id, client_secret = params.get("client_id", ""), params.get("client_secret", "")
+    if not client_id or not client_secret:
+        raise OAuthError("invalid_request", "send both client_id and client_secret")
+    return client_id, client_secret
+
+
+def _basic_credentials(authorization: str) -> tuple[str, str]:
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        raise OAuthError(
+            "invalid_client", "use HTTP Basic authentication for the client", status=401
+        )
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise OAuthError(
+            "invalid_client", "the Basic credentials are not valid base64", status=401
+        ) from None
+    client_id, sep, client_secret = decoded.partition(":")
+    if not sep or not client_id or not client_secret:
+        raise OAuthError(
+            "invalid_client", "Basic credentials are client_id:client_secret", status=401
+        )
+    # RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
+    return unquote_plus(client_id), unquote_plus(client_secret)
+
+
+def _granted_scopes(requested: str | None, held: frozenset[Scope]) -> frozenset[Scope]:
+    if requested is None or not requested.strip():
+        return held
+    try:
+        wanted = parse_scopes(requested)
+    except InvalidInput as exc:
+        raise OAuthError("invalid_scope", exc.message) from None
+    missing = sorted(s.value for s in wanted - held)
+    if missing:
+        raise OAuthError(
+            "invalid_scope", f"this client does not hold the scope(s): {', '.join(missing)}"
+        )
+    return wanted
+
+
+@router.get("/.well-known/jwks.json")
+async def jwks(runtime: RuntimeDep) -> JSONResponse:
+    """The public keys that verify access tokens (RFC 7517 JWK Set)."""
+    return JSONResponse(
+        runtime.token_keys.current().jwks(), headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
+@router.get("/.well-known/oauth-authorization-server")
+async def authorization_server_metadata(runtime: RuntimeDep) -> dict[str, Any]:
+    """Authorization server metadata (RFC 8414)."""
+    base = runtime.settings.base_url
+    return {
+        "issuer": base,
+        "token_endpoint": f"{base}/oauth/token",
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "grant_types_supported": [GRANT_TYPE],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+        "scopes_supported": [s.value for s in Scope],
+        "response_types_supported": [],
+    }

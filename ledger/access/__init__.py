@@ -1,0 +1,1 @@
+"""Who may do what: permissions, principals, secrets, signing keys and access tokens."""

@@ -1,0 +1,67 @@
+"""First start: the data directory, keys, the schema, and (on request) a demo member."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledger import db
+from ledger.access import keys
+from ledger.access.permissions import Scope
+from ledger.access.secrets import SecretHasher
+from ledger.config import Settings
+from ledger.members import service as members
+from ledger.members.service import IssuedClient
+from ledger.runtime import TOKEN_RING
+
+DEMO_MEMBER = "demo"
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    created_keys: list[str]
+    revision: str | None
+
+
+async def initialize(settings: Settings, *, now: dt.datetime) -> InitResult:
+    """Make what is missing (data directory, key rings, schema); keep what exists."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key_dir = settings.resolved_key_dir
+    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key_dir.chmod(0o700)
+    created = [ring for ring in (TOKEN_RING,) if keys.ensure_ring(key_dir / ring, now=now)]
+    engine = db.create_engine(settings.resolved_database_url, pool_size=1)
+    try:
+        await db.upgrade(engine)
+        revision = await db.current_revision(engine)
+    finally:
+        await engine.dispose()
+    return InitResult(created_keys=created, revision=revision)
+
+
+async def create_demo_member(
+    session: AsyncSession, hasher: SecretHasher, *, now: dt.datetime
+) -> IssuedClient | None:
+    """On a ledger with no members yet, create ``demo`` with a credential holding every scope."""
+    if await members.list_members(session):
+        return None
+    member = await members.create_member(session, name=DEMO_MEMBER, now=now)
+    return await members.issue_client(
+        session,
+        hasher,
+        member_id=member.id,
+        scopes=frozenset(Scope),
+        label="demo credential made by `ledger init --demo`",
+        now=now,
+    )
+
+
+def token_command(public_url: str, issued: IssuedClient) -> str:
+    """A ready-to-paste command that obtains an access token with this credential."""
+    return (
+        f"curl -s -u {shlex.quote(issued.client.client_id + ':' + issued.client_secret)} "
+        f"-d grant_type=client_credentials {shlex.quote(public_url + '/oauth/token')}"
+    )

@@ -1,0 +1,409 @@
+"""The ``ledger`` command: thin shims over the services.
+
+Commands that create or change something print JSON on stdout so that scripts can use
+it; errors go to stderr with a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import enum
+import json
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledger import bootstrap, db
+from ledger.access import keys
+from ledger.access.permissions import Role, parse_scopes
+from ledger.clock import SystemClock
+from ledger.config import Settings
+from ledger.errors import LedgerError, NotFound
+from ledger.members import service as members
+from ledger.members.models import MemberStatus
+from ledger.runtime import TOKEN_RING, make_hasher
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _now() -> dt.datetime:
+    return SystemClock().now()
+
+
+def _jsonable(value: Any) -> Any:  # noqa: PLR0911  (one return per type, flat)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _emit(value: Any) -> None:
+    click.echo(json.dumps(_jsonable(value), indent=2, ensure_ascii=False))
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    try:
+        return asyncio.run(work())
+    except LedgerError as exc:
+        _fail(exc.message)
+        raise  # unreachable: _fail exits
+
+
+def _in_transaction(
+    work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None = None
+) -> T:
+    settings = settings or _settings()
+
+    async def go() -> T:
+        engine = db.create_engine(settings.resolved_database_url, pool_size=1)
+        try:
+            async with db.transaction(db.create_sessionmaker(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return _run(go)
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        _fail(f"{what} must be a UUID such as the 'id' printed by `ledger members list`")
+        raise  # unreachable
+
+
+@click.group()
+@click.version_option(package_name="refund-ledger")
+def main() -> None:
+    """The refund-abuse ledger. Configuration comes from LEDGER_* environment variables."""
+
+
+# --- init / serve ---------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="On a ledger with no members, create a demo one.")
+def init(demo: bool) -> None:
+    """Create the data directory, keys (0600) and schema; keep whatever already exists."""
+    settings = _settings()
+    result = _run(lambda: bootstrap.initialize(settings, now=_now()))
+    click.echo(f"ledger: data in {settings.data_dir}, schema at {result.revision}")
+    for ring in result.created_keys:
+        click.echo(f"ledger: created the {ring} signing key")
+    if not demo:
+        return
+
+    async def make_demo(session: AsyncSession) -> members.IssuedClient | None:
+        return await bootstrap.create_demo_member(session, make_hasher(settings), now=_now())
+
+    issued = _in_transaction(make_demo, settings)
+    if issued is None:
+        click.echo("ledger: members exist already; no demo member created")
+        return
+    click.echo(
+        "\nA demo member was created with a client credential holding every scope.\n"
+        "The secret is shown this once. Once the server is up, get a token with:\n"
+    )
+    click.echo("  " + bootstrap.token_command(settings.base_url, issued))
+    click.echo(
+        "\nthen call: curl -s -H 'Authorization: Bearer <access_token>' "
+        f"{settings.base_url}/v1/me\n"
+    )
+
+
+@main.command()
+@click.option("--host", help="Address to bind (LEDGER_HOST).")
+@click.option("--port", type=int, help="Port to bind (LEDGER_PORT).")
+@click.option("--workers", type=int, help="Worker processes (LEDGER_WORKERS).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn  # noqa: PLC0415  (only this command needs the server)
+
+    for name, value in (("LEDGER_HOST", host), ("LEDGER_PORT", port), ("LEDGER_WORKERS", workers)):
+        if value is not None:
+            os.environ[name] = str(value)
+    settings = _settings()
+    if not (settings.resolved_key_dir / TOKEN_RING / keys.RING_FILE).exists():
+        _fail("no signing keys found: run `ledger init` first")
+    current = _run(lambda: _current_revision(settings))
+    if current != db.head_revision():
+        _fail(
+            f"the database schema is at {current}, not {db.head_revision()}: "
+            "run `ledger db upgrade`"
+        )
+    uvicorn.run(
+        "api.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+async def _current_revision(settings: Settings) -> str | None:
+    engine = db.create_engine(settings.resolved_database_url, pool_size=1)
+    try:
+        return await db.current_revision(engine)
+    finally:
+        await engine.dispose()
+
+
+# --- db -------------------------------------------------------------------------------
+
+
+@main.group("db")
+def db_group() -> None:
+    """Schema migrations."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate up to REVISION (default: head)."""
+    _with_engine(lambda engine: db.upgrade(engine, revision))
+    _emit({"revision": _run(lambda: _current_revision(_settings()))})
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate down to REVISION ('base' removes every table)."""
+    _with_engine(lambda engine: db.downgrade(engine, revision))
+    _emit({"revision": _run(lambda: _current_revision(_settings()))})
+
+
+@db_group.command("current")
+def db_current() -> None:
+    """Print the database's revision and the code's head revision."""
+    _emit({"revision": _run(lambda: _current_revision(_settings())), "head": db.head_revision()})
+
+
+def _with_engine(work: Callable[[Any], Awaitable[None]]) -> None:
+    async def go() -> None:
+        engine = db.create_engine(_settings().resolved_database_url, pool_size=1)
+        try:
+            await work(engine)
+        finally:
+            await engine.dispose()
+
+    _run(go)
+
+
+# --- members --------------------------------------------------------------------------
+
+
+@main.group("members")
+def members_group() -> None:
+    """Member platforms."""
+
+
+@members_group.command("create")
+@click.option("--name", required=True, help="Short unique name, e.g. acme.")
+def members_create(name: str) -> None:
+    """Onboard a member platform."""
+    _emit(_in_transaction(lambda s: members.create_member(s, name=name, now=_now())))
+
+
+@members_group.command("list")
+def members_list() -> None:
+    """List member platforms."""
+    _emit(_in_transaction(members.list_members))
+
+
+@members_group.command("suspend")
+@click.argument("member_id")
+def members_suspend(member_id: str) -> None:
+    """Suspend a member: its tokens are refused from the next request."""
+    mid = _uuid(member_id, "MEMBER_ID")
+    _emit(
+        _in_transaction(
+            lambda s: members.set_member_status(s, mid, MemberStatus.SUSPENDED, now=_now())
+        )
+    )
+
+
+@members_group.command("reinstate")
+@click.argument("member_id")
+def members_reinstate(member_id: str) -> None:
+    """Reinstate a suspended member."""
+    mid = _uuid(member_id, "MEMBER_ID")
+    _emit(
+        _in_transaction(
+            lambda s: members.set_member_status(s, mid, MemberStatus.ACTIVE, now=_now())
+        )
+    )
+
+
+# --- clients --------------------------------------------------------------------------
+
+
+@main.group("clients")
+def clients_group() -> None:
+    """Client credentials of members."""
+
+
+@clients_group.command("issue")
+@click.option("--member", "member_id", required=True, help="The member's id.")
+@click.option("--scope", required=True, help='Space-separated scopes, e.g. "risk:read".')
+@click.option("--label", default="", help="What this credential is for.")
+def clients_issue(member_id: str, scope: str, label: str) -> None:
+    """Issue a client credential. The secret is printed once and never again."""
+    mid = _uuid(member_id, "--member")
+    settings = _settings()
+    try:
+        scopes = parse_scopes(scope)
+    except LedgerError as exc:
+        _fail(exc.message)
+        return
+    issued = _in_transaction(
+        lambda s: members.issue_client(
+            s, make_hasher(settings), member_id=mid, scopes=scopes, label=label, now=_now()
+        ),
+        settings,
+    )
+    _emit({**_jsonable(issued.client), "client_secret": issued.client_secret})
+
+
+@clients_group.command("list")
+@click.option("--member", "member_id", help="Only this member's credentials.")
+def clients_list(member_id: str | None) -> None:
+    """List client credentials (never their secrets)."""
+    mid = _uuid(member_id, "--member") if member_id else None
+    _emit(_in_transaction(lambda s: members.list_clients(s, member_id=mid)))
+
+
+@clients_group.command("revoke")
+@click.argument("client_id")
+def clients_revoke(client_id: str) -> None:
+    """Revoke a client credential; its tokens are refused from the next request."""
+    _emit(_in_transaction(lambda s: members.revoke_client(s, client_id, now=_now())))
+
+
+# --- users ----------------------------------------------------------------------------
+
+
+@main.group("users")
+def users_group() -> None:
+    """Console users: operators and auditors."""
+
+
+@users_group.command("create")
+@click.option("--username", required=True)
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_create(username: str, role: str, password_stdin: bool) -> None:
+    """Create a console user; the password is asked for (or read from stdin)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = _settings()
+    _emit(
+        _in_transaction(
+            lambda s: members.create_user(
+                s,
+                make_hasher(settings),
+                username=username,
+                role=Role(role),
+                password=password,
+                now=_now(),
+            ),
+            settings,
+        )
+    )
+
+
+@users_group.command("list")
+def users_list() -> None:
+    """List console users."""
+    _emit(_in_transaction(members.list_users))
+
+
+@users_group.command("disable")
+@click.argument("username")
+def users_disable(username: str) -> None:
+    """Disable a console user."""
+    _emit(_in_transaction(lambda s: members.disable_user(s, username, now=_now())))
+
+
+# --- keys -----------------------------------------------------------------------------
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """Token signing keys."""
+
+
+def _ring_dir() -> Any:
+    return _settings().resolved_key_dir / TOKEN_RING
+
+
+def _key_rows() -> list[dict[str, Any]]:
+    try:
+        ring = keys.KeyRing.load(_ring_dir())
+    except NotFound as exc:
+        _fail(exc.message)
+        raise
+    signing = ring.signing_key.kid if ring.active else None
+    return [
+        {
+            "kid": k.kid,
+            "created_at": k.created_at.isoformat(),
+            "retired_at": k.retired_at.isoformat() if k.retired_at else None,
+            "signing": k.kid == signing,
+        }
+        for k in ring.keys
+    ]
+
+
+@keys_group.command("list")
+def keys_list() -> None:
+    """List signing keys; the newest active one signs, every active one verifies."""
+    _emit(_key_rows())
+
+
+@keys_group.command("rotate")
+def keys_rotate() -> None:
+    """Make a new signing key; older keys keep verifying until retired."""
+    key = keys.rotate(_ring_dir(), now=_now())
+    _emit({"kid": key.kid, "created_at": key.created_at.isoformat(), "signing": True})
+
+
+@keys_group.command("retire")
+@click.argument("kid")
+def keys_retire(kid: str) -> None:
+    """Retire a key: tokens it signed are refused from then on."""
+    try:
+        keys.retire(_ring_dir(), kid, now=_now())
+    except LedgerError as exc:
+        _fail(exc.message)
+    _emit(_key_rows())

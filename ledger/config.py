@@ -1,0 +1,90 @@
+"""Typed settings, read from the environment (``LEDGER_*``) and passed in explicitly.
+
+Domain code receives values from these settings; nothing imports a global instance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure. See the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        default=Path(".ledger"), description="Where the SQLite file and keys live."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default is a SQLite file in the data directory.",
+    )
+    key_dir: Path | None = Field(
+        default=None, description="Key directory; default <data_dir>/keys."
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    public_url: str | None = Field(
+        default=None,
+        description="The URL members reach the ledger at; the token issuer (`iss`). "
+        "Default: http://<host>:<port>.",
+    )
+
+    token_audience: str = "refund-ledger"  # noqa: S105  (an audience name, not a secret)
+    token_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    token_leeway_seconds: int = Field(default=30, ge=0, le=120)
+    token_cache_size: int = Field(default=10_000, ge=0)
+
+    # argon2id; the defaults are RFC 9106's second recommended option (argon2-cffi's).
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_cost_kib: int = Field(default=65_536, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)
+    argon2_max_concurrent: int = Field(
+        default=2, ge=1, description="Hashes computed at once; each holds its memory cost."
+    )
+
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else None
+
+    @property
+    def base_url(self) -> str:
+        """The public URL, or ``http://<host>:<port>`` when none is configured."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured database URL, or the SQLite file in the data directory."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'ledger.db').resolve()}"
+
+    @property
+    def resolved_key_dir(self) -> Path:
+        """The configured key directory, or ``<data_dir>/keys``."""
+        return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+
+
+def normalize_database_url(url: str) -> str:
+    """Pick the async driver for a plain ``postgresql://`` or ``sqlite://`` URL."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url

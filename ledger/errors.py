@@ -1,0 +1,80 @@
+"""The domain's errors. They know nothing of HTTP; ``api/errors.py`` maps them.
+
+    LedgerError
+    ├── InvalidInput            the caller sent something that cannot be accepted
+    ├── NotFound                no such object, or not one the caller may see
+    ├── Conflict                the object exists in a state that forbids the change
+    ├── AuthenticationFailed    who the caller is could not be established
+    │   ├── InvalidClient       client id or secret wrong, client revoked, member suspended
+    │   ├── InvalidCredentials  a user's name or password is wrong, or the user is disabled
+    │   └── InvalidToken        a bearer token is malformed, expired, revoked or not ours
+    ├── PermissionDenied        the caller is known but may not do this
+    │   └── InsufficientScope   the token lacks a scope the operation needs
+    └── Unavailable             a dependency (database, audit log) cannot serve right now
+
+Every message says what the caller can do about it, and never contains a raw identifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class LedgerError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(LedgerError):
+    """The input cannot be accepted; ``fields`` names the offending fields when known."""
+
+    def __init__(self, message: str, *, fields: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.fields = tuple(fields)
+
+
+class NotFound(LedgerError):
+    """No such object, or one the caller may not see (the two are not told apart)."""
+
+
+class Conflict(LedgerError):
+    """The change conflicts with the object's current state."""
+
+    def __init__(self, message: str, *, current_state: str | None = None) -> None:
+        super().__init__(message)
+        self.current_state = current_state
+
+
+class AuthenticationFailed(LedgerError):
+    """The caller's identity could not be established."""
+
+
+class InvalidClient(AuthenticationFailed):
+    """Client authentication failed (RFC 6749 §5.2 ``invalid_client``)."""
+
+
+class InvalidCredentials(AuthenticationFailed):
+    """A human user's sign-in failed."""
+
+
+class InvalidToken(AuthenticationFailed):
+    """A bearer token was refused (RFC 6750 §3.1 ``invalid_token``)."""
+
+
+class PermissionDenied(LedgerError):
+    """The caller is authenticated but not allowed to do this."""
+
+
+class InsufficientScope(PermissionDenied):
+    """The token lacks a needed scope (RFC 6750 §3.1 ``insufficient_scope``)."""
+
+    def __init__(self, message: str, *, required: Sequence[str]) -> None:
+        super().__init__(message)
+        self.required = tuple(required)
+
+
+class Unavailable(LedgerError):
+    """A dependency cannot serve right now; the caller may retry later."""

@@ -1,0 +1,1 @@
+"""Member platforms, their client credentials, and the ledger's human users."""

@@ -1,0 +1,75 @@
+"""Members, client credentials and users."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger.access.permissions import Role
+from ledger.db import Base
+from ledger.types import UTCDateTime, uuid7
+
+
+class MemberStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+def _enum(cls: type[StrEnum], name: str) -> sa.Enum:
+    return sa.Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        validate_strings=True,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class Member(Base):
+    """A member platform. A suspended member's credentials are refused at once."""
+
+    __tablename__ = "members"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid7)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    status: Mapped[MemberStatus] = mapped_column(_enum(MemberStatus, "member_status"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    status_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Client(Base):
+    """A client credential of a member: a public id, an argon2id secret hash, scopes.
+
+    A member holds several at once so that it can rotate without downtime.
+    """
+
+    __tablename__ = "clients"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid7)
+    client_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("members.id"), index=True)
+    label: Mapped[str] = mapped_column(sa.String(100))
+    scopes: Mapped[str] = mapped_column(sa.String(255))
+    secret_hash: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class User(Base):
+    """A human user of the console: an operator or an auditor."""
+
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid7)
+    username: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

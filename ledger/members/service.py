@@ -1,0 +1,347 @@
+"""Onboarding members, issuing and revoking their credentials, and human users.
+
+Every function takes the caller's session and never commits: the request or the CLI
+command that called it owns the transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledger.access.permissions import Role, Scope, format_scopes
+from ledger.access.secrets import SecretHasher, generate_client_id, generate_client_secret
+from ledger.errors import (
+    Conflict,
+    InvalidClient,
+    InvalidCredentials,
+    InvalidInput,
+    InvalidToken,
+    NotFound,
+)
+from ledger.members.models import Client, Member, MemberStatus, User
+
+_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$")
+MIN_PASSWORD_LENGTH = 12
+MAX_SECRET_LENGTH = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    id: uuid.UUID
+    name: str
+    status: MemberStatus
+    created_at: dt.datetime
+    status_changed_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClientView:
+    client_id: str
+    member_id: uuid.UUID
+    label: str
+    scopes: tuple[str, ...]
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedClient:
+    """A new credential; the secret exists here and nowhere else, and is shown once."""
+
+    client: ClientView
+    client_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    id: uuid.UUID
+    username: str
+    role: Role
+    created_at: dt.datetime
+    disabled_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedClient:
+    client_id: str
+    member_id: uuid.UUID
+    scopes: frozenset[Scope]
+
+
+def _member_view(m: Member) -> MemberView:
+    return MemberView(m.id, m.name, m.status, m.created_at, m.status_changed_at)
+
+
+def _client_view(c: Client) -> ClientView:
+    return ClientView(
+        client_id=c.client_id,
+        member_id=c.member_id,
+        label=c.label,
+        scopes=tuple(c.scopes.split()),
+        created_at=c.created_at,
+        revoked_at=c.revoked_at,
+        last_used_at=c.last_used_at,
+    )
+
+
+def _user_view(u: User) -> UserView:
+    return UserView(u.id, u.username, u.role, u.created_at, u.disabled_at)
+
+
+# --- members ----------------------------------------------------------------------
+
+
+async def create_member(session: AsyncSession, *, name: str, now: dt.datetime) -> MemberView:
+    """Onboard a member platform under a unique short name (``acme``, ``shop-east``)."""
+    if not _NAME.match(name):
+        raise InvalidInput(
+            "a member name is 1-64 lowercase letters, digits and inner hyphens",
+            fields=("name",),
+        )
+    existing = await session.scalar(sa.select(Member.id).where(Member.name == name))
+    if existing is not None:
+        raise Conflict(f"a member named {name!r} already exists")
+    member = Member(name=name, status=MemberStatus.ACTIVE, created_at=now, status_changed_at=now)
+    session.add(member)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"a member named {name!r} already exists") from None
+    return _member_view(member)
+
+
+async def list_members(session: AsyncSession) -> list[MemberView]:
+    rows = await session.scalars(sa.select(Member).order_by(Member.name))
+    return [_member_view(m) for m in rows]
+
+
+async def get_member(session: AsyncSession, member_id: uuid.UUID) -> MemberView:
+    return _member_view(await _member(session, member_id))
+
+
+async def set_member_status(
+    session: AsyncSession, member_id: uuid.UUID, status: MemberStatus, *, now: dt.datetime
+) -> MemberView:
+    """Suspend or reinstate a member. Suspension refuses its tokens on the next request."""
+    member = await _member(session, member_id)
+    if member.status != status:
+        member.status = status
+        member.status_changed_at = now
+        await session.flush()
+    return _member_view(member)
+
+
+async def _member(session: AsyncSession, member_id: uuid.UUID) -> Member:
+    member = await session.get(Member, member_id)
+    if member is None:
+        raise NotFound("no member with that id; `ledger members list` shows them")
+    return member
+
+
+# --- client credentials -------------------------------------------------------------
+
+
+async def issue_client(
+    session: AsyncSession,
+    hasher: SecretHasher,
+    *,
+    member_id: uuid.UUID,
+    scopes: frozenset[Scope],
+    label: str = "",
+    now: dt.datetime,
+) -> IssuedClient:
+    """Issue a client credential. The secret is returned once and stored only as a hash."""
+    member = await _member(session, member_id)
+    if member.status is not MemberStatus.ACTIVE:
+        raise Conflict(
+            "the member is suspended; reinstate it before issuing credentials",
+            current_state=member.status.value,
+        )
+    if not scopes:
+        raise InvalidInput("a client credential needs at least one scope", fields=("scope",))
+    if len(label) > 100:
+        raise InvalidInput("a label is at most 100 characters", fields=("label",))
+    secret = generate_client_secret()
+    client = Client(
+        client_id=generate_client_id(),
+        member_id=member.id,
+        label=label,
+        scopes=format_scopes(scopes),
+        secret_hash=await hasher.hash(secret),
+        created_at=now,
+    )
+    session.add(client)
+    await session.flush()
+    return IssuedClient(client=_client_view(client), client_secret=secret)
+
+
+async def list_clients(
+    session: AsyncSession, *, member_id: uuid.UUID | None = None
+) -> list[ClientView]:
+    query = sa.select(Client).order_by(Client.created_at, Client.client_id)
+    if member_id is not None:
+        query = query.where(Client.member_id == member_id)
+    return [_client_view(c) for c in await session.scalars(query)]
+
+
+async def get_client(session: AsyncSession, client_id: str) -> ClientView:
+    client = await session.scalar(sa.select(Client).where(Client.client_id == client_id))
+    if client is None:
+        raise NotFound("no client credential with that client_id")
+    return _client_view(client)
+
+
+async def revoke_client(session: AsyncSession, client_id: str, *, now: dt.datetime) -> ClientView:
+    """Revoke a credential; tokens already issued to it are refused from the next request."""
+    client = await session.scalar(sa.select(Client).where(Client.client_id == client_id))
+    if client is None:
+        raise NotFound("no client credential with that client_id")
+    if client.revoked_at is None:
+        client.revoked_at = now
+        await session.flush()
+    return _client_view(client)
+
+
+async def authenticate_client(
+    session: AsyncSession,
+    hasher: SecretHasher,
+    *,
+    client_id: str,
+    client_secret: str,
+    now: dt.datetime,
+) -> AuthenticatedClient:
+    """Check a client's secret (RFC 6749 §2.3.1) and that it may still get tokens."""
+    if len(client_id) > 64 or len(client_secret) > MAX_SECRET_LENGTH:
+        raise InvalidClient("client authentication failed")
+    row = (
+        await session.execute(
+            sa.select(Client, Member.status)
+            .join(Member, Member.id == Client.member_id)
+            .where(Client.client_id == client_id)
+        )
+    ).one_or_none()
+    if row is None:
+        await hasher.verify_decoy(client_secret)
+        raise InvalidClient("client authentication failed")
+    client, member_status = row
+    if not await hasher.verify(client.secret_hash, client_secret):
+        raise InvalidClient("client authentication failed")
+    if client.revoked_at is not None:
+        raise InvalidClient("this client credential was revoked; use another one")
+    if member_status is not MemberStatus.ACTIVE:
+        raise InvalidClient("the member is suspended; contact the ledger's operators")
+    if hasher.needs_rehash(client.secret_hash):
+        client.secret_hash = await hasher.hash(client_secret)
+    client.last_used_at = now
+    await session.flush()
+    return AuthenticatedClient(
+        client_id=client.client_id,
+        member_id=client.member_id,
+        scopes=frozenset(Scope(s) for s in client.scopes.split()),
+    )
+
+
+_CLIENT_STATE = (
+    sa.select(Client.member_id, Client.revoked_at, Member.status)
+    .join(Member, Member.id == Client.member_id)
+    .where(Client.client_id == sa.bindparam("client_id"))
+)
+
+
+async def ensure_client_active(
+    session: AsyncSession, *, client_id: str, member_id: uuid.UUID
+) -> None:
+    """Refuse a token whose client was revoked or whose member was suspended since."""
+    row = (await session.execute(_CLIENT_STATE, {"client_id": client_id})).one_or_none()
+    if row is None or row.member_id != member_id:
+        raise InvalidToken("the access token's client is unknown")
+    if row.revoked_at is not None:
+        raise InvalidToken("the access token's client credential was revoked")
+    if row.status != MemberStatus.ACTIVE:
+        raise InvalidToken("the member is suspended")
+
+
+# --- users --------------------------------------------------------------------------
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"a password needs at least {MIN_PASSWORD_LENGTH} characters", fields=("password",)
+        )
+    if len(password) > MAX_SECRET_LENGTH:
+        raise InvalidInput(
+            f"a password is at most {MAX_SECRET_LENGTH} characters", fields=("password",)
+        )
+
+
+async def create_user(
+    session: AsyncSession,
+    hasher: SecretHasher,
+    *,
+    username: str,
+    role: Role,
+    password: str,
+    now: dt.datetime,
+) -> UserView:
+    """Create a console user (operator or auditor) with an argon2id password hash."""
+    if not _USERNAME.match(username):
+        raise InvalidInput(
+            "a username is 3-64 lowercase letters, digits, dots, hyphens or underscores",
+            fields=("username",),
+        )
+    check_password_strength(password)
+    if await session.scalar(sa.select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"a user named {username!r} already exists")
+    user = User(
+        username=username,
+        role=role,
+        password_hash=await hasher.hash(password),
+        created_at=now,
+    )
+    session.add(user)
+    await session.flush()
+    return _user_view(user)
+
+
+async def list_users(session: AsyncSession) -> list[UserView]:
+    return [_user_view(u) for u in await session.scalars(sa.select(User).order_by(User.username))]
+
+
+async def disable_user(session: AsyncSession, username: str, *, now: dt.datetime) -> UserView:
+    user = await session.scalar(sa.select(User).where(User.username == username))
+    if user is None:
+        raise NotFound("no user with that username")
+    if user.disabled_at is None:
+        user.disabled_at = now
+        await session.flush()
+    return _user_view(user)
+
+
+async def authenticate_user(
+    session: AsyncSession, hasher: SecretHasher, *, username: str, password: str
+) -> UserView:
+    """Check a user's password; rehash it when the hashing parameters were raised."""
+    user = None
+    if len(username) <= 64 and len(password) <= MAX_SECRET_LENGTH:
+        user = await session.scalar(sa.select(User).where(User.username == username))
+    if user is None:
+        await hasher.verify_decoy(password[:MAX_SECRET_LENGTH])
+        raise InvalidCredentials("wrong username or password")
+    if not await hasher.verify(user.password_hash, password):
+        raise InvalidCredentials("wrong username or password")
+    if user.disabled_at is not None:
+        raise InvalidCredentials("this account is disabled")
+    if hasher.needs_rehash(user.password_hash):
+        user.password_hash = await hasher.hash(password)
+        await session.flush()
+    return _user_view(user)

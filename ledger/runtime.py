@@ -1,0 +1,73 @@
+"""The long-lived parts a running ledger needs, built once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ledger.access.keys import KeyRingSource
+from ledger.access.secrets import SecretHasher
+from ledger.access.tokens import TokenIssuer, TokenVerifier
+from ledger.clock import Clock, SystemClock
+from ledger.config import Settings
+from ledger.db import create_engine, create_sessionmaker
+
+TOKEN_RING = "token"  # noqa: S105  (a directory name, not a secret)
+
+
+def make_hasher(settings: Settings) -> SecretHasher:
+    return SecretHasher(
+        time_cost=settings.argon2_time_cost,
+        memory_cost_kib=settings.argon2_memory_cost_kib,
+        parallelism=settings.argon2_parallelism,
+        max_concurrent=settings.argon2_max_concurrent,
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    hasher: SecretHasher
+    token_keys: KeyRingSource
+    issuer: TokenIssuer
+    verifier: TokenVerifier
+
+    @classmethod
+    def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
+        clock = clock or SystemClock()
+        engine = create_engine(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
+        keys = KeyRingSource(settings.resolved_key_dir / TOKEN_RING)
+        return cls(
+            settings=settings,
+            clock=clock,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            hasher=make_hasher(settings),
+            token_keys=keys,
+            issuer=TokenIssuer(
+                keys=keys,
+                issuer=settings.base_url,
+                audience=settings.token_audience,
+                ttl_seconds=settings.token_ttl_seconds,
+                clock=clock,
+            ),
+            verifier=TokenVerifier(
+                keys=keys,
+                issuer=settings.base_url,
+                audience=settings.token_audience,
+                leeway_seconds=settings.token_leeway_seconds,
+                clock=clock,
+                cache_size=settings.token_cache_size,
+            ),
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()

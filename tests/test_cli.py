@@ -1,0 +1,158 @@
+"""The `ledger` command: JSON out for scripts, errors on stderr with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ledger.cli import main
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    return {
+        "LEDGER_DATA_DIR": str(tmp_path / "data"),
+        "LEDGER_DATABASE_URL": database_url,
+        "LEDGER_ARGON2_TIME_COST": "1",
+        "LEDGER_ARGON2_MEMORY_COST_KIB": "64",
+        "LEDGER_ARGON2_PARALLELISM": "1",
+    }
+
+
+def run(env: dict[str, str], *args: str, stdin: str | None = None) -> Result:
+    return CliRunner(env=env).invoke(main, list(args), input=stdin)
+
+
+def ok(env: dict[str, str], *args: str, stdin: str | None = None) -> Any:
+    result = run(env, *args, stdin=stdin)
+    assert result.exit_code == 0, result.output + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_init_makes_private_keys_and_migrates(env: dict[str, str], tmp_path: Path) -> None:
+    result = run(env, "init")
+    assert result.exit_code == 0, result.stderr
+    ring = tmp_path / "data" / "keys" / "token"
+    assert stat.S_IMODE(ring.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in ring.iterdir())
+    current = ok(env, "db", "current")
+    assert current["revision"] == current["head"]
+
+
+def test_init_demo_prints_the_secret_once(env: dict[str, str]) -> None:
+    first = run(env, "init", "--demo")
+    assert first.exit_code == 0, first.stderr
+    assert "curl -s -u cl_" in first.stdout
+    second = run(env, "init", "--demo")
+    assert second.exit_code == 0
+    assert "lsk_" not in second.stdout
+    assert "no demo member created" in second.stdout
+
+
+def test_members_clients_and_keys_walk(env: dict[str, str]) -> None:
+    run(env, "init")
+    member = ok(env, "members", "create", "--name", "acme")
+    assert member["name"] == "acme"
+    assert member["status"] == "active"
+    assert [m["id"] for m in ok(env, "members", "list")] == [member["id"]]
+
+    issued = ok(
+        env, "clients", "issue", "--member", member["id"], "--scope", "reports:write risk:read"
+    )
+    assert issued["client_id"].startswith("cl_")
+    assert issued["client_secret"].startswith("lsk_")
+    assert issued["scopes"] == ["reports:write", "risk:read"]
+    listed = ok(env, "clients", "list", "--member", member["id"])
+    assert [c["client_id"] for c in listed] == [issued["client_id"]]
+    assert "client_secret" not in listed[0]
+    assert "secret_hash" not in listed[0]
+
+    revoked = ok(env, "clients", "revoke", issued["client_id"])
+    assert revoked["revoked_at"] is not None
+    assert ok(env, "members", "suspend", member["id"])["status"] == "suspended"
+    assert ok(env, "members", "reinstate", member["id"])["status"] == "active"
+
+    (first,) = ok(env, "keys", "list")
+    rotated = ok(env, "keys", "rotate")
+    rows = ok(env, "keys", "list")
+    assert [(r["kid"], r["signing"]) for r in rows] == [
+        (first["kid"], False),
+        (rotated["kid"], True),
+    ]
+    rows = ok(env, "keys", "retire", first["kid"])
+    assert rows[0]["retired_at"] is not None
+
+
+def test_users_create_reads_the_password_from_stdin(env: dict[str, str]) -> None:
+    run(env, "init")
+    user = ok(
+        env,
+        "users",
+        "create",
+        "--username",
+        "olga",
+        "--role",
+        "operator",
+        "--password-stdin",
+        stdin="a long enough password\n",
+    )
+    assert user["role"] == "operator"
+    assert "password" not in json.dumps(user)
+    assert [u["username"] for u in ok(env, "users", "list")] == ["olga"]
+    assert ok(env, "users", "disable", "olga")["disabled_at"] is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["members", "suspend", "not-a-uuid"], "UUID"),
+        (["members", "suspend", "00000000-0000-0000-0000-000000000000"], "no member"),
+        (["members", "create", "--name", "Bad Name"], "lowercase"),
+        (
+            [
+                "clients",
+                "issue",
+                "--member",
+                "00000000-0000-0000-0000-000000000000",
+                "--scope",
+                "admin",
+            ],
+            "unknown scope",
+        ),
+        (["clients", "revoke", "cl_nothing"], "no client"),
+        (["keys", "retire", "nope"], "no key"),
+    ],
+)
+def test_errors_go_to_stderr_with_a_nonzero_exit(
+    env: dict[str, str], args: list[str], message: str
+) -> None:
+    run(env, "init")
+    result = run(env, *args)
+    assert result.exit_code != 0
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_duplicate_member_is_an_error(env: dict[str, str]) -> None:
+    run(env, "init")
+    ok(env, "members", "create", "--name", "acme")
+    result = run(env, "members", "create", "--name", "acme")
+    assert result.exit_code == 1
+    assert "already exists" in result.stderr
+
+
+def test_db_downgrade_and_upgrade(env: dict[str, str]) -> None:
+    run(env, "init")
+    assert ok(env, "db", "downgrade", "base")["revision"] is None
+    assert ok(env, "db", "upgrade")["revision"] == ok(env, "db", "current")["head"]
+
+
+def test_serve_refuses_to_start_without_keys(env: dict[str, str]) -> None:
+    result = run(env, "serve")
+    assert result.exit_code == 1
+    assert "ledger init" in result.stderr

@@ -1,0 +1,125 @@
+"""The README's first steps against a real `ledger serve` process over a real socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+LEDGER = str(Path(sys.executable).parent / "ledger")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def fresh_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["LEDGER_PORT"] = str(_free_port())
+    return env
+
+
+@pytest.fixture
+def server(tmp_path: Path, fresh_env: dict[str, str]) -> Iterator[tuple[str, str, Path]]:
+    """`ledger init --demo` then `ledger serve`, in a fresh directory, as `make run` does."""
+    init = subprocess.run(
+        [LEDGER, "init", "--demo"],
+        cwd=tmp_path,
+        env=fresh_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [LEDGER, "serve"], cwd=tmp_path, env=fresh_env, stdout=log, stderr=log
+        )
+    base = f"http://127.0.0.1:{fresh_env['LEDGER_PORT']}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+        yield base, init.stdout, log_path
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_readme_walkthrough_over_a_real_socket(
+    server: tuple[str, str, Path], tmp_path: Path
+) -> None:
+    base, init_output, log_path = server
+    (command,) = [
+        line.strip() for line in init_output.splitlines() if line.strip().startswith("curl ")
+    ]
+    assert base + "/oauth/token" in command
+
+    # Paste the printed command, as the README says.
+    token_out = subprocess.run(
+        shlex.split(command), capture_output=True, text=True, timeout=30, check=True
+    )
+    token = json.loads(token_out.stdout)
+    assert token["token_type"] == "Bearer"
+
+    me_out = subprocess.run(
+        ["curl", "-s", "-H", f"Authorization: Bearer {token['access_token']}", f"{base}/v1/me"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    me = json.loads(me_out.stdout)
+    assert me["member"]["name"] == "demo"
+    assert "risk:read" in me["token"]["scopes"]
+
+    refused = httpx.get(f"{base}/v1/me", timeout=5)
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+
+    # Logs are JSON lines with request ids, and carry neither the secret nor the token.
+    secret = re.search(r"lsk_[A-Za-z0-9_-]+", command)
+    assert secret is not None
+    time.sleep(0.2)
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "ledger.access"]
+    assert {line["route"] for line in access} >= {"/oauth/token", "/v1/me"}
+    assert all(len(line["request_id"]) == 32 for line in access)
+    text = log_path.read_text()
+    assert secret.group(0) not in text
+    assert token["access_token"] not in text
+
+    # Data is reused: a second start prints no new secret.
+    again = subprocess.run(
+        [LEDGER, "init", "--demo"],
+        cwd=tmp_path,
+        env={**os.environ, "LEDGER_PORT": base.rsplit(":", 1)[1]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "lsk_" not in again.stdout
