@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
-from api.deps import RuntimeDep, SessionDep
+from api.deps import ReadSessionDep, RuntimeDep
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, require
 from ledger.errors import AuthenticationFailed, InvalidInput
@@ -52,7 +52,7 @@ def authorize(permission: Permission) -> Callable[..., Awaitable[ClientPrincipal
     """A dependency that authenticates the caller and checks ``permission``."""
 
     async def dependency(
-        request: Request, runtime: RuntimeDep, session: SessionDep
+        request: Request, runtime: RuntimeDep, session: ReadSessionDep
     ) -> ClientPrincipal:
         claims = runtime.verifier.verify(bearer_token(request))
         await ensure_client_active(session, client_id=claims.client_id, member_id=claims.member_id)

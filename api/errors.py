@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger import errors
@@ -194,8 +195,20 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     )
 
 
-async def _unexpected(_request: Request, exc: Exception) -> Response:
-    log.error("unhandled error", exc_info=exc)
+async def _database_unavailable(_request: Request, exc: Exception) -> Response:
+    # Locked (SQLite busy timeout), unreachable, pool exhausted: the caller may retry.
+    # Nothing was committed, because the request's transaction rolled back.
+    log.warning("database unavailable", extra={"error": type(exc).__name__})
+    return problem_response(
+        503,
+        "unavailable",
+        "Service unavailable",
+        "the database is busy or unreachable; nothing was changed, retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
+def internal_error_response() -> JSONResponse:
     return problem_response(
         INTERNAL.status,
         INTERNAL.slug,
@@ -204,9 +217,22 @@ async def _unexpected(_request: Request, exc: Exception) -> Response:
     )
 
 
+async def _unexpected(_request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc)
+    return internal_error_response()
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(OAuthError, _oauth_error)
     app.add_exception_handler(errors.LedgerError, _ledger_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # asyncpg raises a bare ConnectionError (refused, reset) when it cannot connect.
+    for db_error in (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.TimeoutError,
+        ConnectionError,
+    ):
+        app.add_exception_handler(db_error, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

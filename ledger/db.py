@@ -35,6 +35,9 @@ NAMING_CONVENTION = {
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
+# Execution option marking connections whose transactions only read.
+READ_ONLY = "ledger_read_only"
+
 
 class Base(DeclarativeBase):
     """Declarative base for every model; constraint names follow one convention."""
@@ -72,14 +75,32 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # One writer at a time: take the write lock at BEGIN, where the busy timeout
-        # applies, instead of failing with "database is locked" when a read upgrades.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers never block each other (WAL). A writing transaction takes the write
+        # lock at BEGIN, where the busy timeout applies, rather than failing with
+        # "database is locked" when a read snapshot later tries to upgrade. So a write
+        # transaction must not do slow work (argon2) while it is open.
+        if not conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit."""
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(
+    engine: AsyncEngine, *, read_only: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit.
+
+    ``read_only`` sessions share the engine's pool and open no transaction: each
+    statement reads its own consistent snapshot, and no BEGIN/ROLLBACK round trips
+    or SQLite write lock are spent on them. A read that needs one snapshot across
+    several statements uses an ordinary session. Never write through one: on
+    PostgreSQL each statement would commit on its own.
+    """
+    if not read_only:
+        return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    options: dict[str, object] = {READ_ONLY: True}
+    if engine.dialect.name != "sqlite":
+        options["isolation_level"] = "AUTOCOMMIT"
+    bind = engine.execution_options(**options)
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
 @asynccontextmanager

@@ -31,6 +31,7 @@ class Runtime:
     clock: Clock
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    read_sessionmaker: async_sessionmaker[AsyncSession]
     hasher: SecretHasher
     token_keys: KeyRingSource
     issuer: TokenIssuer
@@ -50,6 +51,7 @@ class Runtime:
             clock=clock,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
+            read_sessionmaker=create_sessionmaker(engine, read_only=True),
             hasher=make_hasher(settings),
             token_keys=keys,
             issuer=TokenIssuer(

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from api.auth import authorize
-from api.deps import SessionDep
+from api.deps import ReadSessionDep
 from api.schemas.me import ClientOut, MemberOut, MeResponse, TokenOut
 from ledger.access.permissions import Permission, format_scopes
 from ledger.access.principals import ClientPrincipal
@@ -20,10 +20,9 @@ ProfileReader = Annotated[ClientPrincipal, Depends(authorize(Permission.PROFILE_
 
 
 @router.get("/me", response_model=MeResponse)
-async def me(principal: ProfileReader, session: SessionDep) -> MeResponse:
+async def me(principal: ProfileReader, session: ReadSessionDep) -> MeResponse:
     """The calling member, the client credential in use, and the token's scopes."""
-    member = await members.get_member(session, principal.member_id)
-    client = await members.get_client(session, principal.client_id)
+    member, client = await members.describe_client(session, principal.client_id)
     return MeResponse(
         member=MemberOut(id=member.id, name=member.name, status=member.status.value),
         client=ClientOut(

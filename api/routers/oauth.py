@@ -64,17 +64,16 @@ async def issue_token(request: Request, runtime: RuntimeDep, session: SessionDep
             "unsupported_grant_type", f"only grant_type={GRANT_TYPE} is supported here"
         )
     client_id, client_secret = _client_credentials(request, params)
+    # Three steps so that argon2id (~100 ms) runs with no transaction or connection
+    # held: read the credential, check the secret, then record its use briefly.
+    async with runtime.read_sessionmaker() as read:
+        credential = await members.find_client_credential(read, client_id)
     try:
-        client = await members.authenticate_client(
-            session,
-            runtime.hasher,
-            client_id=client_id,
-            client_secret=client_secret,
-            now=runtime.clock.now(),
-        )
+        client = await members.check_client_secret(runtime.hasher, credential, client_secret)
     except InvalidClient as exc:
         raise OAuthError("invalid_client", exc.message, status=401) from None
     scopes = _granted_scopes(params.get("scope"), client.scopes)
+    await members.record_client_use(session, client, now=runtime.clock.now())
     issued = runtime.issuer.issue(
         client_id=client.client_id, member_id=client.member_id, scopes=scopes
     )

@@ -75,6 +75,7 @@ class AuthenticatedClient:
     client_id: str
     member_id: uuid.UUID
     scopes: frozenset[Scope]
+    rehashed_secret: str | None = None
 
 
 def _member_view(m: Member) -> MemberView:
@@ -193,11 +194,18 @@ async def list_clients(
     return [_client_view(c) for c in await session.scalars(query)]
 
 
-async def get_client(session: AsyncSession, client_id: str) -> ClientView:
-    client = await session.scalar(sa.select(Client).where(Client.client_id == client_id))
-    if client is None:
+async def describe_client(session: AsyncSession, client_id: str) -> tuple[MemberView, ClientView]:
+    """A client credential and its member, in one read."""
+    row = (
+        await session.execute(
+            sa.select(Member, Client)
+            .join(Client, Client.member_id == Member.id)
+            .where(Client.client_id == client_id)
+        )
+    ).one_or_none()
+    if row is None:
         raise NotFound("no client credential with that client_id")
-    return _client_view(client)
+    return _member_view(row.Member), _client_view(row.Client)
 
 
 async def revoke_client(session: AsyncSession, client_id: str, *, now: dt.datetime) -> ClientView:
@@ -211,42 +219,85 @@ async def revoke_client(session: AsyncSession, client_id: str, *, now: dt.dateti
     return _client_view(client)
 
 
-async def authenticate_client(
-    session: AsyncSession,
-    hasher: SecretHasher,
-    *,
-    client_id: str,
-    client_secret: str,
-    now: dt.datetime,
-) -> AuthenticatedClient:
-    """Check a client's secret (RFC 6749 §2.3.1) and that it may still get tokens."""
-    if len(client_id) > 64 or len(client_secret) > MAX_SECRET_LENGTH:
-        raise InvalidClient("client authentication failed")
+@dataclass(frozen=True, slots=True)
+class ClientCredential:
+    """What authenticating a client needs: its secret hash and whether it may get tokens."""
+
+    client_id: str
+    member_id: uuid.UUID
+    scopes: str
+    secret_hash: str
+    revoked: bool
+    member_status: MemberStatus
+
+
+async def find_client_credential(session: AsyncSession, client_id: str) -> ClientCredential | None:
+    """Read a client credential for authentication (a read; no lock is taken)."""
+    if len(client_id) > 64:
+        return None
     row = (
         await session.execute(
-            sa.select(Client, Member.status)
+            sa.select(
+                Client.client_id,
+                Client.member_id,
+                Client.scopes,
+                Client.secret_hash,
+                Client.revoked_at,
+                Member.status,
+            )
             .join(Member, Member.id == Client.member_id)
             .where(Client.client_id == client_id)
         )
     ).one_or_none()
     if row is None:
-        await hasher.verify_decoy(client_secret)
+        return None
+    return ClientCredential(
+        client_id=row.client_id,
+        member_id=row.member_id,
+        scopes=row.scopes,
+        secret_hash=row.secret_hash,
+        revoked=row.revoked_at is not None,
+        member_status=row.status,
+    )
+
+
+async def check_client_secret(
+    hasher: SecretHasher, credential: ClientCredential | None, client_secret: str
+) -> AuthenticatedClient:
+    """Check a client's secret (RFC 6749 §2.3.1) and that it may still get tokens.
+
+    Runs argon2id, so call it with no transaction open. An unknown client costs the
+    same time as a wrong secret, and gets the same answer.
+    """
+    if credential is None or len(client_secret) > MAX_SECRET_LENGTH:
+        await hasher.verify_decoy(client_secret[:MAX_SECRET_LENGTH])
         raise InvalidClient("client authentication failed")
-    client, member_status = row
-    if not await hasher.verify(client.secret_hash, client_secret):
+    if not await hasher.verify(credential.secret_hash, client_secret):
         raise InvalidClient("client authentication failed")
-    if client.revoked_at is not None:
+    if credential.revoked:
         raise InvalidClient("this client credential was revoked; use another one")
-    if member_status is not MemberStatus.ACTIVE:
+    if credential.member_status is not MemberStatus.ACTIVE:
         raise InvalidClient("the member is suspended; contact the ledger's operators")
-    if hasher.needs_rehash(client.secret_hash):
-        client.secret_hash = await hasher.hash(client_secret)
-    client.last_used_at = now
-    await session.flush()
+    rehashed = None
+    if hasher.needs_rehash(credential.secret_hash):
+        rehashed = await hasher.hash(client_secret)
     return AuthenticatedClient(
-        client_id=client.client_id,
-        member_id=client.member_id,
-        scopes=frozenset(Scope(s) for s in client.scopes.split()),
+        client_id=credential.client_id,
+        member_id=credential.member_id,
+        scopes=frozenset(Scope(s) for s in credential.scopes.split()),
+        rehashed_secret=rehashed,
+    )
+
+
+async def record_client_use(
+    session: AsyncSession, client: AuthenticatedClient, *, now: dt.datetime
+) -> None:
+    """Note when a credential was last used (and store a stronger hash if one was made)."""
+    values: dict[str, object] = {"last_used_at": now}
+    if client.rehashed_secret is not None:
+        values["secret_hash"] = client.rehashed_secret
+    await session.execute(
+        sa.update(Client).where(Client.client_id == client.client_id).values(**values)
     )
 
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from fastapi import FastAPI
+
+from ledger.db import create_engine, create_sessionmaker
+from ledger.logs import JsonFormatter
+from ledger.runtime import Runtime
 
 
 def _assert_problem(response: httpx.Response, status: int, type_: str) -> dict[str, object]:
@@ -51,3 +56,41 @@ async def test_problems_never_echo_the_input(client: httpx.AsyncClient) -> None:
     secret_looking = "+8613800138000"
     response = await client.get(f"/v1/{secret_looking}")
     assert secret_looking not in response.text
+
+
+async def test_an_unreachable_database_is_a_503_problem_with_retry_after(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    engine, sessionmaker, read = runtime.engine, runtime.sessionmaker, runtime.read_sessionmaker
+    # Nothing listens on port 1: every connection attempt is refused.
+    runtime.engine = create_engine("postgresql+asyncpg://ledger@127.0.0.1:1/ledger")
+    runtime.sessionmaker = create_sessionmaker(runtime.engine)
+    runtime.read_sessionmaker = create_sessionmaker(runtime.engine, read_only=True)
+    try:
+        response = await client.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=("cl_someone", "lsk_secret"),
+        )
+    finally:
+        await runtime.engine.dispose()
+        runtime.engine, runtime.sessionmaker, runtime.read_sessionmaker = engine, sessionmaker, read
+    body = _assert_problem(response, 503, "/problems/unavailable")
+    assert response.headers["retry-after"] == "1"
+    assert "retry" in str(body["detail"])
+
+
+async def test_an_unexpected_error_is_a_500_problem_with_the_request_id(
+    app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    @app.get("/v1/test-broken")
+    async def broken() -> None:
+        raise RuntimeError("boom: phone:+8613800138000")
+
+    response = await client.get("/v1/test-broken", headers={"X-Request-ID": "trace-500"})
+    body = _assert_problem(response, 500, "/problems/internal")
+    assert body["request_id"] == "trace-500"
+    assert "8613800138000" not in response.text
+    formatted = [JsonFormatter().format(r) for r in caplog.records]
+    assert any('"exc_type": "RuntimeError"' in line for line in formatted)
+    assert not any("8613800138000" in line for line in formatted)

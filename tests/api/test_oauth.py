@@ -7,11 +7,14 @@ import base64
 import httpx
 import jwt
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.permissions import Scope
+from ledger.access.secrets import SecretHasher
+from ledger.config import Settings
 from ledger.members import service as members
-from ledger.members.models import MemberStatus
+from ledger.members.models import Client, MemberStatus
 from ledger.runtime import Runtime
 from tests.factories import Credential, make_credential
 
@@ -248,3 +251,40 @@ async def test_authorization_server_metadata(client: httpx.AsyncClient) -> None:
         "client_secret_post",
     }
     assert set(meta["scopes_supported"]) == {s.value for s in Scope}
+
+
+async def test_a_token_records_the_credentials_use_and_upgrades_its_hash(
+    client: httpx.AsyncClient,
+    credential: Credential,
+    session: AsyncSession,
+    runtime: Runtime,
+    settings: Settings,
+) -> None:
+    before = await session.scalar(
+        sa.select(Client.secret_hash).where(Client.client_id == credential.client_id)
+    )
+    assert before is not None
+    assert "t=1" in before
+    await session.rollback()  # end the read: on SQLite it would hold the write lock
+    # The operator raises the argon2id parameters; the next token request rehashes.
+    runtime.hasher = SecretHasher(time_cost=2, memory_cost_kib=128, parallelism=1)
+    response = await client.post(
+        "/oauth/token", data=GRANT, auth=(credential.client_id, credential.secret)
+    )
+    assert response.status_code == 200
+    session.expire_all()
+    row = (
+        await session.execute(
+            sa.select(Client.secret_hash, Client.last_used_at).where(
+                Client.client_id == credential.client_id
+            )
+        )
+    ).one()
+    assert row.last_used_at == runtime.clock.now()
+    assert "m=128,t=2,p=1" in row.secret_hash
+    await session.rollback()
+    # The upgraded hash still accepts the same secret.
+    again = await client.post(
+        "/oauth/token", data=GRANT, auth=(credential.client_id, credential.secret)
+    )
+    assert again.status_code == 200

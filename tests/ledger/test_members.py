@@ -99,19 +99,15 @@ async def test_a_member_can_hold_several_credentials_and_revoke_one(
     assert listed[first.client_id].revoked_at is not None
     assert listed[second.client_id].revoked_at is None
     with pytest.raises(InvalidClient):
-        await members.authenticate_client(
-            session,
+        await members.check_client_secret(
             runtime.hasher,
-            client_id=first.client_id,
-            client_secret=first.secret,
-            now=runtime.clock.now(),
+            await members.find_client_credential(session, first.client_id),
+            first.secret,
         )
-    ok = await members.authenticate_client(
-        session,
+    ok = await members.check_client_secret(
         runtime.hasher,
-        client_id=second.client_id,
-        client_secret=second.secret,
-        now=runtime.clock.now(),
+        await members.find_client_credential(session, second.client_id),
+        second.secret,
     )
     assert ok.member_id == first.member.id
 
