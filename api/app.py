@@ -38,6 +38,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings, clock=clock)
+        runtime.start()
         app.state.runtime = runtime
         app.state.head_revision = db.head_revision()
         try:

@@ -13,9 +13,10 @@ from ledger.access import keys
 from ledger.access.permissions import Scope
 from ledger.access.secrets import SecretHasher
 from ledger.config import Settings
+from ledger.context import Operation
 from ledger.members import service as members
 from ledger.members.service import IssuedClient
-from ledger.runtime import TOKEN_RING
+from ledger.runtime import KEY_RINGS
 
 DEMO_MEMBER = "demo"
 
@@ -32,7 +33,7 @@ async def initialize(settings: Settings, *, now: dt.datetime) -> InitResult:
     key_dir = settings.resolved_key_dir
     key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_dir.chmod(0o700)
-    created = [ring for ring in (TOKEN_RING,) if keys.ensure_ring(key_dir / ring, now=now)]
+    created = [ring for ring in KEY_RINGS if keys.ensure_ring(key_dir / ring, now=now)]
     engine = db.create_engine(settings.resolved_database_url, pool_size=1)
     try:
         await db.upgrade(engine)
@@ -48,14 +49,15 @@ async def create_demo_member(
     """On a ledger with no members yet, create ``demo`` with a credential holding every scope."""
     if await members.list_members(session):
         return None
-    member = await members.create_member(session, name=DEMO_MEMBER, now=now)
+    op = Operation.system(now)
+    member = await members.create_member(session, op, name=DEMO_MEMBER)
     return await members.issue_client(
         session,
         hasher,
+        op,
         member_id=member.id,
         scopes=frozenset(Scope),
         label="demo credential made by `ledger init --demo`",
-        now=now,
     )
 
 

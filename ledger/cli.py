@@ -25,6 +25,7 @@ from ledger.access import keys
 from ledger.access.permissions import Role, parse_scopes
 from ledger.clock import SystemClock
 from ledger.config import Settings
+from ledger.context import Operation
 from ledger.errors import LedgerError, NotFound
 from ledger.members import service as members
 from ledger.members.models import MemberStatus
@@ -39,6 +40,11 @@ def _settings() -> Settings:
 
 def _now() -> dt.datetime:
     return SystemClock().now()
+
+
+def _op() -> Operation:
+    """Operator actions through the command are audited as the `system` actor."""
+    return Operation.system(_now())
 
 
 def _jsonable(value: Any) -> Any:  # noqa: PLR0911  (one return per type, flat)
@@ -230,7 +236,7 @@ def members_group() -> None:
 @click.option("--name", required=True, help="Short unique name, e.g. acme.")
 def members_create(name: str) -> None:
     """Onboard a member platform."""
-    _emit(_in_transaction(lambda s: members.create_member(s, name=name, now=_now())))
+    _emit(_in_transaction(lambda s: members.create_member(s, _op(), name=name)))
 
 
 @members_group.command("list")
@@ -245,9 +251,7 @@ def members_suspend(member_id: str) -> None:
     """Suspend a member: its tokens are refused from the next request."""
     mid = _uuid(member_id, "MEMBER_ID")
     _emit(
-        _in_transaction(
-            lambda s: members.set_member_status(s, mid, MemberStatus.SUSPENDED, now=_now())
-        )
+        _in_transaction(lambda s: members.set_member_status(s, _op(), mid, MemberStatus.SUSPENDED))
     )
 
 
@@ -256,11 +260,7 @@ def members_suspend(member_id: str) -> None:
 def members_reinstate(member_id: str) -> None:
     """Reinstate a suspended member."""
     mid = _uuid(member_id, "MEMBER_ID")
-    _emit(
-        _in_transaction(
-            lambda s: members.set_member_status(s, mid, MemberStatus.ACTIVE, now=_now())
-        )
-    )
+    _emit(_in_transaction(lambda s: members.set_member_status(s, _op(), mid, MemberStatus.ACTIVE)))
 
 
 # --- clients --------------------------------------------------------------------------
@@ -286,7 +286,7 @@ def clients_issue(member_id: str, scope: str, label: str) -> None:
         return
     issued = _in_transaction(
         lambda s: members.issue_client(
-            s, make_hasher(settings), member_id=mid, scopes=scopes, label=label, now=_now()
+            s, make_hasher(settings), _op(), member_id=mid, scopes=scopes, label=label
         ),
         settings,
     )
@@ -305,7 +305,7 @@ def clients_list(member_id: str | None) -> None:
 @click.argument("client_id")
 def clients_revoke(client_id: str) -> None:
     """Revoke a client credential; its tokens are refused from the next request."""
-    _emit(_in_transaction(lambda s: members.revoke_client(s, client_id, now=_now())))
+    _emit(_in_transaction(lambda s: members.revoke_client(s, _op(), client_id)))
 
 
 # --- users ----------------------------------------------------------------------------
@@ -332,10 +332,10 @@ def users_create(username: str, role: str, password_stdin: bool) -> None:
             lambda s: members.create_user(
                 s,
                 make_hasher(settings),
+                _op(),
                 username=username,
                 role=Role(role),
                 password=password,
-                now=_now(),
             ),
             settings,
         )
@@ -352,7 +352,7 @@ def users_list() -> None:
 @click.argument("username")
 def users_disable(username: str) -> None:
     """Disable a console user."""
-    _emit(_in_transaction(lambda s: members.disable_user(s, username, now=_now())))
+    _emit(_in_transaction(lambda s: members.disable_user(s, _op(), username)))
 
 
 # --- keys -----------------------------------------------------------------------------

@@ -50,6 +50,23 @@ class Settings(BaseSettings):
         default=2, ge=1, description="Hashes computed at once; each holds its memory cost."
     )
 
+    audit_origin: str = Field(
+        default="refund-ledger/audit",
+        min_length=1,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The audit log's name in its checkpoints; set it once, never change it.",
+    )
+    audit_checkpoint_every_leaves: int = Field(default=1000, ge=1)
+    audit_checkpoint_every_seconds: float = Field(default=60.0, gt=0)
+    audit_sequencer_interval_seconds: float = Field(default=0.5, gt=0)
+    audit_gap_grace_seconds: float = Field(default=60.0, ge=0)
+    audit_retention_days: int = Field(
+        default=3 * 365,
+        ge=3 * 365,
+        description="How long audit events are kept: at least 3 years. Nothing in the "
+        "service deletes them; this is the promise operators must keep when archiving.",
+    )
+
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -9,11 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ledger.access.keys import KeyRingSource
 from ledger.access.secrets import SecretHasher
 from ledger.access.tokens import TokenIssuer, TokenVerifier
+from ledger.audit.service import AuditLog
 from ledger.clock import Clock, SystemClock
 from ledger.config import Settings
 from ledger.db import create_engine, create_sessionmaker
 
 TOKEN_RING = "token"  # noqa: S105  (a directory name, not a secret)
+CHECKPOINT_RING = "checkpoint"
+KEY_RINGS = (TOKEN_RING, CHECKPOINT_RING)
 
 
 def make_hasher(settings: Settings) -> SecretHasher:
@@ -36,6 +40,7 @@ class Runtime:
     token_keys: KeyRingSource
     issuer: TokenIssuer
     verifier: TokenVerifier
+    audit: AuditLog
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -46,6 +51,16 @@ class Runtime:
             max_overflow=settings.db_max_overflow,
         )
         keys = KeyRingSource(settings.resolved_key_dir / TOKEN_RING)
+        audit = AuditLog(
+            engine=engine,
+            clock=clock,
+            keys=KeyRingSource(settings.resolved_key_dir / CHECKPOINT_RING),
+            origin=settings.audit_origin,
+            checkpoint_every_leaves=settings.audit_checkpoint_every_leaves,
+            checkpoint_every_seconds=settings.audit_checkpoint_every_seconds,
+            interval_seconds=settings.audit_sequencer_interval_seconds,
+            gap_grace=dt.timedelta(seconds=settings.audit_gap_grace_seconds),
+        )
         return cls(
             settings=settings,
             clock=clock,
@@ -69,7 +84,13 @@ class Runtime:
                 clock=clock,
                 cache_size=settings.token_cache_size,
             ),
+            audit=audit,
         )
 
+    def start(self) -> None:
+        """Start the background work (audit writer and sequencer); needs a running loop."""
+        self.audit.start()
+
     async def close(self) -> None:
+        await self.audit.stop()
         await self.engine.dispose()

@@ -16,7 +16,7 @@ from api.app import create_app
 from ledger.access import keys
 from ledger.clock import FrozenClock, SystemClock
 from ledger.config import Settings
-from ledger.runtime import TOKEN_RING, Runtime
+from ledger.runtime import KEY_RINGS, Runtime
 from tests.databases import (
     BACKENDS,
     POSTGRES_URL,
@@ -77,7 +77,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         public_url="http://testserver",
         **FAST_ARGON2,  # type: ignore[arg-type]
     )
-    keys.ensure_ring(settings.resolved_key_dir / TOKEN_RING, now=dt.datetime.now(dt.UTC))
+    for ring in KEY_RINGS:
+        keys.ensure_ring(settings.resolved_key_dir / ring, now=dt.datetime.now(dt.UTC))
     return settings
 
 

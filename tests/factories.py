@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.permissions import Role, Scope
 from ledger.clock import Clock
+from ledger.context import Operation
 from ledger.members import service as members
 from ledger.members.service import ClientView, MemberView, UserView
 from ledger.runtime import Runtime
@@ -29,11 +30,16 @@ class Credential:
         return self.client.client_id
 
 
+def op(runtime: Runtime) -> Operation:
+    """An operation by the `system` actor at the runtime's current time."""
+    return Operation.system(runtime.clock.now())
+
+
 async def make_member(
     session: AsyncSession, *, clock: Clock, name: str | None = None
 ) -> MemberView:
     member = await members.create_member(
-        session, name=name or f"member-{next(_seq)}", now=clock.now()
+        session, Operation.system(clock.now()), name=name or f"member-{next(_seq)}"
     )
     await session.commit()
     return member
@@ -49,12 +55,7 @@ async def make_credential(
 ) -> Credential:
     member = member or await make_member(session, clock=runtime.clock)
     issued = await members.issue_client(
-        session,
-        runtime.hasher,
-        member_id=member.id,
-        scopes=scopes,
-        label=label,
-        now=runtime.clock.now(),
+        session, runtime.hasher, op(runtime), member_id=member.id, scopes=scopes, label=label
     )
     await session.commit()
     return Credential(member=member, client=issued.client, secret=issued.client_secret)
@@ -71,10 +72,10 @@ async def make_user(
     user = await members.create_user(
         session,
         runtime.hasher,
+        op(runtime),
         username=username or f"user-{next(_seq)}",
         role=role,
         password=password,
-        now=runtime.clock.now(),
     )
     await session.commit()
     return user

@@ -14,8 +14,13 @@ from api.deps import RuntimeDep, SessionDep
 from api.errors import OAuthError
 from api.schemas.oauth import OAuthErrorResponse, TokenResponse
 from ledger.access.permissions import Scope, parse_scopes
+from ledger.audit.events import Actor
+from ledger.audit.tags import Outcome, Tag
+from ledger.context import Operation
 from ledger.errors import InvalidClient, InvalidInput
+from ledger.logs import request_id_var
 from ledger.members import service as members
+from ledger.runtime import Runtime
 
 router = APIRouter(tags=["oauth"])
 
@@ -69,13 +74,24 @@ async def issue_token(request: Request, runtime: RuntimeDep, session: SessionDep
     async with runtime.read_sessionmaker() as read:
         credential = await members.find_client_credential(read, client_id)
     try:
-        client = await members.check_client_secret(runtime.hasher, credential, client_secret)
-    except InvalidClient as exc:
-        raise OAuthError("invalid_client", exc.message, status=401) from None
-    scopes = _granted_scopes(params.get("scope"), client.scopes)
-    await members.record_client_use(session, client, now=runtime.clock.now())
+        try:
+            client = await members.check_client_secret(runtime.hasher, credential, client_secret)
+        except InvalidClient as exc:
+            raise OAuthError("invalid_client", exc.message, status=401) from None
+        scopes = _granted_scopes(params.get("scope"), client.scopes)
+    except OAuthError as refusal:
+        await _audit_refusal(runtime, credential, refusal)
+        raise
     issued = runtime.issuer.issue(
         client_id=client.client_id, member_id=client.member_id, scopes=scopes
+    )
+    op = Operation(
+        actor=Actor.client(client.member_id, client.client_id),
+        now=runtime.clock.now(),
+        request_id=request_id_var.get(),
+    )
+    await members.record_token_issued(
+        session, op, client, scope=issued.scope, token_id=issued.token_id
     )
     body = TokenResponse(
         access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope
@@ -149,6 +165,22 @@ def _basic_credentials(authorization: str) -> tuple[str, str]:
         )
     # RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
     return unquote_plus(client_id), unquote_plus(client_secret)
+
+
+async def _audit_refusal(
+    runtime: Runtime, credential: members.ClientCredential | None, refusal: OAuthError
+) -> None:
+    """Refusals are recorded durably before they are answered. An unknown client id is
+    not stored: it may be anything, including a mistyped secret."""
+    if credential is None:
+        actor, body = Actor.system(), {"error": refusal.error, "reason": "unknown_client"}
+    else:
+        actor = Actor.client(credential.member_id, credential.client_id)
+        body = {"error": refusal.error, "reason": refusal.description}
+    op = Operation(actor=actor, now=runtime.clock.now(), request_id=request_id_var.get())
+    await runtime.audit.writer.write(
+        op.event(Tag.TOKEN_REFUSED, outcome=Outcome.REFUSED, body=body)
+    )
 
 
 def _granted_scopes(requested: str | None, held: frozenset[Scope]) -> frozenset[Scope]:

@@ -35,6 +35,7 @@ class IssuedToken:
     access_token: str
     expires_in: int
     scope: str
+    token_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,9 @@ class TokenIssuer:
             algorithm=ALGORITHM,
             headers={"typ": TOKEN_TYPE, "kid": key.kid},
         )
-        return IssuedToken(access_token=token, expires_in=self._ttl, scope=scope)
+        return IssuedToken(
+            access_token=token, expires_in=self._ttl, scope=scope, token_id=str(claims["jti"])
+        )
 
 
 class TokenVerifier:

@@ -1,7 +1,8 @@
 """Onboarding members, issuing and revoking their credentials, and human users.
 
 Every function takes the caller's session and never commits: the request or the CLI
-command that called it owns the transaction.
+command that called it owns the transaction. Every change records its audit event in
+that same transaction, so the two commit together or not at all.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.permissions import Role, Scope, format_scopes
 from ledger.access.secrets import SecretHasher, generate_client_id, generate_client_secret
+from ledger.audit.log import record
+from ledger.audit.tags import Tag
+from ledger.context import Operation
 from ledger.errors import (
     Conflict,
     InvalidClient,
@@ -101,7 +105,7 @@ def _user_view(u: User) -> UserView:
 # --- members ----------------------------------------------------------------------
 
 
-async def create_member(session: AsyncSession, *, name: str, now: dt.datetime) -> MemberView:
+async def create_member(session: AsyncSession, op: Operation, *, name: str) -> MemberView:
     """Onboard a member platform under a unique short name (``acme``, ``shop-east``)."""
     if not _NAME.match(name):
         raise InvalidInput(
@@ -111,12 +115,19 @@ async def create_member(session: AsyncSession, *, name: str, now: dt.datetime) -
     existing = await session.scalar(sa.select(Member.id).where(Member.name == name))
     if existing is not None:
         raise Conflict(f"a member named {name!r} already exists")
-    member = Member(name=name, status=MemberStatus.ACTIVE, created_at=now, status_changed_at=now)
+    member = Member(
+        name=name, status=MemberStatus.ACTIVE, created_at=op.now, status_changed_at=op.now
+    )
     session.add(member)
     try:
         await session.flush()
     except IntegrityError:
         raise Conflict(f"a member named {name!r} already exists") from None
+    await record(
+        session,
+        op.event(Tag.MEMBER_CREATED, body={"member_id": str(member.id), "name": name}),
+        now=op.now,
+    )
     return _member_view(member)
 
 
@@ -130,14 +141,16 @@ async def get_member(session: AsyncSession, member_id: uuid.UUID) -> MemberView:
 
 
 async def set_member_status(
-    session: AsyncSession, member_id: uuid.UUID, status: MemberStatus, *, now: dt.datetime
+    session: AsyncSession, op: Operation, member_id: uuid.UUID, status: MemberStatus
 ) -> MemberView:
     """Suspend or reinstate a member. Suspension refuses its tokens on the next request."""
     member = await _member(session, member_id)
     if member.status != status:
         member.status = status
-        member.status_changed_at = now
+        member.status_changed_at = op.now
         await session.flush()
+        tag = Tag.MEMBER_SUSPENDED if status is MemberStatus.SUSPENDED else Tag.MEMBER_REINSTATED
+        await record(session, op.event(tag, body={"member_id": str(member.id)}), now=op.now)
     return _member_view(member)
 
 
@@ -154,11 +167,11 @@ async def _member(session: AsyncSession, member_id: uuid.UUID) -> Member:
 async def issue_client(
     session: AsyncSession,
     hasher: SecretHasher,
+    op: Operation,
     *,
     member_id: uuid.UUID,
     scopes: frozenset[Scope],
     label: str = "",
-    now: dt.datetime,
 ) -> IssuedClient:
     """Issue a client credential. The secret is returned once and stored only as a hash."""
     member = await _member(session, member_id)
@@ -178,10 +191,12 @@ async def issue_client(
         label=label,
         scopes=format_scopes(scopes),
         secret_hash=await hasher.hash(secret),
-        created_at=now,
+        created_at=op.now,
     )
     session.add(client)
     await session.flush()
+    body = {"member_id": str(member.id), "client_id": client.client_id, "scope": client.scopes}
+    await record(session, op.event(Tag.CLIENT_ISSUED, body=body), now=op.now)
     return IssuedClient(client=_client_view(client), client_secret=secret)
 
 
@@ -208,14 +223,16 @@ async def describe_client(session: AsyncSession, client_id: str) -> tuple[Member
     return _member_view(row.Member), _client_view(row.Client)
 
 
-async def revoke_client(session: AsyncSession, client_id: str, *, now: dt.datetime) -> ClientView:
+async def revoke_client(session: AsyncSession, op: Operation, client_id: str) -> ClientView:
     """Revoke a credential; tokens already issued to it are refused from the next request."""
     client = await session.scalar(sa.select(Client).where(Client.client_id == client_id))
     if client is None:
         raise NotFound("no client credential with that client_id")
     if client.revoked_at is None:
-        client.revoked_at = now
+        client.revoked_at = op.now
         await session.flush()
+        body = {"member_id": str(client.member_id), "client_id": client.client_id}
+        await record(session, op.event(Tag.CLIENT_REVOKED, body=body), now=op.now)
     return _client_view(client)
 
 
@@ -289,15 +306,23 @@ async def check_client_secret(
     )
 
 
-async def record_client_use(
-    session: AsyncSession, client: AuthenticatedClient, *, now: dt.datetime
+async def record_token_issued(
+    session: AsyncSession,
+    op: Operation,
+    client: AuthenticatedClient,
+    *,
+    scope: str,
+    token_id: str,
 ) -> None:
-    """Note when a credential was last used (and store a stronger hash if one was made)."""
-    values: dict[str, object] = {"last_used_at": now}
+    """Note the credential's use (with a stronger hash if one was made) and audit it."""
+    values: dict[str, object] = {"last_used_at": op.now}
     if client.rehashed_secret is not None:
         values["secret_hash"] = client.rehashed_secret
     await session.execute(
         sa.update(Client).where(Client.client_id == client.client_id).values(**values)
+    )
+    await record(
+        session, op.event(Tag.TOKEN_ISSUED, body={"scope": scope, "jti": token_id}), now=op.now
     )
 
 
@@ -338,11 +363,11 @@ def check_password_strength(password: str) -> None:
 async def create_user(
     session: AsyncSession,
     hasher: SecretHasher,
+    op: Operation,
     *,
     username: str,
     role: Role,
     password: str,
-    now: dt.datetime,
 ) -> UserView:
     """Create a console user (operator or auditor) with an argon2id password hash."""
     if not _USERNAME.match(username):
@@ -357,10 +382,12 @@ async def create_user(
         username=username,
         role=role,
         password_hash=await hasher.hash(password),
-        created_at=now,
+        created_at=op.now,
     )
     session.add(user)
     await session.flush()
+    body = {"user_id": str(user.id), "username": username, "role": role.value}
+    await record(session, op.event(Tag.USER_CREATED, body=body), now=op.now)
     return _user_view(user)
 
 
@@ -368,13 +395,15 @@ async def list_users(session: AsyncSession) -> list[UserView]:
     return [_user_view(u) for u in await session.scalars(sa.select(User).order_by(User.username))]
 
 
-async def disable_user(session: AsyncSession, username: str, *, now: dt.datetime) -> UserView:
+async def disable_user(session: AsyncSession, op: Operation, username: str) -> UserView:
     user = await session.scalar(sa.select(User).where(User.username == username))
     if user is None:
         raise NotFound("no user with that username")
     if user.disabled_at is None:
-        user.disabled_at = now
+        user.disabled_at = op.now
         await session.flush()
+        body = {"user_id": str(user.id), "username": username}
+        await record(session, op.event(Tag.USER_DISABLED, body=body), now=op.now)
     return _user_view(user)
 
 

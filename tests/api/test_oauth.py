@@ -16,7 +16,7 @@ from ledger.config import Settings
 from ledger.members import service as members
 from ledger.members.models import Client, MemberStatus
 from ledger.runtime import Runtime
-from tests.factories import Credential, make_credential
+from tests.factories import Credential, make_credential, op
 
 GRANT = {"grant_type": "client_credentials"}
 
@@ -128,7 +128,7 @@ async def test_unknown_client_is_invalid_client_with_the_same_answer(
 async def test_revoked_client_gets_no_token(
     client: httpx.AsyncClient, credential: Credential, session: AsyncSession, runtime: Runtime
 ) -> None:
-    await members.revoke_client(session, credential.client_id, now=runtime.clock.now())
+    await members.revoke_client(session, op(runtime), credential.client_id)
     await session.commit()
     response = await client.post(
         "/oauth/token", data=GRANT, auth=(credential.client_id, credential.secret)
@@ -141,7 +141,7 @@ async def test_suspended_member_gets_no_token(
     client: httpx.AsyncClient, credential: Credential, session: AsyncSession, runtime: Runtime
 ) -> None:
     await members.set_member_status(
-        session, credential.member.id, MemberStatus.SUSPENDED, now=runtime.clock.now()
+        session, op(runtime), credential.member.id, MemberStatus.SUSPENDED
     )
     await session.commit()
     response = await client.post(

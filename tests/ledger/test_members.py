@@ -14,13 +14,13 @@ from ledger.errors import Conflict, InvalidClient, InvalidCredentials, InvalidIn
 from ledger.members import service as members
 from ledger.members.models import Client, MemberStatus, User
 from ledger.runtime import Runtime
-from tests.factories import make_credential, make_member, make_user
+from tests.factories import make_credential, make_member, make_user, op
 
 
 async def test_member_names_are_unique(session: AsyncSession, runtime: Runtime) -> None:
     await make_member(session, clock=runtime.clock, name="acme")
     with pytest.raises(Conflict):
-        await members.create_member(session, name="acme", now=runtime.clock.now())
+        await members.create_member(session, op(runtime), name="acme")
 
 
 @pytest.mark.parametrize("name", ["", "Acme", "acme shop", "-acme", "acme-", "a" * 65, "acmé"])
@@ -28,7 +28,7 @@ async def test_bad_member_names_are_refused(
     session: AsyncSession, runtime: Runtime, name: str
 ) -> None:
     with pytest.raises(InvalidInput) as info:
-        await members.create_member(session, name=name, now=runtime.clock.now())
+        await members.create_member(session, op(runtime), name=name)
     assert info.value.fields == ("name",)
 
 
@@ -49,16 +49,10 @@ async def test_a_suspended_member_gets_no_new_credentials(
     session: AsyncSession, runtime: Runtime
 ) -> None:
     member = await make_member(session, clock=runtime.clock)
-    await members.set_member_status(
-        session, member.id, MemberStatus.SUSPENDED, now=runtime.clock.now()
-    )
+    await members.set_member_status(session, op(runtime), member.id, MemberStatus.SUSPENDED)
     with pytest.raises(Conflict) as info:
         await members.issue_client(
-            session,
-            runtime.hasher,
-            member_id=member.id,
-            scopes=frozenset(Scope),
-            now=runtime.clock.now(),
+            session, runtime.hasher, op(runtime), member_id=member.id, scopes=frozenset(Scope)
         )
     assert info.value.current_state == "suspended"
 
@@ -69,19 +63,11 @@ async def test_a_credential_needs_a_scope_and_a_known_member(
     member = await make_member(session, clock=runtime.clock)
     with pytest.raises(InvalidInput):
         await members.issue_client(
-            session,
-            runtime.hasher,
-            member_id=member.id,
-            scopes=frozenset(),
-            now=runtime.clock.now(),
+            session, runtime.hasher, op(runtime), member_id=member.id, scopes=frozenset()
         )
     with pytest.raises(NotFound):
         await members.issue_client(
-            session,
-            runtime.hasher,
-            member_id=uuid.uuid4(),
-            scopes=frozenset(Scope),
-            now=runtime.clock.now(),
+            session, runtime.hasher, op(runtime), member_id=uuid.uuid4(), scopes=frozenset(Scope)
         )
 
 
@@ -90,7 +76,7 @@ async def test_a_member_can_hold_several_credentials_and_revoke_one(
 ) -> None:
     first = await make_credential(session, runtime)
     second = await make_credential(session, runtime, member=first.member)
-    await members.revoke_client(session, first.client_id, now=runtime.clock.now())
+    await members.revoke_client(session, op(runtime), first.client_id)
     await session.commit()
     listed = {
         c.client_id: c for c in await members.list_clients(session, member_id=first.member.id)
@@ -159,7 +145,7 @@ async def test_passwords_are_rehashed_at_login_when_parameters_are_raised(
 
 async def test_disabled_users_cannot_sign_in(session: AsyncSession, runtime: Runtime) -> None:
     await make_user(session, runtime, username="gone")
-    await members.disable_user(session, "gone", now=runtime.clock.now())
+    await members.disable_user(session, op(runtime), "gone")
     with pytest.raises(InvalidCredentials, match="disabled"):
         await members.authenticate_user(
             session, runtime.hasher, username="gone", password="correct horse battery staple"
@@ -177,10 +163,10 @@ async def test_weak_passwords_and_bad_usernames_are_refused(
         await members.create_user(
             session,
             runtime.hasher,
+            op(runtime),
             username=username,
             role=Role.AUDITOR,
             password=password,
-            now=runtime.clock.now(),
         )
 
 

@@ -1,0 +1,111 @@
+"""Signed checkpoints of the audit tree."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledger.access.keys import KeyRing, SigningKey
+from ledger.audit import notes
+from ledger.audit.models import AuditCheckpoint
+from ledger.audit.tree import root_hash, tree_size
+from ledger.errors import NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointView:
+    tree_size: int
+    root_hash: bytes
+    created_at: dt.datetime
+    key_id: str
+    note: str
+
+
+def _view(row: AuditCheckpoint) -> CheckpointView:
+    return CheckpointView(
+        tree_size=row.tree_size,
+        root_hash=bytes(row.root_hash),
+        created_at=row.created_at,
+        key_id=row.key_id,
+        note=row.note,
+    )
+
+
+async def latest(session: AsyncSession) -> CheckpointView | None:
+    row = await session.scalar(
+        sa.select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
+    )
+    return None if row is None else _view(row)
+
+
+async def at_size(session: AsyncSession, size: int) -> CheckpointView:
+    row = await session.get(AuditCheckpoint, size)
+    if row is None:
+        raise NotFound(f"no checkpoint at tree size {size}")
+    return _view(row)
+
+
+async def covering(session: AsyncSession, size: int) -> CheckpointView:
+    """The smallest checkpoint whose tree includes the first ``size`` leaves."""
+    row = await session.scalar(
+        sa.select(AuditCheckpoint)
+        .where(AuditCheckpoint.tree_size >= size)
+        .order_by(AuditCheckpoint.tree_size)
+        .limit(1)
+    )
+    if row is None:
+        raise NotFound("no checkpoint covers that leaf yet; try again shortly")
+    return _view(row)
+
+
+async def history(
+    session: AsyncSession, *, before: int | None = None, limit: int = 100
+) -> list[CheckpointView]:
+    query = sa.select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(limit)
+    if before is not None:
+        query = query.where(AuditCheckpoint.tree_size < before)
+    return [_view(r) for r in await session.scalars(query)]
+
+
+async def create(
+    session: AsyncSession, *, ring: KeyRing, origin: str, now: dt.datetime
+) -> tuple[CheckpointView, bool]:
+    """Sign the current tree; returns (checkpoint, created). Idempotent per tree size."""
+    size = await tree_size(session)
+    existing = await session.get(AuditCheckpoint, size)
+    if existing is not None:
+        return _view(existing), False
+    key: SigningKey = ring.signing_key
+    checkpoint = notes.Checkpoint(
+        origin=origin,
+        tree_size=size,
+        root_hash=await root_hash(session, size),
+        time=now.replace(microsecond=0),
+    )
+    row = AuditCheckpoint(
+        tree_size=size,
+        root_hash=checkpoint.root_hash,
+        created_at=checkpoint.time,
+        key_id=key.kid,
+        note=notes.sign(checkpoint.text(), origin, key.private_key),
+    )
+    session.add(row)
+    await session.flush()
+    return _view(row), True
+
+
+def verifier_keys(ring: KeyRing, origin: str) -> list[dict[str, object]]:
+    """Every checkpoint key ever used (retired ones still verify old checkpoints)."""
+    return [
+        {
+            "key_id": k.kid,
+            "verifier_key": notes.verifier_key(origin, k.public_key),
+            "public_jwk": k.public_jwk(),
+            "created_at": k.created_at,
+            "retired_at": k.retired_at,
+        }
+        for k in ring.keys
+    ]

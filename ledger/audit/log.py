@@ -1,0 +1,141 @@
+"""Recording audit events: the one API the rest of the core uses.
+
+- ``record(session, event, now=...)`` adds the event to the caller's transaction: a
+  state change and its audit entry commit together, or not at all.
+- ``AuditWriter.write(event)`` is for reads of subject data: it returns only once the
+  event is durably committed, so the read can then be answered. Events from concurrent
+  requests are gathered into one transaction (group commit): the writer flushes the
+  next batch as soon as the previous one is committed, so a lone request waits for one
+  commit and a busy server commits many events per fsync. If the commit fails, every
+  waiting request gets ``Unavailable`` and must not answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ledger.audit.events import AuditEvent
+from ledger.audit.models import AuditEventRow
+from ledger.clock import Clock
+from ledger.errors import Unavailable
+
+log = logging.getLogger("ledger.audit")
+
+_INSERT = sa.insert(AuditEventRow).returning(AuditEventRow.id, sort_by_parameter_order=True)
+
+
+def _values(event: AuditEvent, now: Any) -> dict[str, Any]:
+    return {
+        "recorded_at": now,
+        "tag": event.tag.value,
+        "actor_type": event.actor.type.value,
+        "actor_member_id": event.actor.member_id,
+        "actor_client_id": event.actor.client_id,
+        "actor_user_id": event.actor.user_id,
+        "subject": event.subject,
+        "purpose": event.purpose,
+        "reference": event.reference,
+        "request_id": event.request_id,
+        "outcome": event.outcome.value,
+        "body": event.body_json(),
+    }
+
+
+async def record(session: AsyncSession, event: AuditEvent, *, now: dt.datetime) -> int:
+    """Add ``event`` to the caller's transaction; returns its id."""
+    event_id = await session.scalar(_INSERT, _values(event, now))
+    assert event_id is not None
+    return int(event_id)
+
+
+@dataclass
+class _Pending:
+    values: dict[str, Any]
+    done: asyncio.Future[int]
+
+
+class AuditWriter:
+    """Group commit of audit events for reads. One per process; start it, then write."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        clock: Clock,
+        max_batch: int = 512,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._clock = clock
+        self._max_batch = max_batch
+        self._queue: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.events = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="audit-writer")
+
+    async def stop(self) -> None:
+        """Flush what is queued, then stop (never in the middle of a commit)."""
+        if self._task is None:
+            return
+        task, self._task = self._task, None
+        self._stopping = True
+        self._wakeup.set()
+        await task
+
+    async def write(self, event: AuditEvent) -> int:
+        """Record ``event`` durably and return its id; raises ``Unavailable`` on failure."""
+        if self._task is None:
+            raise Unavailable("the audit writer is not running")
+        pending = _Pending(
+            _values(event, self._clock.now()), asyncio.get_running_loop().create_future()
+        )
+        self._queue.append(pending)
+        self._wakeup.set()
+        return await asyncio.shield(pending.done)
+
+    def _take(self) -> list[_Pending]:
+        batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+        if not self._queue:
+            self._wakeup.clear()
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            if self._stopping and not self._queue:
+                return
+            await self._flush(self._take())
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        if not batch:
+            return
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                result = await session.execute(_INSERT, [p.values for p in batch])
+                ids = [int(row[0]) for row in result]
+        except Exception as exc:  # noqa: BLE001  (every waiter must hear of it)
+            log.error(  # noqa: TRY400  (the type is logged; a traceback may carry data)
+                "audit batch failed", extra={"events": len(batch), "error": type(exc).__name__}
+            )
+            failure = Unavailable("the audit log could not record this request; it was not served")
+            for p in batch:
+                if not p.done.done():
+                    p.done.set_exception(failure)
+            return
+        self.batches += 1
+        self.events += len(batch)
+        for p, event_id in zip(batch, ids, strict=True):
+            if not p.done.done():
+                p.done.set_result(event_id)

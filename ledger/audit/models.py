@@ -1,0 +1,85 @@
+"""The audit tables. The database refuses UPDATE and DELETE on the first four
+(triggers made by the migration); only the sequencer's bookmark is mutable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger.db import Base
+from ledger.types import UTCDateTime
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class AuditEventRow(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        sa.Index("ix_audit_events_member_id", "actor_member_id", "id"),
+        sa.Index("ix_audit_events_subject_id", "subject", "id"),
+        sa.Index("ix_audit_events_tag_id", "tag", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    tag: Mapped[str] = mapped_column(sa.String(64))
+    actor_type: Mapped[str] = mapped_column(sa.String(16))
+    actor_member_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    actor_client_id: Mapped[str | None] = mapped_column(sa.String(64))
+    actor_user_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    subject: Mapped[str | None] = mapped_column(sa.String(64))
+    purpose: Mapped[str | None] = mapped_column(sa.String(32))
+    reference: Mapped[str | None] = mapped_column(sa.String(128))
+    request_id: Mapped[str | None] = mapped_column(sa.String(128))
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    body: Mapped[str] = mapped_column(sa.Text)
+
+
+class AuditLeaf(Base):
+    """Leaf ``leaf_index`` of the tree is the event ``event_id``."""
+
+    __tablename__ = "audit_leaves"
+
+    leaf_index: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[int] = mapped_column(
+        sa.BigInteger, sa.ForeignKey("audit_events.id"), unique=True
+    )
+
+
+class AuditNode(Base):
+    """The hash of every perfect subtree: level 0 holds the leaf hashes."""
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+
+
+class AuditCheckpoint(Base):
+    """A signed checkpoint (C2SP signed-note format; docs/audit.md)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    tree_size: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    key_id: Mapped[str] = mapped_column(sa.String(64))
+    note: Mapped[str] = mapped_column(sa.Text)
+
+
+class AuditSequencerState(Base):
+    """The sequencer's bookmark: every event with ``id <= floor_event_id`` is integrated.
+
+    Mutable on purpose and not trusted: a wrong value can only make the sequencer scan
+    more, or leave an event unintegrated, which ``ledger audit verify`` reports.
+    """
+
+    __tablename__ = "audit_sequencer"
+
+    id: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
+    floor_event_id: Mapped[int] = mapped_column(sa.BigInteger)

@@ -1,0 +1,123 @@
+"""The sequencer: integrates committed audit events into the Merkle tree, in order.
+
+Exactly one integration runs at a time: on PostgreSQL a transaction-scoped advisory
+lock (others skip their turn), on SQLite the write lock every writing transaction takes.
+
+Events are found by an anti-join (events with no leaf) above a bookmark, the *floor*:
+every event with ``id <= floor`` is integrated. On PostgreSQL an id can become visible
+after a higher one (its transaction committed later), so the floor only moves past a
+missing id once it has been missing for ``grace`` (an id whose transaction rolled back
+never appears). An event committed after its gap was passed is still found by the full
+sweep, which runs at start and then periodically, and gets the next leaf: leaves are in
+integration order, and no event is skipped or integrated twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledger.audit import merkle
+from ledger.audit.events import StoredEvent
+from ledger.audit.models import AuditEventRow, AuditLeaf, AuditNode, AuditSequencerState
+from ledger.audit.tree import fetch_nodes, frontier_keys, tree_size
+
+ADVISORY_LOCK_KEY = 0x4C45_4447_4552  # "LEDGER"
+
+
+def stored_event(row: AuditEventRow) -> StoredEvent:
+    return StoredEvent(
+        id=row.id,
+        recorded_at=row.recorded_at,
+        tag=row.tag,
+        actor_type=row.actor_type,
+        actor_member_id=row.actor_member_id,
+        actor_client_id=row.actor_client_id,
+        actor_user_id=row.actor_user_id,
+        subject=row.subject,
+        purpose=row.purpose,
+        reference=row.reference,
+        request_id=row.request_id,
+        outcome=row.outcome,
+        body=row.body,
+    )
+
+
+@dataclass
+class Sequencer:
+    grace: dt.timedelta = dt.timedelta(seconds=60)
+    batch: int = 5000
+    _gaps: dict[int, float] = field(default_factory=dict)
+
+    async def integrate(self, session: AsyncSession, *, full_sweep: bool = False) -> int:
+        """Integrate waiting events into the tree; returns how many became leaves."""
+        postgres = session.get_bind().dialect.name == "postgresql"
+        if postgres:
+            locked = await session.scalar(
+                sa.select(sa.func.pg_try_advisory_xact_lock(ADVISORY_LOCK_KEY))
+            )
+            if not locked:
+                return 0
+        state = await session.get(AuditSequencerState, 1)
+        if state is None:
+            state = AuditSequencerState(id=1, floor_event_id=0)
+            session.add(state)
+        floor = 0 if full_sweep else state.floor_event_id
+        rows = list(
+            await session.scalars(
+                sa.select(AuditEventRow)
+                .where(
+                    AuditEventRow.id > floor,
+                    ~sa.exists().where(AuditLeaf.event_id == AuditEventRow.id),
+                )
+                .order_by(AuditEventRow.id)
+                .limit(self.batch)
+            )
+        )
+        if rows:
+            await self._append(session, rows)
+        if not full_sweep:
+            last = rows[-1].id if len(rows) == self.batch else None
+            state.floor_event_id = await self._advance(
+                session, state.floor_event_id, last, gaps_are_final=not postgres
+            )
+        await session.flush()
+        return len(rows)
+
+    async def _append(self, session: AsyncSession, rows: list[AuditEventRow]) -> None:
+        size = await tree_size(session)
+        known = await fetch_nodes(session, frontier_keys(size))
+        leaves, nodes = [], []
+        for row in rows:
+            leaf = merkle.leaf_hash(stored_event(row).canonical_bytes())
+            for level, index, value in merkle.completed_nodes(
+                size, leaf, lambda lv, ix: known[(lv, ix)]
+            ):
+                known[(level, index)] = value
+                nodes.append({"level": level, "idx": index, "hash": value})
+            leaves.append({"leaf_index": size, "event_id": row.id})
+            size += 1
+        await session.execute(sa.insert(AuditLeaf), leaves)
+        await session.execute(sa.insert(AuditNode), nodes)
+
+    async def _advance(
+        self, session: AsyncSession, floor: int, last: int | None, *, gaps_are_final: bool
+    ) -> int:
+        query = sa.select(AuditEventRow.id).where(AuditEventRow.id > floor)
+        if last is not None:
+            query = query.where(AuditEventRow.id <= last)
+        ids = list(await session.scalars(query.order_by(AuditEventRow.id).limit(self.batch)))
+        now = time.monotonic()
+        expected = floor + 1
+        for event_id in ids:
+            if event_id != expected:
+                first_seen = self._gaps.setdefault(expected, now)
+                if not gaps_are_final and now - first_seen < self.grace.total_seconds():
+                    break
+                self._gaps.pop(expected, None)
+            expected = event_id + 1
+        return expected - 1

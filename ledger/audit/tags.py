@@ -1,0 +1,48 @@
+"""The closed set of audit event tags, ``source:subject:action``.
+
+A tag names what happened; the actor, subject, purpose and outcome are separate fields.
+New capabilities add their tags here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Tag(StrEnum):
+    # OAuth and sign-in
+    TOKEN_ISSUED = "oauth:token:issued"
+    TOKEN_REFUSED = "oauth:token:refused"
+    USER_SIGNED_IN = "auth:user:signed_in"
+    USER_SIGN_IN_REFUSED = "auth:user:refused"
+    REQUEST_REFUSED = "access:request:refused"
+    # members, credentials, users
+    MEMBER_CREATED = "member:member:created"
+    MEMBER_SUSPENDED = "member:member:suspended"
+    MEMBER_REINSTATED = "member:member:reinstated"
+    CLIENT_ISSUED = "member:client:issued"
+    CLIENT_REVOKED = "member:client:revoked"
+    USER_CREATED = "member:user:created"
+    USER_DISABLED = "member:user:disabled"
+    # keys
+    TOKEN_KEY_ROTATED = "keys:token:rotated"
+    TOKEN_KEY_RETIRED = "keys:token:retired"
+    CHECKPOINT_KEY_ROTATED = "keys:checkpoint:rotated"
+    # the audit log itself
+    AUDIT_EVENTS_LISTED = "audit:events:listed"
+    AUDIT_EVENTS_EXPORTED = "audit:events:exported"
+    AUDIT_PROOF_READ = "audit:proof:read"
+    AUDIT_CHECKPOINT_CREATED = "audit:checkpoint:created"
+    AUDIT_VERIFIED = "audit:log:verified"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+class ActorType(StrEnum):
+    CLIENT = "client"  # a member platform through one of its client credentials
+    USER = "user"  # an operator or auditor
+    SYSTEM = "system"  # the `ledger` command on the server, or a background job
