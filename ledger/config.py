@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     audit_checkpoint_every_leaves: int = Field(default=1000, ge=1)
     audit_checkpoint_every_seconds: float = Field(default=60.0, gt=0)
     audit_sequencer_interval_seconds: float = Field(default=0.5, gt=0)
+    audit_sequencer_enabled: bool = Field(
+        default=True,
+        description="Run the sequencer and checkpointer in this process (any number of "
+        "processes may: one integrates at a time).",
+    )
     audit_gap_grace_seconds: float = Field(default=60.0, ge=0)
     audit_retention_days: int = Field(
         default=3 * 365,

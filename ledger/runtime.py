@@ -89,7 +89,7 @@ class Runtime:
 
     def start(self) -> None:
         """Start the background work (audit writer and sequencer); needs a running loop."""
-        self.audit.start()
+        self.audit.start(sequencer=self.settings.audit_sequencer_enabled)
 
     async def close(self) -> None:
         await self.audit.stop()

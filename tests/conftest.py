@@ -75,6 +75,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         data_dir=tmp_path / "data",
         database_url=database_url,
         public_url="http://testserver",
+        # Tests integrate explicitly; one test runs the background loop on its own.
+        audit_sequencer_enabled=False,
         **FAST_ARGON2,  # type: ignore[arg-type]
     )
     for ring in KEY_RINGS:

@@ -60,7 +60,8 @@ def verifier_key(name: str, public_key: Ed25519PublicKey) -> str:
 
 def parse_verifier_key(text: str) -> tuple[str, Ed25519PublicKey]:
     try:
-        name, hash_hex, encoded = text.rsplit("+", 2)
+        # Names hold no '+'; base64 may: split on the first two.
+        name, hash_hex, encoded = text.split("+", 2)
         raw = base64.b64decode(encoded, validate=True)
     except ValueError:
         raise NoteError("a verifier key is <name>+<hash>+<base64 key>") from None

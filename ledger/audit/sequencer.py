@@ -1,7 +1,7 @@
 """The sequencer: integrates committed audit events into the Merkle tree, in order.
 
-Exactly one integration runs at a time: on PostgreSQL a transaction-scoped advisory
-lock (others skip their turn), on SQLite the write lock every writing transaction takes.
+Exactly one integration runs at a time: on PostgreSQL the caller holds an advisory lock
+(``AuditLog.integrate``), on SQLite the write lock every writing transaction takes.
 
 Events are found by an anti-join (events with no leaf) above a bookmark, the *floor*:
 every event with ``id <= floor`` is integrated. On PostgreSQL an id can become visible
@@ -54,14 +54,12 @@ class Sequencer:
     _gaps: dict[int, float] = field(default_factory=dict)
 
     async def integrate(self, session: AsyncSession, *, full_sweep: bool = False) -> int:
-        """Integrate waiting events into the tree; returns how many became leaves."""
+        """Integrate waiting events into the tree; returns how many became leaves.
+
+        The caller holds the sequencing lock, and ``session`` reads one snapshot taken
+        after the lock was granted (REPEATABLE READ on PostgreSQL).
+        """
         postgres = session.get_bind().dialect.name == "postgresql"
-        if postgres:
-            locked = await session.scalar(
-                sa.select(sa.func.pg_try_advisory_xact_lock(ADVISORY_LOCK_KEY))
-            )
-            if not locked:
-                return 0
         state = await session.get(AuditSequencerState, 1)
         if state is None:
             state = AuditSequencerState(id=1, floor_event_id=0)

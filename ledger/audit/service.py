@@ -8,14 +8,16 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from collections.abc import AsyncIterator
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ledger.access.keys import KeyRingSource
 from ledger.audit import checkpoints
 from ledger.audit.checkpoints import CheckpointView
 from ledger.audit.log import AuditWriter
-from ledger.audit.sequencer import Sequencer
+from ledger.audit.sequencer import ADVISORY_LOCK_KEY, Sequencer
 from ledger.audit.tree import tree_size
 from ledger.clock import Clock
 from ledger.db import create_sessionmaker
@@ -25,11 +27,38 @@ log = logging.getLogger("ledger.audit")
 FULL_SWEEP_EVERY_SECONDS = 600.0
 
 
-def sequencer_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Integration reads and writes under one snapshot (REPEATABLE READ on PostgreSQL)."""
-    if engine.dialect.name == "postgresql":
-        engine = engine.execution_options(isolation_level="REPEATABLE READ")
-    return create_sessionmaker(engine)
+@contextlib.asynccontextmanager
+async def sequencing_session(
+    engine: AsyncEngine, *, wait: bool = True
+) -> AsyncIterator[AsyncSession | None]:
+    """A transaction in which this process alone integrates, or None if another does.
+
+    On PostgreSQL a session-level advisory lock is taken *before* the transaction
+    begins, so the REPEATABLE READ snapshot includes every earlier integration; with
+    ``wait=False`` a busy lock yields None. On SQLite the write transaction itself is
+    the lock.
+    """
+    async with engine.connect() as conn:
+        if engine.dialect.name != "postgresql":
+            async with AsyncSession(bind=conn, expire_on_commit=False) as session, session.begin():
+                yield session
+            return
+        lock = sa.func.pg_advisory_lock if wait else sa.func.pg_try_advisory_lock
+        granted = await conn.scalar(sa.select(lock(ADVISORY_LOCK_KEY)))
+        await conn.commit()
+        if granted is False:
+            yield None
+            return
+        try:
+            snapshot = await conn.execution_options(isolation_level="REPEATABLE READ")
+            session = AsyncSession(bind=snapshot, expire_on_commit=False)
+            async with session, session.begin():
+                yield session
+        finally:
+            await conn.rollback()
+            await conn.execution_options(isolation_level="READ COMMITTED")
+            await conn.scalar(sa.select(sa.func.pg_advisory_unlock(ADVISORY_LOCK_KEY)))
+            await conn.commit()
 
 
 class AuditLog:
@@ -50,18 +79,24 @@ class AuditLog:
         self.origin = origin
         self.writer = AuditWriter(create_sessionmaker(engine), clock=clock)
         self.sequencer = Sequencer(grace=gap_grace)
-        self._sessions = sequencer_sessionmaker(engine)
+        self._engine = engine
+        self._reads = create_sessionmaker(engine, read_only=True)
         self._every_leaves = checkpoint_every_leaves
         self._every_seconds = checkpoint_every_seconds
         self._interval = interval_seconds
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
-    async def integrate(self, *, full_sweep: bool = False) -> int:
-        """Integrate every waiting event; returns how many leaves were added."""
+    async def integrate(self, *, full_sweep: bool = False, wait: bool = True) -> int:
+        """Integrate every waiting event; returns how many leaves were added.
+
+        With ``wait=False`` it returns 0 at once when another process is integrating.
+        """
         total = 0
         while True:
-            async with self._sessions() as session, session.begin():
+            async with sequencing_session(self._engine, wait=wait) as session:
+                if session is None:
+                    return total
                 added = await self.sequencer.integrate(session, full_sweep=full_sweep)
             total += added
             if added < self.sequencer.batch:
@@ -70,14 +105,15 @@ class AuditLog:
     async def checkpoint(self) -> tuple[CheckpointView, bool]:
         """Integrate, then sign the tree as it stands (idempotent for an unchanged tree)."""
         await self.integrate()
-        async with self._sessions() as session, session.begin():
+        async with sequencing_session(self._engine) as session:
+            assert session is not None
             return await checkpoints.create(
                 session, ring=self.keys.current(), origin=self.origin, now=self.clock.now()
             )
 
-    def start(self) -> None:
+    def start(self, *, sequencer: bool = True) -> None:
         self.writer.start()
-        if self._task is None:
+        if sequencer and self._task is None:
             self._task = asyncio.create_task(self._run(), name="audit-sequencer")
 
     async def stop(self) -> None:
@@ -95,7 +131,7 @@ class AuditLog:
             try:
                 now = time.monotonic()
                 sweep = now - last_sweep >= FULL_SWEEP_EVERY_SECONDS
-                await self.integrate(full_sweep=sweep)
+                await self.integrate(full_sweep=sweep, wait=False)
                 if sweep:
                     last_sweep = now
                 if await self._checkpoint_due(now - last_checkpoint):
@@ -107,7 +143,7 @@ class AuditLog:
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
 
     async def _checkpoint_due(self, elapsed: float) -> bool:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             size = await tree_size(session)
             signed = await checkpoints.latest(session)
         signed_size = -1 if signed is None else signed.tree_size
