@@ -7,6 +7,7 @@ it; errors go to stderr with a non-zero exit status.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import datetime as dt
 import enum
@@ -23,13 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ledger import bootstrap, db
 from ledger.access import keys
 from ledger.access.permissions import Role, parse_scopes
+from ledger.audit import verify
+from ledger.audit.log import record
+from ledger.audit.tags import Outcome, Tag
 from ledger.clock import SystemClock
 from ledger.config import Settings
 from ledger.context import Operation
 from ledger.errors import LedgerError, NotFound
 from ledger.members import service as members
 from ledger.members.models import MemberStatus
-from ledger.runtime import TOKEN_RING, make_hasher
+from ledger.runtime import CHECKPOINT_RING, TOKEN_RING, Runtime, make_hasher
 
 T = TypeVar("T")
 
@@ -353,6 +357,84 @@ def users_list() -> None:
 def users_disable(username: str) -> None:
     """Disable a console user."""
     _emit(_in_transaction(lambda s: members.disable_user(s, _op(), username)))
+
+
+# --- audit ----------------------------------------------------------------------------
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit_group.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Integrate waiting events and sign a checkpoint of the tree now."""
+    settings = _settings()
+
+    async def go() -> dict[str, Any]:
+        runtime = Runtime.build(settings)
+        try:
+            view, created = await runtime.audit.checkpoint()
+        finally:
+            await runtime.close()
+        return {
+            "tree_size": view.tree_size,
+            "root_hash": base64.b64encode(view.root_hash).decode(),
+            "created": created,
+            "note": view.note,
+        }
+
+    _emit(_run(go))
+
+
+@audit_group.command("verify")
+@click.option("--all-problems", is_flag=True, help="List every problem, not only the first.")
+def audit_verify(all_problems: bool) -> None:
+    """Recompute the tree from the events and check every checkpoint; exit 1 on failure."""
+    settings = _settings()
+
+    async def go() -> verify.Report:
+        engine = db.create_engine(settings.resolved_database_url, pool_size=1)
+        ring = keys.KeyRing.load(settings.resolved_key_dir / CHECKPOINT_RING)
+        try:
+            async with db.create_snapshot_sessionmaker(engine)() as session:
+                report = await verify.verify(
+                    session, ring=ring, origin=settings.audit_origin, now=_now()
+                )
+            async with db.transaction(db.create_sessionmaker(engine)) as session:
+                body = {"ok": report.ok, "leaves": report.leaves, "problems": len(report.problems)}
+                await record(
+                    session,
+                    _op().event(
+                        Tag.AUDIT_VERIFIED,
+                        outcome=Outcome.SUCCESS if report.ok else Outcome.FAILED,
+                        body=body,
+                    ),
+                    now=_now(),
+                )
+        finally:
+            await engine.dispose()
+        return report
+
+    report = _run(go)
+    problems = report.problems if all_problems else report.problems[:1]
+    _emit(
+        {
+            "ok": report.ok,
+            "leaves": report.leaves,
+            "events": report.events,
+            "checkpoints": report.checkpoints,
+            "pending": report.pending,
+            "seconds": round(report.seconds, 3),
+            "problems": problems,
+        }
+    )
+    if not report.ok:
+        first = report.first
+        assert first is not None
+        click.echo(f"audit log verification FAILED: {first.what}", err=True)
+        sys.exit(1)
 
 
 # --- keys -----------------------------------------------------------------------------

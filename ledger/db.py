@@ -35,8 +35,10 @@ NAMING_CONVENTION = {
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
-# Execution option marking connections whose transactions only read.
+# Execution options marking connections whose transactions only read, and read
+# transactions that must see one snapshot.
 READ_ONLY = "ledger_read_only"
+SNAPSHOT = "ledger_snapshot"
 
 
 class Base(DeclarativeBase):
@@ -79,8 +81,22 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # lock at BEGIN, where the busy timeout applies, rather than failing with
         # "database is locked" when a read snapshot later tries to upgrade. So a write
         # transaction must not do slow work (argon2) while it is open.
-        if not conn.get_execution_options().get(READ_ONLY):
+        options = conn.get_execution_options()
+        if options.get(SNAPSHOT):
+            conn.exec_driver_sql("BEGIN")
+        elif not options.get(READ_ONLY):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_snapshot_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Read-only sessions that see one snapshot from start to end, for long reads
+    (verification, exports): REPEATABLE READ READ ONLY on PostgreSQL, a deferred
+    transaction on SQLite (no write lock taken)."""
+    if engine.dialect.name == "sqlite":
+        bind = engine.execution_options(**{SNAPSHOT: True})
+    else:
+        bind = engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
 def create_sessionmaker(
