@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.middleware import Metrics, RequestContextMiddleware
-from api.routers import health, me, oauth
+from api.routers import audit, auth, health, me, oauth
 from ledger import db
 from ledger.clock import Clock
 from ledger.config import Settings
@@ -21,6 +21,8 @@ PUBLIC_ROUTES = frozenset(
         "/oauth/token",
         "/.well-known/jwks.json",
         "/.well-known/oauth-authorization-server",
+        "/v1/auth/token",
+        "/v1/audit/keys",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -58,6 +60,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(oauth.router)
     app.include_router(me.router)
+    app.include_router(auth.router)
+    app.include_router(audit.router)
     app.include_router(health.router)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

@@ -3,7 +3,8 @@
 A route is protected by depending on ``authorize(Permission.X)``; the dependency it
 returns carries the permission in ``__ledger_permission__`` so that a test can walk
 ``app.routes`` and fail on any route that neither declares one nor is on the public
-allowlist (deny by default).
+allowlist (deny by default). Refusals of a known caller are audited before they are
+answered.
 """
 
 from __future__ import annotations
@@ -15,9 +16,20 @@ from fastapi import Request
 
 from api.deps import ReadSessionDep, RuntimeDep
 from ledger.access.permissions import Permission
-from ledger.access.principals import ClientPrincipal, require
-from ledger.errors import AuthenticationFailed, InvalidInput
-from ledger.members.service import ensure_client_active
+from ledger.access.principals import ClientPrincipal, Principal, UserPrincipal, require
+from ledger.access.tokens import TokenClaims
+from ledger.audit.events import Actor
+from ledger.audit.tags import Outcome, Tag
+from ledger.context import Operation
+from ledger.errors import AuthenticationFailed, InvalidInput, InvalidToken, PermissionDenied
+from ledger.logs import request_id_var
+from ledger.members.service import (
+    CLIENT_REFUSALS,
+    ClientState,
+    client_state,
+    ensure_user_active,
+)
+from ledger.runtime import Runtime
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*)$", re.IGNORECASE)
@@ -48,22 +60,72 @@ def bearer_token(request: Request) -> str:
     return match.group(1)
 
 
-def authorize(permission: Permission) -> Callable[..., Awaitable[ClientPrincipal]]:
+def actor_of(principal: Principal) -> Actor:
+    if isinstance(principal, ClientPrincipal):
+        return Actor.client(principal.member_id, principal.client_id)
+    return Actor.user(principal.user_id)
+
+
+def operation(runtime: Runtime, principal: Principal) -> Operation:
+    """The operation a request performs, for its audit events."""
+    return Operation(
+        actor=actor_of(principal), now=runtime.clock.now(), request_id=request_id_var.get()
+    )
+
+
+async def _audit_refusal(runtime: Runtime, actor: Actor, request: Request, why: str) -> None:
+    op = Operation(actor=actor, now=runtime.clock.now(), request_id=request_id_var.get())
+    body = {"method": request.method, "route": _route(request), "reason": why}
+    await runtime.audit.writer.write(
+        op.event(Tag.REQUEST_REFUSED, outcome=Outcome.REFUSED, body=body)
+    )
+
+
+def _route(request: Request) -> str:
+    path = getattr(request.scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "<unmatched>"
+
+
+async def _principal(
+    claims: TokenClaims, session: ReadSessionDep, runtime: Runtime, request: Request
+) -> Principal:
+    if claims.user_id is not None and claims.role is not None:
+        try:
+            user = await ensure_user_active(session, claims.user_id)
+        except InvalidToken as exc:
+            await _audit_refusal(runtime, Actor.user(claims.user_id), request, exc.message)
+            raise
+        return UserPrincipal(user_id=user.id, username=user.username, role=user.role)
+    assert claims.member_id is not None
+    state = await client_state(session, client_id=claims.client_id, member_id=claims.member_id)
+    if state is not ClientState.ACTIVE:
+        reason = CLIENT_REFUSALS[state]
+        if state is not ClientState.UNKNOWN:  # a known client: revoked or suspended
+            actor = Actor.client(claims.member_id, claims.client_id)
+            await _audit_refusal(runtime, actor, request, reason)
+        raise InvalidToken(reason)
+    return ClientPrincipal(
+        member_id=claims.member_id,
+        client_id=claims.client_id,
+        scopes=claims.scopes,
+        token_id=claims.token_id,
+        token_expires_at=claims.expires_at,
+    )
+
+
+def authorize(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the caller and checks ``permission``."""
 
     async def dependency(
         request: Request, runtime: RuntimeDep, session: ReadSessionDep
-    ) -> ClientPrincipal:
+    ) -> Principal:
         claims = runtime.verifier.verify(bearer_token(request))
-        await ensure_client_active(session, client_id=claims.client_id, member_id=claims.member_id)
-        principal = ClientPrincipal(
-            member_id=claims.member_id,
-            client_id=claims.client_id,
-            scopes=claims.scopes,
-            token_id=claims.token_id,
-            token_expires_at=claims.expires_at,
-        )
-        require(principal, permission)
+        principal = await _principal(claims, session, runtime, request)
+        try:
+            require(principal, permission)
+        except PermissionDenied as exc:
+            await _audit_refusal(runtime, actor_of(principal), request, exc.message)
+            raise
         request.state.principal = principal
         return principal
 

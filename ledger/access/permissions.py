@@ -39,14 +39,18 @@ class Permission(StrEnum):
     PSEUDONYMS_EVALUATE = "pseudonyms:evaluate"
     SUBJECTS_DISCLOSE = "subjects:disclose"
     AUDIT_READ = "audit:read"
+    AUDIT_PROOF_READ = "audit:proofs:read"
     MEMBERS_MANAGE = "members:manage"
     CREDENTIALS_MANAGE = "credentials:manage"
     USERS_MANAGE = "users:manage"
     POLICY_MANAGE = "policy:manage"
 
 
-# Every authenticated member client may read its own profile; the rest needs a scope.
-_CLIENT_BASE: frozenset[Permission] = frozenset({Permission.PROFILE_READ})
+# Every authenticated member client may read its own profile and fetch receipts for its
+# own audit events; the rest needs a scope.
+_CLIENT_BASE: frozenset[Permission] = frozenset(
+    {Permission.PROFILE_READ, Permission.AUDIT_PROOF_READ}
+)
 
 SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
     Scope.REPORTS_WRITE: frozenset({Permission.REPORTS_WRITE}),
@@ -58,7 +62,7 @@ SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Auditors read everything and change nothing.
-    Role.AUDITOR: frozenset({Permission.AUDIT_READ}),
+    Role.AUDITOR: frozenset({Permission.AUDIT_READ, Permission.AUDIT_PROOF_READ}),
     # Operators manage members and credentials, and cannot touch the audit log.
     Role.OPERATOR: frozenset(
         {

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import jwt
 
 from ledger.access.keys import KeyRingSource
-from ledger.access.permissions import Scope, format_scopes
+from ledger.access.permissions import Role, Scope, format_scopes
 from ledger.clock import Clock
 from ledger.errors import InvalidToken
 
@@ -40,12 +40,21 @@ class IssuedToken:
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
+    """A verified token: a member's client (``member_id``) or a console user (``user_id``)."""
+
     client_id: str
-    member_id: uuid.UUID
+    member_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    role: Role | None
     scopes: frozenset[Scope]
     token_id: str
     expires_at: int
     kid: str
+
+
+# Console users authenticate through this client id; their tokens carry a role.
+CONSOLE_CLIENT_ID = "ledger-console"
+USER_SUBJECT_PREFIX = "user:"
 
 
 class TokenIssuer:
@@ -63,15 +72,30 @@ class TokenIssuer:
     def issue(
         self, *, client_id: str, member_id: uuid.UUID, scopes: frozenset[Scope]
     ) -> IssuedToken:
+        """A token for a member's client credential."""
+        scope = format_scopes(scopes)
+        return self._sign(
+            {"sub": client_id, "client_id": client_id, "member_id": str(member_id)}, scope
+        )
+
+    def issue_for_user(self, *, user_id: uuid.UUID, role: Role) -> IssuedToken:
+        """A token for a console user; what it allows follows from the role."""
+        return self._sign(
+            {
+                "sub": USER_SUBJECT_PREFIX + str(user_id),
+                "client_id": CONSOLE_CLIENT_ID,
+                "role": role.value,
+            },
+            "",
+        )
+
+    def _sign(self, identity: dict[str, str], scope: str) -> IssuedToken:
         key = self._keys.current().signing_key
         now = int(self._clock.now().timestamp())
-        scope = format_scopes(scopes)
-        claims = {
+        claims: dict[str, object] = {
             "iss": self._issuer,
             "aud": self._audience,
-            "sub": client_id,
-            "client_id": client_id,
-            "member_id": str(member_id),
+            **identity,
             "scope": scope,
             "jti": secrets.token_urlsafe(16),
             "iat": now,
@@ -187,16 +211,29 @@ class TokenVerifier:
         if now + self._leeway < nbf:
             raise InvalidToken("the access token is not valid yet; check your clock")
         client_id, sub = payload["client_id"], payload["sub"]
-        if not isinstance(client_id, str) or client_id != sub:
-            raise InvalidToken("the access token's client_id and sub disagree")
+        if not isinstance(client_id, str) or not isinstance(sub, str):
+            raise InvalidToken("the access token's claims are malformed")
+        member_id = user_id = role = None
         try:
-            member_id = uuid.UUID(str(payload.get("member_id")))
             scopes = frozenset(Scope(s) for s in str(payload["scope"]).split())
+            if "role" in payload:
+                if client_id != CONSOLE_CLIENT_ID or not sub.startswith(USER_SUBJECT_PREFIX):
+                    raise InvalidToken("the access token's client_id and sub disagree")
+                user_id = uuid.UUID(sub[len(USER_SUBJECT_PREFIX) :])
+                role = Role(str(payload["role"]))
+                if scopes:
+                    raise InvalidToken("a console user's token carries no scopes")
+            else:
+                if client_id != sub:
+                    raise InvalidToken("the access token's client_id and sub disagree")
+                member_id = uuid.UUID(str(payload.get("member_id")))
         except ValueError:
             raise InvalidToken("the access token's claims are malformed") from None
         return TokenClaims(
             client_id=client_id,
             member_id=member_id,
+            user_id=user_id,
+            role=role,
             scopes=scopes,
             token_id=str(payload["jti"]),
             expires_at=exp,

@@ -11,6 +11,7 @@ import datetime as dt
 import re
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -333,17 +334,32 @@ _CLIENT_STATE = (
 )
 
 
-async def ensure_client_active(
+class ClientState(StrEnum):
+    ACTIVE = "active"
+    UNKNOWN = "unknown"
+    REVOKED = "revoked"
+    SUSPENDED = "suspended"
+
+
+CLIENT_REFUSALS = {
+    ClientState.UNKNOWN: "the access token's client is unknown",
+    ClientState.REVOKED: "the access token's client credential was revoked",
+    ClientState.SUSPENDED: "the member is suspended",
+}
+
+
+async def client_state(
     session: AsyncSession, *, client_id: str, member_id: uuid.UUID
-) -> None:
-    """Refuse a token whose client was revoked or whose member was suspended since."""
+) -> ClientState:
+    """Whether a token's client may still act: revocation and suspension apply at once."""
     row = (await session.execute(_CLIENT_STATE, {"client_id": client_id})).one_or_none()
     if row is None or row.member_id != member_id:
-        raise InvalidToken("the access token's client is unknown")
+        return ClientState.UNKNOWN
     if row.revoked_at is not None:
-        raise InvalidToken("the access token's client credential was revoked")
+        return ClientState.REVOKED
     if row.status != MemberStatus.ACTIVE:
-        raise InvalidToken("the member is suspended")
+        return ClientState.SUSPENDED
+    return ClientState.ACTIVE
 
 
 # --- users --------------------------------------------------------------------------
@@ -404,6 +420,55 @@ async def disable_user(session: AsyncSession, op: Operation, username: str) -> U
         await session.flush()
         body = {"user_id": str(user.id), "username": username}
         await record(session, op.event(Tag.USER_DISABLED, body=body), now=op.now)
+    return _user_view(user)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedInUser:
+    user: UserView
+    rehashed_password: str | None
+
+
+async def find_user_credential(session: AsyncSession, username: str) -> tuple[UserView, str] | None:
+    """A user and their password hash, for sign-in (a read)."""
+    if len(username) > 64:
+        return None
+    user = await session.scalar(sa.select(User).where(User.username == username))
+    return None if user is None else (_user_view(user), user.password_hash)
+
+
+async def check_user_password(
+    hasher: SecretHasher, credential: tuple[UserView, str] | None, password: str
+) -> SignedInUser:
+    """Check a password with no transaction open; unknown users cost the same time."""
+    if credential is None or len(password) > MAX_SECRET_LENGTH:
+        await hasher.verify_decoy(password[:MAX_SECRET_LENGTH])
+        raise InvalidCredentials("wrong username or password")
+    user, stored = credential
+    if not await hasher.verify(stored, password):
+        raise InvalidCredentials("wrong username or password")
+    if user.disabled_at is not None:
+        raise InvalidCredentials("this account is disabled")
+    rehashed = await hasher.hash(password) if hasher.needs_rehash(stored) else None
+    return SignedInUser(user=user, rehashed_password=rehashed)
+
+
+async def record_sign_in(session: AsyncSession, op: Operation, signed_in: SignedInUser) -> None:
+    if signed_in.rehashed_password is not None:
+        await session.execute(
+            sa.update(User)
+            .where(User.id == signed_in.user.id)
+            .values(password_hash=signed_in.rehashed_password)
+        )
+    body = {"user_id": str(signed_in.user.id), "role": signed_in.user.role.value}
+    await record(session, op.event(Tag.USER_SIGNED_IN, body=body), now=op.now)
+
+
+async def ensure_user_active(session: AsyncSession, user_id: uuid.UUID) -> UserView:
+    """Refuse a token whose user was disabled since it was issued."""
+    user = await session.get(User, user_id)
+    if user is None or user.disabled_at is not None:
+        raise InvalidToken("the access token's user is unknown or disabled")
     return _user_view(user)
 
 

@@ -1,0 +1,243 @@
+"""The audit log over HTTP: public keys, checkpoints and proofs for anyone holding a
+token, receipts for a member's own events, and the full log for auditors.
+
+Reading the audit log is itself audited, durably, before the answer is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import StreamingResponse
+
+from api.auth import authorize, operation
+from api.deps import ReadSessionDep, RuntimeDep
+from api.schemas.audit import (
+    CheckpointList,
+    CheckpointOut,
+    ConsistencyProofOut,
+    EventOut,
+    EventPage,
+    ReceiptOut,
+    VerifierKey,
+    VerifierKeys,
+)
+from ledger.access.permissions import Permission
+from ledger.access.principals import Principal
+from ledger.audit import checkpoints, merkle, queries, tree
+from ledger.audit.checkpoints import CheckpointView
+from ledger.audit.queries import EventFilter, Receipt
+from ledger.audit.tags import ActorType, Outcome, Tag
+from ledger.db import create_snapshot_sessionmaker
+from ledger.errors import InvalidInput, NotFound
+from ledger.runtime import Runtime
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+ProofReader = Annotated[Principal, Depends(authorize(Permission.AUDIT_PROOF_READ))]
+Auditor = Annotated[Principal, Depends(authorize(Permission.AUDIT_READ))]
+
+PSEUDONYM = r"^[A-Za-z0-9_-]{43}$"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _checkpoint(view: CheckpointView) -> CheckpointOut:
+    return CheckpointOut(
+        tree_size=view.tree_size,
+        root_hash=_b64(view.root_hash),
+        created_at=view.created_at,
+        key_id=view.key_id,
+        note=view.note,
+    )
+
+
+@router.get("/keys", response_model=VerifierKeys)
+async def verifier_keys(runtime: RuntimeDep) -> VerifierKeys:
+    """The public keys that sign checkpoints, retired ones included (they verify old ones)."""
+    ring = runtime.audit.keys.current()
+    keys = checkpoints.verifier_keys(ring, runtime.audit.origin)
+    return VerifierKeys(
+        origin=runtime.audit.origin, keys=[VerifierKey.model_validate(k) for k in keys]
+    )
+
+
+@router.get("/checkpoints/latest", response_model=CheckpointOut)
+async def latest_checkpoint(_: ProofReader, session: ReadSessionDep) -> CheckpointOut:
+    """The newest signed checkpoint."""
+    view = await checkpoints.latest(session)
+    if view is None:
+        raise NotFound("no checkpoint has been signed yet")
+    return _checkpoint(view)
+
+
+@router.get("/checkpoints", response_model=CheckpointList)
+async def checkpoint_history(
+    _: ProofReader,
+    session: ReadSessionDep,
+    before: Annotated[int | None, Query(ge=1, description="tree sizes below this")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> CheckpointList:
+    """Signed checkpoints, newest first."""
+    views = await checkpoints.history(session, before=before, limit=limit)
+    return CheckpointList(checkpoints=[_checkpoint(v) for v in views])
+
+
+@router.get("/checkpoints/{tree_size}", response_model=CheckpointOut)
+async def checkpoint_at(
+    tree_size: Annotated[int, Path(ge=0)], _: ProofReader, session: ReadSessionDep
+) -> CheckpointOut:
+    """The checkpoint signed at exactly this tree size."""
+    return _checkpoint(await checkpoints.at_size(session, tree_size))
+
+
+@router.get("/consistency", response_model=ConsistencyProofOut)
+async def consistency(
+    _: ProofReader,
+    session: ReadSessionDep,
+    old_size: Annotated[int, Query(ge=1)],
+    new_size: Annotated[int, Query(ge=1)],
+) -> ConsistencyProofOut:
+    """Proof that the tree of ``new_size`` extends the tree of ``old_size`` (RFC 9162)."""
+    if old_size > new_size or new_size > await tree.tree_size(session):
+        raise InvalidInput(
+            "need old_size <= new_size <= the current tree size", fields=("old_size", "new_size")
+        )
+    try:
+        proof = await tree.consistency_proof(session, old_size, new_size)
+    except merkle.ProofError as exc:
+        raise InvalidInput(str(exc), fields=("old_size",)) from None
+    return ConsistencyProofOut(old_size=old_size, new_size=new_size, proof=[_b64(p) for p in proof])
+
+
+def _receipt(receipt: Receipt) -> ReceiptOut:
+    return ReceiptOut(
+        event=receipt.event,
+        canonical_event=_b64(receipt.canonical),
+        leaf_index=receipt.leaf_index,
+        leaf_hash=_b64(receipt.leaf_hash),
+        tree_size=receipt.checkpoint.tree_size,
+        inclusion_proof=[_b64(p) for p in receipt.proof],
+        checkpoint=receipt.checkpoint.note,
+    )
+
+
+async def _audit_read(
+    runtime: Runtime, principal: Principal, tag: Tag, /, **fields: object
+) -> None:
+    subject = fields.pop("subject", None)
+    body = {k: str(v) for k, v in fields.items() if v is not None}
+    event = operation(runtime, principal).event(
+        tag, subject=subject if isinstance(subject, str) else None, body=body
+    )
+    await runtime.audit.writer.write(event)
+
+
+@router.get("/events/{event_id}/receipt", response_model=ReceiptOut)
+async def event_receipt(
+    event_id: int,
+    principal: ProofReader,
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    tree_size: Annotated[int | None, Query(ge=1)] = None,
+) -> ReceiptOut:
+    """A receipt for an event: a member may fetch its own, an auditor any.
+
+    Without ``tree_size``, the proof is against the first checkpoint that includes the
+    event, so it stays the same however much the log grows.
+    """
+    receipt = await queries.receipt_for_event(session, principal, event_id, tree_size=tree_size)
+    await _audit_read(runtime, principal, Tag.AUDIT_PROOF_READ, event_id=event_id)
+    return _receipt(receipt)
+
+
+@router.get("/leaves/{leaf_index}/receipt", response_model=ReceiptOut)
+async def leaf_receipt(
+    leaf_index: int,
+    principal: ProofReader,
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    tree_size: Annotated[int | None, Query(ge=1)] = None,
+) -> ReceiptOut:
+    """The event at a leaf index, with its inclusion proof (same rules as above)."""
+    receipt = await queries.receipt_for_leaf(session, principal, leaf_index, tree_size=tree_size)
+    await _audit_read(runtime, principal, Tag.AUDIT_PROOF_READ, leaf_index=leaf_index)
+    return _receipt(receipt)
+
+
+def event_filter(
+    since: Annotated[dt.datetime | None, Query(description="recorded at or after")] = None,
+    until: Annotated[dt.datetime | None, Query(description="recorded before")] = None,
+    member_id: uuid.UUID | None = None,
+    actor_type: ActorType | None = None,
+    client_id: Annotated[str | None, Query(max_length=64)] = None,
+    user_id: uuid.UUID | None = None,
+    tag: Tag | None = None,
+    subject: Annotated[str | None, Query(pattern=PSEUDONYM, description="a pseudonym")] = None,
+    purpose: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
+    outcome: Outcome | None = None,
+) -> EventFilter:
+    for value in (since, until):
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput("give times with a UTC offset, e.g. 2026-11-23T10:00:00Z")
+    return EventFilter(
+        since=since,
+        until=until,
+        member_id=member_id,
+        actor_type=actor_type.value if actor_type else None,
+        client_id=client_id,
+        user_id=user_id,
+        tag=tag.value if tag else None,
+        subject=subject,
+        purpose=purpose,
+        outcome=outcome.value if outcome else None,
+    )
+
+
+Filter = Annotated[EventFilter, Depends(event_filter)]
+
+
+@router.get("/events", response_model=EventPage)
+async def list_events(
+    principal: Auditor,
+    filt: Filter,
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
+) -> EventPage:
+    """Audit events matching the filters, newest first (auditors only)."""
+    page = await queries.list_events(session, principal, filt, cursor=cursor, limit=limit)
+    await _audit_read(runtime, principal, Tag.AUDIT_EVENTS_LISTED, **filt.summary())
+    return EventPage(
+        events=[EventOut(event=e.event, leaf_index=e.leaf_index) for e in page.events],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/events:export", response_class=StreamingResponse)
+async def export_events(principal: Auditor, filt: Filter, runtime: RuntimeDep) -> StreamingResponse:
+    """Every matching event as JSON Lines, oldest first, read from one snapshot."""
+    # Audited before the first byte is sent.
+    await _audit_read(runtime, principal, Tag.AUDIT_EVENTS_EXPORTED, **filt.summary())
+    sessions = create_snapshot_sessionmaker(runtime.engine)
+
+    async def lines() -> AsyncIterator[bytes]:
+        async with sessions() as session:
+            async for view in queries.stream_events(session, principal, filt):
+                record = {"event": view.event, "leaf_index": view.leaf_index}
+                yield (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+    return StreamingResponse(
+        lines(),
+        media_type="application/jsonl",
+        headers={"Content-Disposition": 'attachment; filename="audit-events.jsonl"'},
+    )
