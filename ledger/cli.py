@@ -16,6 +16,7 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -442,20 +443,36 @@ def audit_verify(all_problems: bool) -> None:
 
 @main.group("keys")
 def keys_group() -> None:
-    """Token signing keys."""
+    """Signing keys: access tokens ('token') and audit checkpoints ('checkpoint')."""
 
 
-def _ring_dir() -> Any:
-    return _settings().resolved_key_dir / TOKEN_RING
+RING_OPTION = click.option(
+    "--ring",
+    type=click.Choice([TOKEN_RING, CHECKPOINT_RING]),
+    default=TOKEN_RING,
+    show_default=True,
+    help="Which key ring.",
+)
+
+_KEY_TAGS = {
+    (TOKEN_RING, "rotated"): Tag.TOKEN_KEY_ROTATED,
+    (TOKEN_RING, "retired"): Tag.TOKEN_KEY_RETIRED,
+    (CHECKPOINT_RING, "rotated"): Tag.CHECKPOINT_KEY_ROTATED,
+    (CHECKPOINT_RING, "retired"): Tag.CHECKPOINT_KEY_RETIRED,
+}
 
 
-def _key_rows() -> list[dict[str, Any]]:
+def _ring_dir(ring: str) -> Path:
+    return _settings().resolved_key_dir / ring
+
+
+def _key_rows(ring: str) -> list[dict[str, Any]]:
     try:
-        ring = keys.KeyRing.load(_ring_dir())
+        loaded = keys.KeyRing.load(_ring_dir(ring))
     except NotFound as exc:
         _fail(exc.message)
         raise
-    signing = ring.signing_key.kid if ring.active else None
+    signing = loaded.signing_key.kid if loaded.active else None
     return [
         {
             "kid": k.kid,
@@ -463,29 +480,46 @@ def _key_rows() -> list[dict[str, Any]]:
             "retired_at": k.retired_at.isoformat() if k.retired_at else None,
             "signing": k.kid == signing,
         }
-        for k in ring.keys
+        for k in loaded.keys
     ]
 
 
+def _audit_key_change(ring: str, change: str, kid: str) -> None:
+    async def go(session: AsyncSession) -> None:
+        op = _op()
+        await record(session, op.event(_KEY_TAGS[ring, change], body={"kid": kid}), now=op.now)
+
+    _in_transaction(go)
+
+
 @keys_group.command("list")
-def keys_list() -> None:
-    """List signing keys; the newest active one signs, every active one verifies."""
-    _emit(_key_rows())
+@RING_OPTION
+def keys_list(ring: str) -> None:
+    """List keys; the newest active one signs, every active one verifies."""
+    _emit(_key_rows(ring))
 
 
 @keys_group.command("rotate")
-def keys_rotate() -> None:
-    """Make a new signing key; older keys keep verifying until retired."""
-    key = keys.rotate(_ring_dir(), now=_now())
+@RING_OPTION
+def keys_rotate(ring: str) -> None:
+    """Make a new signing key; older keys keep verifying until retired.
+
+    Running servers pick the new key up within a second.
+    """
+    key = keys.rotate(_ring_dir(ring), now=_now())
+    _audit_key_change(ring, "rotated", key.kid)
     _emit({"kid": key.kid, "created_at": key.created_at.isoformat(), "signing": True})
 
 
 @keys_group.command("retire")
+@RING_OPTION
 @click.argument("kid")
-def keys_retire(kid: str) -> None:
-    """Retire a key: tokens it signed are refused from then on."""
+def keys_retire(ring: str, kid: str) -> None:
+    """Retire a key: it signs nothing more. A retired token key stops verifying tokens;
+    a retired checkpoint key is still published, to verify the checkpoints it signed."""
     try:
-        keys.retire(_ring_dir(), kid, now=_now())
+        keys.retire(_ring_dir(ring), kid, now=_now())
     except LedgerError as exc:
         _fail(exc.message)
-    _emit(_key_rows())
+    _audit_key_change(ring, "retired", kid)
+    _emit(_key_rows(ring))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ledger.cli import main
+from tests.tampering import tamper
 
 
 @pytest.fixture
@@ -156,3 +158,34 @@ def test_serve_refuses_to_start_without_keys(env: dict[str, str]) -> None:
     result = run(env, "serve")
     assert result.exit_code == 1
     assert "ledger init" in result.stderr
+
+
+def test_audit_checkpoint_and_verify(env: dict[str, str], database_url: str) -> None:
+    run(env, "init")
+    member = ok(env, "members", "create", "--name", "acme")
+    ok(env, "members", "suspend", member["id"])
+    checkpoint = ok(env, "audit", "checkpoint")
+    assert checkpoint["created"] is True
+    assert checkpoint["tree_size"] == 2  # the two operator actions, audited
+    assert checkpoint["note"].startswith("refund-ledger/audit\n2\n")
+    assert ok(env, "audit", "checkpoint")["created"] is False
+
+    report = ok(env, "audit", "verify")
+    assert report["ok"] is True
+    assert (report["leaves"], report["checkpoints"]) == (2, 1)
+
+    asyncio.run(tamper(database_url, ["UPDATE audit_events SET outcome = 'refused' WHERE id = 1"]))
+    result = run(env, "audit", "verify")
+    assert result.exit_code == 1
+    assert "event 1 (leaf 0)" in result.stderr
+    assert json.loads(result.stdout)["problems"][0]["event_id"] == 1
+
+
+def test_the_checkpoint_key_ring_rotates_and_keeps_old_keys(env: dict[str, str]) -> None:
+    run(env, "init")
+    (first,) = ok(env, "keys", "list", "--ring", "checkpoint")
+    ok(env, "keys", "rotate", "--ring", "checkpoint")
+    rows = ok(env, "keys", "retire", "--ring", "checkpoint", first["kid"])
+    assert [r["retired_at"] is not None for r in rows] == [True, False]
+    # The token ring was not touched.
+    assert len(ok(env, "keys", "list")) == 1

@@ -28,6 +28,7 @@ class Tag(StrEnum):
     TOKEN_KEY_ROTATED = "keys:token:rotated"
     TOKEN_KEY_RETIRED = "keys:token:retired"
     CHECKPOINT_KEY_ROTATED = "keys:checkpoint:rotated"
+    CHECKPOINT_KEY_RETIRED = "keys:checkpoint:retired"
     # the audit log itself
     AUDIT_EVENTS_LISTED = "audit:events:listed"
     AUDIT_EVENTS_EXPORTED = "audit:events:exported"
