@@ -189,3 +189,10 @@ def test_the_checkpoint_key_ring_rotates_and_keeps_old_keys(env: dict[str, str])
     assert [r["retired_at"] is not None for r in rows] == [True, False]
     # The token ring was not touched.
     assert len(ok(env, "keys", "list")) == 1
+
+
+def test_audit_retention_below_three_years_is_refused(env: dict[str, str]) -> None:
+    result = run({**env, "LEDGER_AUDIT_RETENTION_DAYS": "365"}, "init")
+    assert result.exit_code == 1
+    assert "LEDGER_AUDIT_RETENTION_DAYS" in result.stderr
+    assert "1095" in result.stderr

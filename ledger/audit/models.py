@@ -9,6 +9,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ledger.audit.events import StoredEvent
 from ledger.db import Base
 from ledger.types import UTCDateTime
 
@@ -83,3 +84,7 @@ class AuditSequencerState(Base):
 
     id: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
     floor_event_id: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+# The columns a StoredEvent is made of, in its field order: StoredEvent(*row).
+EVENT_COLUMNS = [AuditEventRow.__table__.c[name] for name in StoredEvent.__dataclass_fields__]

@@ -23,7 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.audit import merkle
 from ledger.audit.events import StoredEvent
-from ledger.audit.models import AuditEventRow, AuditLeaf, AuditNode, AuditSequencerState
+from ledger.audit.models import (
+    EVENT_COLUMNS,
+    AuditEventRow,
+    AuditLeaf,
+    AuditNode,
+    AuditSequencerState,
+)
 from ledger.audit.tree import fetch_nodes, frontier_keys, tree_size
 
 ADVISORY_LOCK_KEY = 0x4C45_4447_4552  # "LEDGER"
@@ -65,17 +71,17 @@ class Sequencer:
             state = AuditSequencerState(id=1, floor_event_id=0)
             session.add(state)
         floor = 0 if full_sweep else state.floor_event_id
-        rows = list(
-            await session.scalars(
-                sa.select(AuditEventRow)
-                .where(
-                    AuditEventRow.id > floor,
-                    ~sa.exists().where(AuditLeaf.event_id == AuditEventRow.id),
-                )
-                .order_by(AuditEventRow.id)
-                .limit(self.batch)
+        # Core rows, not ORM objects: the sequencer only hashes them.
+        result = await session.execute(
+            sa.select(*EVENT_COLUMNS)
+            .where(
+                AuditEventRow.id > floor,
+                ~sa.exists().where(AuditLeaf.event_id == AuditEventRow.id),
             )
+            .order_by(AuditEventRow.id)
+            .limit(self.batch)
         )
+        rows = [StoredEvent(*row) for row in result]
         if rows:
             await self._append(session, rows)
         if not full_sweep:
@@ -86,12 +92,12 @@ class Sequencer:
         await session.flush()
         return len(rows)
 
-    async def _append(self, session: AsyncSession, rows: list[AuditEventRow]) -> None:
+    async def _append(self, session: AsyncSession, rows: list[StoredEvent]) -> None:
         size = await tree_size(session)
         known = await fetch_nodes(session, frontier_keys(size))
         leaves, nodes = [], []
         for row in rows:
-            leaf = merkle.leaf_hash(stored_event(row).canonical_bytes())
+            leaf = merkle.leaf_hash(row.canonical_bytes())
             for level, index, value in merkle.completed_nodes(
                 size, leaf, lambda lv, ix: known[(lv, ix)]
             ):

@@ -33,7 +33,6 @@ class Tag(StrEnum):
     AUDIT_EVENTS_LISTED = "audit:events:listed"
     AUDIT_EVENTS_EXPORTED = "audit:events:exported"
     AUDIT_PROOF_READ = "audit:proof:read"
-    AUDIT_CHECKPOINT_CREATED = "audit:checkpoint:created"
     AUDIT_VERIFIED = "audit:log:verified"
 
 

@@ -16,6 +16,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ledger.access.keys import KeyRing
 from ledger.audit import merkle, notes
 from ledger.audit.events import StoredEvent
-from ledger.audit.models import AuditCheckpoint, AuditEventRow, AuditLeaf, AuditNode
+from ledger.audit.models import (
+    EVENT_COLUMNS,
+    AuditCheckpoint,
+    AuditEventRow,
+    AuditLeaf,
+    AuditNode,
+)
 from ledger.audit.tree import consistency_proof
 
 
@@ -85,7 +92,7 @@ _LEAVES = (
         AuditLeaf.leaf_index,
         AuditLeaf.event_id,
         AuditNode.hash.label("stored_hash"),
-        *AuditEventRow.__table__.c,
+        *EVENT_COLUMNS,
     )
     .outerjoin(AuditEventRow, AuditEventRow.id == AuditLeaf.event_id)
     .outerjoin(AuditNode, sa.and_(AuditNode.level == 0, AuditNode.idx == AuditLeaf.leaf_index))
@@ -160,12 +167,11 @@ async def verify(
     return report
 
 
-def _leaf_hash(row: sa.Row[object]) -> bytes | None:
-    mapping = row._mapping
-    if mapping["id"] is None:
+def _leaf_hash(row: sa.Row[Any]) -> bytes | None:
+    if row.id is None:  # the leaf's event is gone
         return None
-    event = StoredEvent(**{k: mapping[k] for k in StoredEvent.__dataclass_fields__})
-    return merkle.leaf_hash(event.canonical_bytes())
+    values: list[Any] = list(row)[3:]
+    return merkle.leaf_hash(StoredEvent(*values).canonical_bytes())
 
 
 def _check_checkpoint(

@@ -223,3 +223,13 @@ async def test_checkpoints_and_consistency_proofs(
         "/v1/audit/consistency", params={"old_size": 5, "new_size": 10**9}, headers=bearer(auditor)
     )
     assert bad.status_code == 400
+
+
+async def test_a_read_that_cannot_be_audited_is_not_answered(
+    client: httpx.AsyncClient, runtime: Runtime, auditor: str
+) -> None:
+    await runtime.audit.writer.stop()
+    response = await client.get("/v1/audit/events", headers=bearer(auditor))
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert "events" not in response.json()
