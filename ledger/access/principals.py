@@ -59,4 +59,8 @@ def require(principal: Principal, permission: Permission) -> None:
                 "from a client credential that holds it",
                 required=(scope.value,),
             )
-    raise PermissionDenied(f"your role does not allow '{permission.value}'")
+        raise PermissionDenied(
+            "this operation is for the ledger's own staff (auditors or operators), "
+            "not for member platforms"
+        )
+    raise PermissionDenied(f"the role '{principal.role.value}' does not allow '{permission.value}'")

@@ -36,21 +36,7 @@ ADVISORY_LOCK_KEY = 0x4C45_4447_4552  # "LEDGER"
 
 
 def stored_event(row: AuditEventRow) -> StoredEvent:
-    return StoredEvent(
-        id=row.id,
-        recorded_at=row.recorded_at,
-        tag=row.tag,
-        actor_type=row.actor_type,
-        actor_member_id=row.actor_member_id,
-        actor_client_id=row.actor_client_id,
-        actor_user_id=row.actor_user_id,
-        subject=row.subject,
-        purpose=row.purpose,
-        reference=row.reference,
-        request_id=row.request_id,
-        outcome=row.outcome,
-        body=row.body,
-    )
+    return StoredEvent(*(getattr(row, column.name) for column in EVENT_COLUMNS))
 
 
 @dataclass

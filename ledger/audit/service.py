@@ -146,7 +146,7 @@ class AuditLog:
         async with self._reads() as session:
             size = await tree_size(session)
             signed = await checkpoints.latest(session)
-        signed_size = -1 if signed is None else signed.tree_size
-        if size == signed_size:
+        signed_size = 0 if signed is None else signed.tree_size
+        if size == signed_size:  # nothing new (and an empty tree is not worth signing)
             return False
-        return size - max(signed_size, 0) >= self._every_leaves or elapsed >= self._every_seconds
+        return size - signed_size >= self._every_leaves or elapsed >= self._every_seconds

@@ -137,10 +137,6 @@ async def list_members(session: AsyncSession) -> list[MemberView]:
     return [_member_view(m) for m in rows]
 
 
-async def get_member(session: AsyncSession, member_id: uuid.UUID) -> MemberView:
-    return _member_view(await _member(session, member_id))
-
-
 async def set_member_status(
     session: AsyncSession, op: Operation, member_id: uuid.UUID, status: MemberStatus
 ) -> MemberView:
@@ -469,24 +465,4 @@ async def ensure_user_active(session: AsyncSession, user_id: uuid.UUID) -> UserV
     user = await session.get(User, user_id)
     if user is None or user.disabled_at is not None:
         raise InvalidToken("the access token's user is unknown or disabled")
-    return _user_view(user)
-
-
-async def authenticate_user(
-    session: AsyncSession, hasher: SecretHasher, *, username: str, password: str
-) -> UserView:
-    """Check a user's password; rehash it when the hashing parameters were raised."""
-    user = None
-    if len(username) <= 64 and len(password) <= MAX_SECRET_LENGTH:
-        user = await session.scalar(sa.select(User).where(User.username == username))
-    if user is None:
-        await hasher.verify_decoy(password[:MAX_SECRET_LENGTH])
-        raise InvalidCredentials("wrong username or password")
-    if not await hasher.verify(user.password_hash, password):
-        raise InvalidCredentials("wrong username or password")
-    if user.disabled_at is not None:
-        raise InvalidCredentials("this account is disabled")
-    if hasher.needs_rehash(user.password_hash):
-        user.password_hash = await hasher.hash(password)
-        await session.flush()
     return _user_view(user)

@@ -10,11 +10,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.permissions import Role, Scope
 from ledger.access.secrets import SecretHasher
+from ledger.context import Operation
 from ledger.errors import Conflict, InvalidClient, InvalidCredentials, InvalidInput, NotFound
 from ledger.members import service as members
 from ledger.members.models import Client, MemberStatus, User
+from ledger.members.service import UserView
 from ledger.runtime import Runtime
 from tests.factories import make_credential, make_member, make_user, op
+
+
+async def sign_in(
+    session: AsyncSession, hasher: SecretHasher, *, username: str, password: str
+) -> UserView:
+    """The three steps of the sign-in route: read, check with nothing held, record."""
+    credential = await members.find_user_credential(session, username)
+    await session.rollback()
+    signed_in = await members.check_user_password(hasher, credential, password)
+    await members.record_sign_in(session, Operation.system(signed_in.user.created_at), signed_in)
+    await session.commit()
+    return signed_in.user
 
 
 async def test_member_names_are_unique(session: AsyncSession, runtime: Runtime) -> None:
@@ -105,18 +119,14 @@ async def test_user_passwords_are_argon2id_and_checked(
     stored = await session.scalar(sa.select(User.password_hash).where(User.id == user.id))
     assert stored is not None
     assert stored.startswith("$argon2id$")
-    ok = await members.authenticate_user(
+    ok = await sign_in(
         session, runtime.hasher, username="olga", password="correct horse battery staple"
     )
     assert ok.role is Role.OPERATOR
     with pytest.raises(InvalidCredentials):
-        await members.authenticate_user(
-            session, runtime.hasher, username="olga", password="wrong password!"
-        )
+        await sign_in(session, runtime.hasher, username="olga", password="wrong password!")
     with pytest.raises(InvalidCredentials):
-        await members.authenticate_user(
-            session, runtime.hasher, username="nobody", password="whatever12345"
-        )
+        await sign_in(session, runtime.hasher, username="nobody", password="whatever12345")
 
 
 async def test_passwords_are_rehashed_at_login_when_parameters_are_raised(
@@ -128,9 +138,7 @@ async def test_passwords_are_rehashed_at_login_when_parameters_are_raised(
     assert "t=1" in before
 
     stronger = SecretHasher(time_cost=2, memory_cost_kib=128, parallelism=1)
-    await members.authenticate_user(
-        session, stronger, username="audrey", password="correct horse battery staple"
-    )
+    await sign_in(session, stronger, username="audrey", password="correct horse battery staple")
     await session.commit()
     after = await session.scalar(sa.select(User.password_hash).where(User.username == "audrey"))
     assert after is not None
@@ -138,16 +146,14 @@ async def test_passwords_are_rehashed_at_login_when_parameters_are_raised(
     assert "m=128,t=2,p=1" in after
     assert not stronger.needs_rehash(after)
     # The new hash still checks out.
-    await members.authenticate_user(
-        session, stronger, username="audrey", password="correct horse battery staple"
-    )
+    await sign_in(session, stronger, username="audrey", password="correct horse battery staple")
 
 
 async def test_disabled_users_cannot_sign_in(session: AsyncSession, runtime: Runtime) -> None:
     await make_user(session, runtime, username="gone")
     await members.disable_user(session, op(runtime), "gone")
     with pytest.raises(InvalidCredentials, match="disabled"):
-        await members.authenticate_user(
+        await sign_in(
             session, runtime.hasher, username="gone", password="correct horse battery staple"
         )
 
