@@ -23,7 +23,7 @@ import click
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledger import bootstrap, db
+from ledger import bootstrap, db, maintenance
 from ledger.access import keys
 from ledger.access.permissions import Role, parse_scopes
 from ledger.audit import verify
@@ -444,6 +444,35 @@ def audit_verify(all_problems: bool) -> None:
         assert first is not None
         click.echo(f"audit log verification FAILED: {first.what}", err=True)
         sys.exit(1)
+
+
+# --- retention ------------------------------------------------------------------------
+
+
+@main.group("retention")
+def retention_group() -> None:
+    """Time-based rules: dispute deadlines, notice, five-year retention."""
+
+
+@retention_group.command("run")
+def retention_run() -> None:
+    """Suppress reports whose disputes went unanswered, suspend reports still without
+    notice, and erase expired reports to a tombstone; each change is audited."""
+    settings = _settings()
+
+    async def go() -> Any:
+        engine = db.create_engine(settings.resolved_database_url, pool_size=1)
+        try:
+            return await maintenance.run(
+                db.create_sessionmaker(engine), clock=SystemClock(), policy=settings.report_policy()
+            )
+        finally:
+            await engine.dispose()
+
+    result = _run(go)
+    if result is None:
+        _fail("another process is running the same jobs right now; try again shortly")
+    _emit(result)
 
 
 # --- keys -----------------------------------------------------------------------------

@@ -5,11 +5,14 @@ Domain code receives values from these settings; nothing imports a global instan
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.reports.policy import MAX_RETENTION_YEARS, Category, ReportPolicy
 
 
 class Settings(BaseSettings):
@@ -72,6 +75,19 @@ class Settings(BaseSettings):
         "service deletes them; this is the promise operators must keep when archiving.",
     )
 
+    report_notice_grace_days: int = Field(
+        default=30, ge=1, le=30, description="A report without notice is suspended after this."
+    )
+    dispute_window_days: int = Field(
+        default=20, ge=1, le=20, description="A dispute unanswered this long suppresses."
+    )
+    report_retention_years: dict[Category, int] = Field(
+        default_factory=dict,
+        description='Per category, shorter than 5 years if wanted, e.g. {"wardrobing": 3}.',
+    )
+    maintenance_enabled: bool = True
+    maintenance_interval_seconds: float = Field(default=60.0, gt=0)
+
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
 
@@ -86,6 +102,21 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """The public URL, or ``http://<host>:<port>`` when none is configured."""
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @field_validator("report_retention_years")
+    @classmethod
+    def _retention_at_most_five_years(cls, value: dict[Category, int]) -> dict[Category, int]:
+        for category, years in value.items():
+            if not 1 <= years <= MAX_RETENTION_YEARS:
+                raise ValueError(f"{category}: retention is 1 to {MAX_RETENTION_YEARS} years")
+        return value
+
+    def report_policy(self) -> ReportPolicy:
+        return ReportPolicy(
+            notice_grace=dt.timedelta(days=self.report_notice_grace_days),
+            dispute_window=dt.timedelta(days=self.dispute_window_days),
+            retention_years=dict(self.report_retention_years),
+        )
 
     @property
     def resolved_database_url(self) -> str:

@@ -4,6 +4,7 @@
     ├── InvalidInput            the caller sent something that cannot be accepted
     ├── NotFound                no such object, or not one the caller may see
     ├── Conflict                the object exists in a state that forbids the change
+    │   └── DuplicateReport     another report already uses this case reference
     ├── AuthenticationFailed    who the caller is could not be established
     │   ├── InvalidClient       client id or secret wrong, client revoked, member suspended
     │   ├── InvalidCredentials  a user's name or password is wrong, or the user is disabled
@@ -46,6 +47,14 @@ class Conflict(LedgerError):
     def __init__(self, message: str, *, current_state: str | None = None) -> None:
         super().__init__(message)
         self.current_state = current_state
+
+
+class DuplicateReport(Conflict):
+    """A different report already uses this case reference; ``report_id`` names it."""
+
+    def __init__(self, message: str, *, report_id: str) -> None:
+        super().__init__(message, current_state="exists")
+        self.report_id = report_id
 
 
 class AuthenticationFailed(LedgerError):

@@ -8,7 +8,9 @@ from ledger.audit.models import (
     AuditSequencerState,
 )
 from ledger.db import Base
+from ledger.disputes.models import Dispute, DisputeItem
 from ledger.members.models import Client, Member, User
+from ledger.reports.models import IdempotencyKey, Report, ReportAction, ReportStatement
 
 metadata = Base.metadata
 
@@ -19,7 +21,13 @@ __all__ = [
     "AuditNode",
     "AuditSequencerState",
     "Client",
+    "Dispute",
+    "DisputeItem",
+    "IdempotencyKey",
     "Member",
+    "Report",
+    "ReportAction",
+    "ReportStatement",
     "User",
     "metadata",
 ]

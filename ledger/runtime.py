@@ -14,6 +14,8 @@ from ledger.audit.service import AuditLog
 from ledger.clock import Clock, SystemClock
 from ledger.config import Settings
 from ledger.db import create_engine, create_sessionmaker
+from ledger.maintenance import MaintenanceLoop
+from ledger.reports.policy import ReportPolicy
 
 TOKEN_RING = "token"  # noqa: S105  (a directory name, not a secret)
 CHECKPOINT_RING = "checkpoint"
@@ -41,6 +43,8 @@ class Runtime:
     issuer: TokenIssuer
     verifier: TokenVerifier
     audit: AuditLog
+    policy: ReportPolicy
+    maintenance: MaintenanceLoop
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -51,6 +55,7 @@ class Runtime:
             max_overflow=settings.db_max_overflow,
         )
         keys = KeyRingSource(settings.resolved_key_dir / TOKEN_RING)
+        policy = settings.report_policy()
         audit = AuditLog(
             engine=engine,
             clock=clock,
@@ -85,12 +90,22 @@ class Runtime:
                 cache_size=settings.token_cache_size,
             ),
             audit=audit,
+            policy=policy,
+            maintenance=MaintenanceLoop(
+                create_sessionmaker(engine),
+                clock=clock,
+                policy=policy,
+                interval_seconds=settings.maintenance_interval_seconds,
+            ),
         )
 
     def start(self) -> None:
         """Start the background work (audit writer and sequencer); needs a running loop."""
         self.audit.start(sequencer=self.settings.audit_sequencer_enabled)
+        if self.settings.maintenance_enabled:
+            self.maintenance.start()
 
     async def close(self) -> None:
+        await self.maintenance.stop()
         await self.audit.stop()
         await self.engine.dispose()

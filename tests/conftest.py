@@ -77,6 +77,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         public_url="http://testserver",
         # Tests integrate explicitly; one test runs the background loop on its own.
         audit_sequencer_enabled=False,
+        maintenance_enabled=False,
         **FAST_ARGON2,  # type: ignore[arg-type]
     )
     for ring in KEY_RINGS:

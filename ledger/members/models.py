@@ -19,14 +19,15 @@ class MemberStatus(StrEnum):
     SUSPENDED = "suspended"
 
 
-def _enum(cls: type[StrEnum], name: str) -> sa.Enum:
+def enum_column(cls: type[StrEnum], name: str, length: int = 16) -> sa.Enum:
+    """A closed set of values stored as a string with a CHECK constraint."""
     return sa.Enum(
         cls,
         name=name,
         native_enum=False,
         create_constraint=True,
         validate_strings=True,
-        length=16,
+        length=length,
         values_callable=lambda e: [m.value for m in e],
     )
 
@@ -38,7 +39,7 @@ class Member(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid7)
     name: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    status: Mapped[MemberStatus] = mapped_column(_enum(MemberStatus, "member_status"))
+    status: Mapped[MemberStatus] = mapped_column(enum_column(MemberStatus, "member_status"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     status_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
@@ -69,7 +70,7 @@ class User(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid7)
     username: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    role: Mapped[Role] = mapped_column(enum_column(Role, "user_role"))
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,1 @@
+"""Disputes a buyer opens, through a member, against reports on them."""

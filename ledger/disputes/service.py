@@ -1,0 +1,343 @@
+"""Disputes: opened by any member on a buyer's behalf, routed to each reporting member,
+resolved before the deadline (art. 25: 20 days) or the report is suppressed.
+
+    item:  open ──(reporting member: upheld, new evidence)──▶ upheld
+             │  ──(reporting member: withdrawn)───────────▶ withdrawn (report withdrawn)
+             └──(deadline passes unanswered)──────────────▶ unverifiable (report suppressed)
+
+Every other transition is refused with ``Conflict`` naming the current state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledger.access.permissions import Permission
+from ledger.access.principals import ClientPrincipal, require
+from ledger.audit.log import record
+from ledger.audit.tags import Tag
+from ledger.context import Operation
+from ledger.disputes.models import Dispute, DisputeItem, Resolution
+from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.reports import service as reports
+from ledger.reports.models import Report, ReportAction
+from ledger.reports.policy import ReportPolicy, State, Status
+from ledger.subjects.pseudonyms import check_pseudonym
+
+REFERENCE = re.compile(r"^[A-Za-z0-9._:/-]{1,128}$")
+MAX_REPORTS = 50
+
+
+class ReasonCode(StrEnum):
+    """Why a reporting member upheld or withdrew a disputed report."""
+
+    EVIDENCE_RECHECKED = "evidence_rechecked"
+    NEW_EVIDENCE = "new_evidence"
+    DECISION_REVERSED = "decision_reversed"
+    CANNOT_SUBSTANTIATE = "cannot_substantiate"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    dispute_id: uuid.UUID
+    report_id: uuid.UUID
+    subject: str | None
+    resolution: Resolution
+    opened_at: dt.datetime
+    deadline: dt.datetime
+    resolved_at: dt.datetime | None
+    reason_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeView:
+    id: uuid.UUID
+    subject: str
+    reference: str
+    opened_at: dt.datetime
+    deadline: dt.datetime
+    items: list[ItemView]
+
+
+def _member(principal: ClientPrincipal) -> uuid.UUID:
+    require(principal, Permission.DISPUTES_WRITE)
+    return principal.member_id
+
+
+def effective(resolution: Resolution, deadline: dt.datetime, now: dt.datetime) -> Resolution:
+    """An open item past its deadline is unverifiable, whether or not the job ran."""
+    if resolution is Resolution.OPEN and now >= deadline:
+        return Resolution.UNVERIFIABLE
+    return resolution
+
+
+async def open_dispute(
+    session: AsyncSession,
+    op: Operation,
+    principal: ClientPrincipal,
+    *,
+    subject: str,
+    report_ids: list[uuid.UUID],
+    reference: str,
+    policy: ReportPolicy,
+) -> DisputeView:
+    """Open a dispute, on the buyer's behalf, against reports on that buyer.
+
+    Any member may open one: the buyer asks whichever platform they use. The reports
+    must be about ``subject`` and still count; another member's report is named only
+    by its id, which the buyer learned from their disclosure.
+    """
+    member_id = _member(principal)
+    check_pseudonym(subject)
+    if not REFERENCE.match(reference):
+        raise InvalidInput(
+            "reference is 1-128 letters, digits and . _ : / -", fields=("reference",)
+        )
+    unique = list(dict.fromkeys(report_ids))
+    if not 1 <= len(unique) <= MAX_REPORTS:
+        raise InvalidInput(f"name 1 to {MAX_REPORTS} reports", fields=("report_ids",))
+    found = list(await session.scalars(sa.select(Report).where(Report.id.in_(unique))))
+    by_id = {r.id: r for r in found if r.subject == subject}
+    missing = [i for i in unique if i not in by_id]
+    if missing:
+        raise NotFound("a named report does not exist or is not about this subject")
+    current = await reports.views(session, found, now=op.now, policy=policy)
+    if len(current) != len(found):  # an expired report exists for no one
+        raise NotFound("a named report does not exist or is not about this subject")
+    for view in current:
+        if view.status in {Status.WITHDRAWN, Status.SUPPRESSED}:
+            raise Conflict(
+                f"report {view.id} is {view.status.value}: it no longer counts",
+                current_state=view.status.value,
+            )
+    dispute = Dispute(
+        subject=subject,
+        opened_by=member_id,
+        reference=reference,
+        opened_at=op.now,
+        deadline=op.now + policy.dispute_window,
+    )
+    session.add(dispute)
+    await session.flush()
+    for report_id in unique:
+        session.add(
+            DisputeItem(
+                dispute_id=dispute.id,
+                report_id=report_id,
+                reporting_member_id=by_id[report_id].member_id,
+                resolution=Resolution.OPEN,
+            )
+        )
+    await record(
+        session,
+        op.event(
+            Tag.DISPUTE_OPENED,
+            subject=subject,
+            reference=reference,
+            body={"dispute_id": str(dispute.id), "report_ids": [str(i) for i in unique]},
+        ),
+        now=op.now,
+    )
+    await session.flush()
+    return await _dispute_view(session, dispute, op.now)
+
+
+async def _dispute_view(session: AsyncSession, dispute: Dispute, now: dt.datetime) -> DisputeView:
+    items = await session.scalars(
+        sa.select(DisputeItem)
+        .where(DisputeItem.dispute_id == dispute.id)
+        .order_by(DisputeItem.report_id)
+    )
+    assert dispute.subject is not None
+    return DisputeView(
+        id=dispute.id,
+        subject=dispute.subject,
+        reference=dispute.reference,
+        opened_at=dispute.opened_at,
+        deadline=dispute.deadline,
+        items=[_item(i, dispute, now) for i in items],
+    )
+
+
+def _item(item: DisputeItem, dispute: Dispute, now: dt.datetime) -> ItemView:
+    return ItemView(
+        dispute_id=item.dispute_id,
+        report_id=item.report_id,
+        subject=dispute.subject,
+        resolution=effective(item.resolution, dispute.deadline, now),
+        opened_at=dispute.opened_at,
+        deadline=dispute.deadline,
+        resolved_at=item.resolved_at,
+        reason_code=item.reason_code,
+    )
+
+
+async def list_assigned(
+    session: AsyncSession,
+    principal: ClientPrincipal,
+    *,
+    resolution: Resolution | None,
+    now: dt.datetime,
+    limit: int = 200,
+) -> list[ItemView]:
+    """Dispute items on the caller's reports (``assigned=me``), oldest deadline first."""
+    query = (
+        sa.select(DisputeItem, Dispute)
+        .join(Dispute, Dispute.id == DisputeItem.dispute_id)
+        .where(DisputeItem.reporting_member_id == _member(principal))
+        .order_by(Dispute.deadline, DisputeItem.report_id)
+    )
+    if resolution is Resolution.OPEN:
+        query = query.where(DisputeItem.resolution == Resolution.OPEN, Dispute.deadline > now)
+    elif resolution is Resolution.UNVERIFIABLE:
+        query = query.where(
+            sa.or_(
+                DisputeItem.resolution == Resolution.UNVERIFIABLE,
+                sa.and_(DisputeItem.resolution == Resolution.OPEN, Dispute.deadline <= now),
+            )
+        )
+    elif resolution is not None:
+        query = query.where(DisputeItem.resolution == resolution)
+    rows = await session.execute(query.limit(limit))
+    return [_item(item, dispute, now) for item, dispute in rows]
+
+
+async def list_opened(
+    session: AsyncSession, principal: ClientPrincipal, *, now: dt.datetime, limit: int = 200
+) -> list[DisputeView]:
+    """Disputes the caller opened on buyers' behalf, newest first."""
+    disputes = await session.scalars(
+        sa.select(Dispute)
+        .where(Dispute.opened_by == _member(principal), Dispute.subject.is_not(None))
+        .order_by(Dispute.opened_at.desc())
+        .limit(limit)
+    )
+    return [await _dispute_view(session, d, now) for d in disputes]
+
+
+async def resolve(
+    session: AsyncSession,
+    op: Operation,
+    principal: ClientPrincipal,
+    *,
+    dispute_id: uuid.UUID,
+    report_id: uuid.UUID,
+    outcome: Resolution,
+    reason_code: ReasonCode,
+    evidence_sha256: str | None,
+    policy: ReportPolicy,
+) -> ItemView:
+    """The reporting member answers a dispute item: ``upheld`` (with a new evidence
+    digest) or ``withdrawn`` (the report is withdrawn)."""
+    member_id = _member(principal)
+    row = (
+        await session.execute(
+            sa.select(DisputeItem, Dispute)
+            .join(Dispute, Dispute.id == DisputeItem.dispute_id)
+            .where(DisputeItem.dispute_id == dispute_id, DisputeItem.report_id == report_id)
+            .with_for_update()
+        )
+    ).one_or_none()
+    if row is None or row[0].reporting_member_id != member_id:
+        raise NotFound("no such dispute on one of your reports")
+    item, dispute = row
+    current = effective(item.resolution, dispute.deadline, op.now)
+    if current is not Resolution.OPEN:
+        raise Conflict(f"this dispute item is already {current.value}", current_state=current.value)
+    if outcome is Resolution.UPHELD:
+        if evidence_sha256 is None or not reports.SHA256_HEX.match(evidence_sha256):
+            raise InvalidInput(
+                "upholding needs the SHA-256 (64 lowercase hex) of the re-checked evidence",
+                fields=("evidence_sha256",),
+            )
+        session.add(
+            ReportAction(
+                report_id=report_id,
+                kind="upheld",
+                reason=reason_code.value,
+                evidence_sha256=evidence_sha256,
+                dispute_id=dispute_id,
+                member_id=member_id,
+                at=op.now,
+            )
+        )
+    elif outcome is Resolution.WITHDRAWN:
+        await reports.withdraw(
+            session,
+            op,
+            principal,
+            report_id,
+            reports.WithdrawalReason.DISPUTE_ACCEPTED,
+            policy=policy,
+            dispute_id=dispute_id,
+        )
+    else:
+        raise InvalidInput("a resolution is 'upheld' or 'withdrawn'", fields=("outcome",))
+    item.resolution = outcome
+    item.reason_code = reason_code.value
+    item.evidence_sha256 = evidence_sha256
+    item.resolved_at = op.now
+    await record(
+        session,
+        op.event(
+            Tag.DISPUTE_RESOLVED,
+            subject=dispute.subject,
+            body={
+                "dispute_id": str(dispute_id),
+                "report_id": str(report_id),
+                "outcome": outcome.value,
+                "reason_code": reason_code.value,
+            },
+        ),
+        now=op.now,
+    )
+    await session.flush()
+    return _item(item, dispute, op.now)
+
+
+async def suppress_unanswered(session: AsyncSession, op: Operation) -> int:
+    """Close every item past its deadline as unverifiable and suppress its report."""
+    rows = list(
+        await session.execute(
+            sa.select(DisputeItem, Dispute)
+            .join(Dispute, Dispute.id == DisputeItem.dispute_id)
+            .where(DisputeItem.resolution == Resolution.OPEN, Dispute.deadline <= op.now)
+            .with_for_update()
+        )
+    )
+    for item, dispute in rows:
+        item.resolution = Resolution.UNVERIFIABLE
+        item.resolved_at = op.now
+        report = await session.get(Report, item.report_id)
+        assert report is not None
+        if report.state is State.ACTIVE:
+            report.state = State.SUPPRESSED
+            report.state_changed_at = op.now
+        session.add(
+            ReportAction(
+                report_id=item.report_id,
+                kind="suppression",
+                reason="dispute_unanswered",
+                dispute_id=dispute.id,
+                at=op.now,
+            )
+        )
+        await record(
+            session,
+            op.event(
+                Tag.DISPUTE_UNANSWERED,
+                subject=dispute.subject,
+                body={"dispute_id": str(dispute.id), "report_id": str(item.report_id)},
+            ),
+            now=op.now,
+        )
+    await session.flush()
+    return len(rows)

@@ -1,0 +1,1 @@
+"""Reports of confirmed refund abuse: filing, notice, withdrawal, retention."""

@@ -1,0 +1,1 @@
+"""Subjects: the pseudonymous buyers reports are about."""

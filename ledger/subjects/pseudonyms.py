@@ -1,0 +1,49 @@
+"""What the ledger accepts as a subject: a pseudonym, and never a raw identifier.
+
+A pseudonym is 32 bytes written base64url without padding (43 characters), the output
+of the VOPRF the member's SDK runs. Anything else is refused, and input that looks like
+a phone number, a PRC resident ID number or an email address gets an error saying that
+raw identifiers must never be sent. The value itself is never echoed or logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from ledger.errors import InvalidInput
+
+PSEUDONYM_PATTERN = r"^[A-Za-z0-9_-]{43}$"
+_PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
+_PHONE = re.compile(r"^\+?[\d\s().-]{7,20}$")
+_PRC_ID = re.compile(r"^\d{15}$|^\d{17}[\dXx]$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+RAW_IDENTIFIER = (
+    "this looks like a raw identifier (a phone number, an ID number or an email address); "
+    "raw identifiers must never be sent to the ledger: turn it into a pseudonym with the "
+    "SDK's pseudonymize() first"
+)
+NOT_A_PSEUDONYM = (
+    "a subject is a pseudonym: 43 characters of base64url (32 bytes, no padding), as "
+    "returned by the SDK's pseudonymize()"
+)
+
+
+def looks_raw(value: str) -> bool:
+    text = value.strip()
+    return bool(_PHONE.match(text) or _PRC_ID.match(text) or _EMAIL.match(text))
+
+
+def check_pseudonym(value: str, *, field: str = "subject") -> str:
+    """Return ``value`` if it is a pseudonym; else raise without repeating it."""
+    if _PSEUDONYM.match(value):
+        try:
+            raw = base64.urlsafe_b64decode(value + "=")
+        except (binascii.Error, ValueError):
+            raw = b""
+        # Canonical form only: the 43rd character's unused low bits must be zero.
+        if len(raw) == 32 and base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == value:
+            return value
+    raise InvalidInput(RAW_IDENTIFIER if looks_raw(value) else NOT_A_PSEUDONYM, fields=(field,))

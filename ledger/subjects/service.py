@@ -1,0 +1,141 @@
+"""What a buyer may do through a member platform: add a statement to a report on them
+(art. 16) and see their own file: every report held, and who looked (art. 17)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledger.access.permissions import Permission
+from ledger.access.principals import ClientPrincipal, require
+from ledger.audit.log import record
+from ledger.audit.models import AuditEventRow
+from ledger.audit.tags import Tag
+from ledger.context import Operation
+from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.reports import service as reports
+from ledger.reports.models import Report, ReportStatement
+from ledger.reports.policy import ReportPolicy, Status
+from ledger.reports.service import ReportView
+from ledger.subjects.pseudonyms import check_pseudonym
+
+MAX_STATEMENT = 200
+INQUIRY_WINDOW = dt.timedelta(days=2 * 365)
+INQUIRY_TAGS = (Tag.RISK_QUERIED.value, Tag.SUBJECT_DISCLOSED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Inquiry:
+    member: str
+    at: dt.datetime
+    purpose: str | None
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosedReport:
+    report: ReportView
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosure:
+    subject: str
+    reports: list[DisclosedReport]
+    inquiries: list[Inquiry]
+
+
+async def add_statement(
+    session: AsyncSession,
+    op: Operation,
+    principal: ClientPrincipal,
+    *,
+    subject: str,
+    report_id: uuid.UUID,
+    text: str,
+    policy: ReportPolicy,
+) -> ReportView:
+    """Attach the subject's explanation to a report on them; it is returned with it."""
+    require(principal, Permission.DISPUTES_WRITE)
+    check_pseudonym(subject)
+    text = text.strip()
+    if not 1 <= len(text) <= MAX_STATEMENT or any(ord(c) < 0x20 for c in text):
+        raise InvalidInput(
+            f"a statement is 1-{MAX_STATEMENT} characters of plain text on one line",
+            fields=("text",),
+        )
+    report = await session.get(Report, report_id)
+    if report is None or report.subject != subject:
+        raise NotFound("no report with that id about this subject")
+    current = await reports.views(session, [report], now=op.now, policy=policy)
+    if not current:  # expired: it exists for no one
+        raise NotFound("no report with that id about this subject")
+    view = current[0]
+    if view.status is Status.WITHDRAWN:
+        raise Conflict("the report was withdrawn", current_state=view.status.value)
+    session.add(
+        ReportStatement(
+            report_id=report.id, text=text, via_member_id=principal.member_id, added_at=op.now
+        )
+    )
+    await record(
+        session,
+        op.event(Tag.STATEMENT_ADDED, subject=subject, body={"report_id": str(report.id)}),
+        now=op.now,
+    )
+    await session.flush()
+    found = await reports.views(session, [report], now=op.now, policy=policy, with_statements=True)
+    return found[0]
+
+
+async def disclose(
+    session: AsyncSession,
+    principal: ClientPrincipal,
+    *,
+    subject: str,
+    now: dt.datetime,
+    policy: ReportPolicy,
+) -> Disclosure:
+    """The subject's file: every report not yet expired, whatever its status, with its
+    reporting member, and the members that looked the subject up in the last two years."""
+    require(principal, Permission.SUBJECTS_DISCLOSE)
+    check_pseudonym(subject)
+    found = list(
+        await session.scalars(
+            sa.select(Report).where(Report.subject == subject).order_by(Report.filed_at)
+        )
+    )
+    held = await reports.views(session, found, now=now, policy=policy, with_statements=True)
+    rows = list(
+        await session.execute(
+            sa.select(
+                AuditEventRow.actor_member_id,
+                AuditEventRow.recorded_at,
+                AuditEventRow.purpose,
+                AuditEventRow.tag,
+            )
+            .where(
+                AuditEventRow.subject == subject,
+                AuditEventRow.tag.in_(INQUIRY_TAGS),
+                AuditEventRow.recorded_at >= now - INQUIRY_WINDOW,
+                AuditEventRow.actor_member_id.is_not(None),
+            )
+            .order_by(AuditEventRow.id.desc())
+            .limit(1000)
+        )
+    )
+    names = await reports.member_names(
+        session, {v.member_id for v in held} | {r.actor_member_id for r in rows}
+    )
+    return Disclosure(
+        subject=subject,
+        reports=[DisclosedReport(report=v, member=names[v.member_id]) for v in held],
+        inquiries=[
+            Inquiry(member=names[r.actor_member_id], at=r.recorded_at, purpose=r.purpose, tag=r.tag)
+            for r in rows
+        ],
+    )
