@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.middleware import Metrics, RequestContextMiddleware
-from api.routers import audit, auth, health, me, oauth
+from api.routers import audit, auth, disputes, health, me, oauth, reports, subjects
 from ledger import db
 from ledger.clock import Clock
 from ledger.config import Settings
@@ -62,6 +62,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(me.router)
     app.include_router(auth.router)
     app.include_router(audit.router)
+    app.include_router(reports.router)
+    app.include_router(disputes.router)
+    app.include_router(subjects.router)
     app.include_router(health.router)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

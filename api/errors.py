@@ -153,6 +153,9 @@ async def _ledger_error(_request: Request, exc: Exception) -> Response:
         extra["errors"] = [{"field": f, "detail": exc.message} for f in exc.fields]
     if isinstance(exc, errors.Conflict) and exc.current_state is not None:
         extra["current_state"] = exc.current_state
+    if isinstance(exc, errors.DuplicateReport):
+        headers["Location"] = f"/v1/reports/{exc.report_id}"
+        extra["existing_report_id"] = exc.report_id
     if isinstance(exc, errors.Unavailable):
         headers["Retry-After"] = "1"
     return problem_response(

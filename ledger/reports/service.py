@@ -582,4 +582,4 @@ async def member_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.
     if not ids:
         return {}
     rows = await session.execute(sa.select(Member.id, Member.name).where(Member.id.in_(ids)))
-    return dict(rows)
+    return dict(rows.all())

@@ -1,0 +1,134 @@
+"""Disputes: opened on a buyer's behalf, answered by the reporting member."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from api.auth import authorize, operation
+from api.deps import ReadSessionDep, RuntimeDep, SessionDep
+from api.routers.reports import client
+from api.schemas.reports import (
+    DisputeIn,
+    DisputeItemOut,
+    DisputeList,
+    DisputeOut,
+    ResolutionIn,
+)
+from ledger.access.permissions import Permission
+from ledger.access.principals import Principal
+from ledger.audit.tags import Tag
+from ledger.disputes import service as disputes
+from ledger.disputes.models import Resolution
+from ledger.disputes.service import DisputeView, ItemView
+from ledger.errors import InvalidInput
+
+router = APIRouter(prefix="/v1", tags=["disputes"])
+
+Disputer = Annotated[Principal, Depends(authorize(Permission.DISPUTES_WRITE))]
+
+
+def item_out(item: ItemView, now_ts: float) -> DisputeItemOut:
+    left = max(0, math.ceil((item.deadline.timestamp() - now_ts) / 86400))
+    open_ = item.resolution is Resolution.OPEN
+    return DisputeItemOut(
+        dispute_id=item.dispute_id,
+        report_id=item.report_id,
+        subject=item.subject,
+        resolution=item.resolution,
+        opened_at=item.opened_at,
+        deadline=item.deadline,
+        days_left=left if open_ else 0,
+        resolved_at=item.resolved_at,
+        reason_code=item.reason_code,
+    )
+
+
+def dispute_out(view: DisputeView, now_ts: float) -> DisputeOut:
+    return DisputeOut(
+        id=view.id,
+        subject=view.subject,
+        reference=view.reference,
+        opened_at=view.opened_at,
+        deadline=view.deadline,
+        items=[item_out(i, now_ts) for i in view.items],
+    )
+
+
+@router.post("/disputes", response_model=DisputeOut, status_code=201)
+async def open_dispute(
+    body: DisputeIn, principal: Disputer, session: SessionDep, runtime: RuntimeDep
+) -> DisputeOut:
+    """Open a dispute on a buyer's behalf against one or more reports on them.
+
+    Each report's member must answer within 20 days; unanswered, the report is
+    suppressed. The dispute shows beside the report while it is open.
+    """
+    op = operation(runtime, principal)
+    view = await disputes.open_dispute(
+        session,
+        op,
+        client(principal),
+        subject=body.subject,
+        report_ids=body.report_ids,
+        reference=body.reference,
+        policy=runtime.policy,
+    )
+    return dispute_out(view, op.now.timestamp())
+
+
+@router.get("/disputes", response_model=DisputeList)
+async def list_disputes(
+    principal: Disputer,
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    assigned: Annotated[Literal["me"] | None, Query(description="disputes on your reports")] = None,
+    opened: Annotated[Literal["me"] | None, Query(description="disputes you opened")] = None,
+    status: Resolution | None = None,
+) -> DisputeList:
+    """``assigned=me``: dispute items on your reports, nearest deadline first (filter by
+    ``status``, e.g. ``open``); ``opened=me``: the disputes you opened for buyers."""
+    if (assigned is None) == (opened is None):
+        raise InvalidInput("ask for assigned=me or opened=me", fields=("assigned", "opened"))
+    now = runtime.clock.now()
+    caller = client(principal)
+    if assigned:
+        items = await disputes.list_assigned(session, caller, resolution=status, now=now)
+        answer = DisputeList(items=[item_out(i, now.timestamp()) for i in items])
+    else:
+        views = await disputes.list_opened(session, caller, now=now)
+        answer = DisputeList(disputes=[dispute_out(v, now.timestamp()) for v in views])
+    event = operation(runtime, principal).event(
+        Tag.DISPUTES_LISTED, body={"assigned": assigned or "", "opened": opened or ""}
+    )
+    await runtime.audit.writer.write(event)
+    return answer
+
+
+@router.post("/disputes/{dispute_id}/reports/{report_id}/resolution", response_model=DisputeItemOut)
+async def resolve(
+    dispute_id: uuid.UUID,
+    report_id: uuid.UUID,
+    body: ResolutionIn,
+    principal: Disputer,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> DisputeItemOut:
+    """Answer a dispute on your report: ``upheld`` (with the new evidence digest) or
+    ``withdrawn`` (the report is withdrawn). 409 with the current state otherwise."""
+    op = operation(runtime, principal)
+    item = await disputes.resolve(
+        session,
+        op,
+        client(principal),
+        dispute_id=dispute_id,
+        report_id=report_id,
+        outcome=Resolution(body.outcome),
+        reason_code=body.reason_code,
+        evidence_sha256=body.evidence_sha256,
+        policy=runtime.policy,
+    )
+    return item_out(item, op.now.timestamp())

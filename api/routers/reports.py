@@ -1,0 +1,311 @@
+"""Filing and managing a member's own reports."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
+
+from api.auth import authorize, operation
+from api.deps import ReadSessionDep, RuntimeDep, SessionDep
+from api.schemas.reports import (
+    BatchIn,
+    BatchItemOut,
+    BatchOut,
+    ItemError,
+    NoticeIn,
+    ReportIn,
+    ReportOut,
+    ReportPage,
+    StatementOut,
+    WithdrawalIn,
+)
+from ledger.access.permissions import Permission
+from ledger.access.principals import ClientPrincipal, Principal
+from ledger.audit.tags import Tag
+from ledger.context import Operation
+from ledger.errors import DuplicateReport, InvalidInput
+from ledger.reports import idempotency
+from ledger.reports import service as reports
+from ledger.reports.policy import Category, Status
+from ledger.reports.service import Filed, ReportFilter, ReportInput, ReportView
+from ledger.runtime import Runtime
+
+router = APIRouter(prefix="/v1", tags=["reports"])
+
+Reporter = Annotated[Principal, Depends(authorize(Permission.REPORTS_WRITE))]
+times = TypeAdapter(AwareDatetime | None)
+
+
+def client(principal: Principal) -> ClientPrincipal:
+    assert isinstance(principal, ClientPrincipal)  # only clients hold member scopes
+    return principal
+
+
+def report_out(view: ReportView) -> ReportOut:
+    return ReportOut(
+        id=view.id,
+        case_ref=view.case_ref,
+        subject=view.subject,
+        category=view.category,
+        basis=view.basis,
+        amount_minor=view.amount_minor,
+        currency=view.currency,
+        evidence_sha256=list(view.evidence_sha256),
+        occurred_at=view.occurred_at,
+        confirmed_at=view.confirmed_at,
+        subject_notified_at=view.subject_notified_at,
+        filed_at=view.filed_at,
+        expires_at=view.expires_at,
+        status=view.status,
+        open_disputes=view.open_disputes,
+        statements=[StatementOut(text=s.text, added_at=s.added_at) for s in view.statements],
+        audit_event_id=view.audit_event_id,
+    )
+
+
+def to_input(body: ReportIn) -> ReportInput:
+    return ReportInput(
+        case_ref=body.case_ref,
+        subject=body.subject,
+        category=body.category,
+        basis=body.basis,
+        amount_minor=body.amount_minor,
+        currency=body.currency,
+        occurred_at=body.occurred_at,
+        confirmed_at=body.confirmed_at,
+        evidence_sha256=tuple(d.lower() for d in body.evidence_sha256),
+        subject_notified_at=body.subject_notified_at,
+    )
+
+
+@router.post(
+    "/reports",
+    response_model=ReportOut,
+    status_code=201,
+    responses={200: {"model": ReportOut, "description": "the same report was filed before"}},
+)
+async def file_report(
+    body: ReportIn,
+    principal: Reporter,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    response: Response,
+) -> ReportOut:
+    """File one confirmed case.
+
+    Idempotent per ``case_ref``: re-sending the same report answers 200 with the report
+    filed before; a different report under the same ``case_ref`` is 409, with the
+    existing one's ``Location``.
+    """
+    result = await reports.file_report(
+        session,
+        operation(runtime, principal),
+        client(principal),
+        to_input(body),
+        policy=runtime.policy,
+    )
+    response.headers["Location"] = f"/v1/reports/{result.report.id}"
+    if result.outcome is Filed.DUPLICATE:
+        response.status_code = 200
+    return report_out(result.report)
+
+
+@router.post("/reports:batch", response_model=BatchOut)
+async def file_batch(
+    request: Request,
+    principal: Reporter,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> Response:
+    """File up to 1,000 reports; the answer says, per item, accepted, duplicate or rejected.
+
+    Not all-or-nothing: every valid item is filed and every invalid one is rejected with
+    its reasons, and no item is ever half-written. With an ``Idempotency-Key``, a retry
+    of the same request gets the same answer and files nothing twice.
+    """
+    raw = await request.body()
+    caller = client(principal)
+    digest = idempotency.request_digest(raw)
+    if idempotency_key is not None:
+        stored = await idempotency.lookup(session, caller.member_id, idempotency_key, digest)
+        if stored is not None:
+            return Response(
+                stored.response,
+                status_code=stored.status_code,
+                media_type="application/json",
+                headers={"Idempotent-Replayed": "true"},
+            )
+    try:
+        batch = BatchIn.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidInput(
+            'the body is {"reports": [...]} with 1 to 1,000 reports', fields=("reports",)
+        ) from exc
+    op = operation(runtime, principal)
+    items = [
+        await _file_item(session, op, caller, runtime, i, item)
+        for i, item in enumerate(batch.reports)
+    ]
+    answer = BatchOut(
+        accepted=sum(i.status == "accepted" for i in items),
+        duplicate=sum(i.status == "duplicate" for i in items),
+        rejected=sum(i.status == "rejected" for i in items),
+        items=items,
+    )
+    text = answer.model_dump_json()
+    if idempotency_key is not None:
+        await idempotency.store(
+            session,
+            caller.member_id,
+            idempotency_key,
+            digest,
+            status_code=200,
+            response=text,
+            now=op.now,
+        )
+    return Response(text, media_type="application/json")
+
+
+async def _file_item(
+    session: SessionDep,
+    op: Operation,
+    caller: ClientPrincipal,
+    runtime: Runtime,
+    index: int,
+    item: dict[str, object],
+) -> BatchItemOut:
+    try:
+        body = ReportIn.model_validate(item)
+    except ValidationError as exc:
+        errors = [
+            ItemError(field=".".join(str(p) for p in e["loc"]) or "report", detail=e["msg"])
+            for e in exc.errors()
+        ]
+        return BatchItemOut(
+            index=index, status="rejected", type="/problems/validation", errors=errors
+        )
+    try:
+        async with session.begin_nested():
+            result = await reports.file_report(
+                session, op, caller, to_input(body), policy=runtime.policy
+            )
+    except DuplicateReport as exc:
+        return BatchItemOut(
+            index=index,
+            status="rejected",
+            type="/problems/conflict",
+            report_id=uuid.UUID(exc.report_id),
+            errors=[ItemError(field="case_ref", detail=exc.message)],
+        )
+    except InvalidInput as exc:
+        fields = exc.fields or ("report",)
+        return BatchItemOut(
+            index=index,
+            status="rejected",
+            type="/problems/invalid-input",
+            errors=[ItemError(field=f, detail=exc.message) for f in fields],
+        )
+    status = "accepted" if result.outcome is Filed.CREATED else "duplicate"
+    return BatchItemOut(index=index, status=status, report_id=result.report.id)
+
+
+@router.get("/reports/{report_id}", response_model=ReportOut)
+async def get_report(
+    report_id: uuid.UUID, principal: Reporter, session: ReadSessionDep, runtime: RuntimeDep
+) -> ReportOut:
+    """One of your reports (another member's, or an expired one, is 404)."""
+    view = await reports.get_report(
+        session, client(principal), report_id, now=runtime.clock.now(), policy=runtime.policy
+    )
+    event = operation(runtime, principal).event(
+        Tag.REPORT_READ, subject=view.subject, body={"report_id": str(view.id)}
+    )
+    await runtime.audit.writer.write(event)
+    return report_out(view)
+
+
+@router.get("/reports", response_model=ReportPage)
+async def list_reports(
+    principal: Reporter,
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    status: Status | None = None,
+    category: Category | None = None,
+    subject: Annotated[str | None, Query(max_length=64)] = None,
+    filed_since: Annotated[str | None, Query(description="ISO 8601 with offset")] = None,
+    filed_until: Annotated[str | None, Query(description="ISO 8601 with offset")] = None,
+    cursor: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ReportPage:
+    """Your reports, oldest first, with filters and a cursor."""
+    try:
+        since, until = times.validate_python(filed_since), times.validate_python(filed_until)
+    except ValidationError:
+        raise InvalidInput(
+            "filed_since and filed_until are ISO 8601 times with an offset",
+            fields=("filed_since", "filed_until"),
+        ) from None
+    filt = ReportFilter(
+        status=status, category=category, subject=subject, filed_since=since, filed_until=until
+    )
+    page, next_cursor = await reports.list_reports(
+        session,
+        client(principal),
+        filt,
+        now=runtime.clock.now(),
+        policy=runtime.policy,
+        after=cursor,
+        limit=limit,
+    )
+    event = operation(runtime, principal).event(
+        Tag.REPORTS_LISTED, subject=subject, body={"count": len(page)}
+    )
+    await runtime.audit.writer.write(event)
+    return ReportPage(
+        reports=[report_out(v) for v in page], next_cursor=str(next_cursor) if next_cursor else None
+    )
+
+
+@router.post("/reports/{report_id}/withdrawal", response_model=ReportOut)
+async def withdraw(
+    report_id: uuid.UUID,
+    body: WithdrawalIn,
+    principal: Reporter,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> ReportOut:
+    """Withdraw one of your reports, with a reason. Nothing is deleted: the withdrawal is
+    recorded beside the report, which stops counting at once."""
+    view = await reports.withdraw(
+        session,
+        operation(runtime, principal),
+        client(principal),
+        report_id,
+        body.reason,
+        policy=runtime.policy,
+    )
+    return report_out(view)
+
+
+@router.post("/reports/{report_id}/notice", response_model=ReportOut)
+async def record_notice(
+    report_id: uuid.UUID,
+    body: NoticeIn,
+    principal: Reporter,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> ReportOut:
+    """Record when the buyer was notified (art. 15): the report counts from then on."""
+    view = await reports.record_notice(
+        session,
+        operation(runtime, principal),
+        client(principal),
+        report_id,
+        body.notified_at,
+        policy=runtime.policy,
+    )
+    return report_out(view)
