@@ -115,12 +115,15 @@ def wrk(
     threads: int = 2,
     seconds: int = 10,
     headers: dict[str, str] | None = None,
+    script: str | None = None,
 ) -> WrkResult:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
+    if script is not None:
+        args += ["-s", script]
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
     if "Requests/sec" not in out or "50%" not in out:
         raise RuntimeError(f"wrk printed no figures:\n{out}")

@@ -196,3 +196,12 @@ def test_audit_retention_below_three_years_is_refused(env: dict[str, str]) -> No
     assert result.exit_code == 1
     assert "LEDGER_AUDIT_RETENTION_DAYS" in result.stderr
     assert "1095" in result.stderr
+
+
+def test_retention_run_reports_what_it_did(env: dict[str, str]) -> None:
+    run(env, "init")
+    assert ok(env, "retention", "run") == {
+        "disputes_unanswered": 0,
+        "reports_suspended": 0,
+        "reports_purged": 0,
+    }

@@ -25,13 +25,11 @@ from api.schemas.reports import (
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, Principal
 from ledger.audit.tags import Tag
-from ledger.context import Operation
-from ledger.errors import DuplicateReport, InvalidInput
+from ledger.errors import DuplicateReport, InvalidInput, LedgerError
 from ledger.reports import idempotency
 from ledger.reports import service as reports
 from ledger.reports.policy import Category, Status
-from ledger.reports.service import Filed, ReportFilter, ReportInput, ReportView
-from ledger.runtime import Runtime
+from ledger.reports.service import Filed, FileResult, ReportFilter, ReportInput, ReportView
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
@@ -146,15 +144,30 @@ async def file_batch(
             'the body is {"reports": [...]} with 1 to 1,000 reports', fields=("reports",)
         ) from exc
     op = operation(runtime, principal)
-    items = [
-        await _file_item(session, op, caller, runtime, i, item)
-        for i, item in enumerate(batch.reports)
-    ]
+    items: list[BatchItemOut | None] = [None] * len(batch.reports)
+    valid: list[tuple[int, ReportInput]] = []
+    for index, raw_item in enumerate(batch.reports):
+        try:
+            valid.append((index, to_input(ReportIn.model_validate(raw_item))))
+        except ValidationError as exc:
+            errors = [
+                ItemError(field=".".join(str(p) for p in e["loc"]) or "report", detail=e["msg"])
+                for e in exc.errors()
+            ]
+            items[index] = BatchItemOut(
+                index=index, status="rejected", type="/problems/validation", errors=errors
+            )
+    results = await reports.file_reports(
+        session, op, caller, [data for _, data in valid], policy=runtime.policy
+    )
+    for (index, _), result in zip(valid, results, strict=True):
+        items[index] = _item_out(index, result)
+    done = [item for item in items if item is not None]
     answer = BatchOut(
-        accepted=sum(i.status == "accepted" for i in items),
-        duplicate=sum(i.status == "duplicate" for i in items),
-        rejected=sum(i.status == "rejected" for i in items),
-        items=items,
+        accepted=sum(i.status == "accepted" for i in done),
+        duplicate=sum(i.status == "duplicate" for i in done),
+        rejected=sum(i.status == "rejected" for i in done),
+        items=done,
     )
     text = answer.model_dump_json()
     if idempotency_key is not None:
@@ -170,44 +183,30 @@ async def file_batch(
     return Response(text, media_type="application/json")
 
 
-async def _file_item(
-    session: SessionDep,
-    op: Operation,
-    caller: ClientPrincipal,
-    runtime: Runtime,
-    index: int,
-    item: dict[str, object],
-) -> BatchItemOut:
-    try:
-        body = ReportIn.model_validate(item)
-    except ValidationError as exc:
-        errors = [
-            ItemError(field=".".join(str(p) for p in e["loc"]) or "report", detail=e["msg"])
-            for e in exc.errors()
-        ]
-        return BatchItemOut(
-            index=index, status="rejected", type="/problems/validation", errors=errors
-        )
-    try:
-        async with session.begin_nested():
-            result = await reports.file_report(
-                session, op, caller, to_input(body), policy=runtime.policy
-            )
-    except DuplicateReport as exc:
+def _item_out(index: int, result: FileResult | LedgerError) -> BatchItemOut:
+    if isinstance(result, DuplicateReport):
         return BatchItemOut(
             index=index,
             status="rejected",
             type="/problems/conflict",
-            report_id=uuid.UUID(exc.report_id),
-            errors=[ItemError(field="case_ref", detail=exc.message)],
+            report_id=uuid.UUID(result.report_id),
+            errors=[ItemError(field="case_ref", detail=result.message)],
         )
-    except InvalidInput as exc:
-        fields = exc.fields or ("report",)
+    if isinstance(result, InvalidInput):
         return BatchItemOut(
             index=index,
             status="rejected",
             type="/problems/invalid-input",
-            errors=[ItemError(field=f, detail=exc.message) for f in fields],
+            errors=[
+                ItemError(field=f, detail=result.message) for f in result.fields or ("report",)
+            ],
+        )
+    if isinstance(result, LedgerError):
+        return BatchItemOut(
+            index=index,
+            status="rejected",
+            type="/problems/invalid-input",
+            errors=[ItemError(field="report", detail=result.message)],
         )
     status = "accepted" if result.outcome is Filed.CREATED else "duplicate"
     return BatchItemOut(index=index, status=status, report_id=result.report.id)

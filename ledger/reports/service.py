@@ -17,26 +17,28 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, require
-from ledger.audit.log import record
+from ledger.audit.log import record, record_many
 from ledger.audit.tags import Tag
 from ledger.context import Operation
+from ledger.db import insert_or_ignore
 from ledger.disputes.models import Dispute, DisputeItem, Resolution
-from ledger.errors import Conflict, DuplicateReport, InvalidInput, NotFound
+from ledger.errors import Conflict, DuplicateReport, InvalidInput, LedgerError, NotFound
 from ledger.members.models import Member
 from ledger.reports.models import Report, ReportAction, ReportStatement
 from ledger.reports.policy import Basis, Category, ReportPolicy, State, Status, status
 from ledger.subjects.pseudonyms import check_pseudonym
+from ledger.types import uuid7
 
 CASE_REF = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_AMOUNT_MINOR = 10**15
 MAX_EVIDENCE = 20
+REPORTS_TABLE: sa.Table = Report.__table__  # type: ignore[assignment]
 
 
 class WithdrawalReason(StrEnum):
@@ -265,18 +267,137 @@ async def file_report(
 ) -> FileResult:
     """File one report. Re-sending the same report answers with the one filed before;
     a different report under the same case_ref is refused with ``DuplicateReport``."""
+    (result,) = await file_reports(session, op, principal, [data], policy=policy)
+    if isinstance(result, LedgerError):
+        raise result
+    return result
+
+
+async def file_reports(
+    session: AsyncSession,
+    op: Operation,
+    principal: ClientPrincipal,
+    items: Sequence[ReportInput],
+    *,
+    policy: ReportPolicy,
+) -> list[FileResult | LedgerError]:
+    """File many reports in a few statements; one result per item, in order.
+
+    An item that fails a check comes back as its error and writes nothing; the others
+    are filed. Concurrent filings of the same case_ref are safe: the insert ignores a
+    conflict, and the item is then answered as the duplicate it is.
+    """
     member_id = _member(principal)
-    data.check(op.now)
-    expires_at = policy.expires_at(data.category, data.occurred_at)
-    if expires_at <= op.now:
-        raise InvalidInput(
-            "this case is older than the retention period and can no longer be reported",
-            fields=("occurred_at",),
+    results: list[FileResult | LedgerError | None] = [None] * len(items)
+    fresh: dict[str, tuple[int, ReportInput, uuid.UUID, dt.datetime]] = {}
+    for index, data in enumerate(items):
+        try:
+            data.check(op.now)
+            expires_at = policy.expires_at(data.category, data.occurred_at)
+            if expires_at <= op.now:
+                raise InvalidInput(
+                    "this case is older than the retention period and can no longer be reported",
+                    fields=("occurred_at",),
+                )
+        except LedgerError as exc:
+            results[index] = exc
+            continue
+        earlier = fresh.get(data.case_ref)
+        if earlier is not None:
+            results[index] = DuplicateReport(
+                "this batch repeats a case_ref: send each case once", report_id=str(earlier[2])
+            )
+            continue
+        fresh[data.case_ref] = (index, data, uuid7(), expires_at)
+
+    rows = [
+        {
+            "id": report_id,
+            "member_id": member_id,
+            "case_ref": data.case_ref,
+            "subject": data.subject,
+            "category": data.category,
+            "basis": data.basis,
+            "amount_minor": data.amount_minor,
+            "currency": data.currency,
+            "evidence": json.dumps(list(data.evidence_sha256)),
+            "fingerprint": data.fingerprint(),
+            "occurred_at": data.occurred_at,
+            "confirmed_at": data.confirmed_at,
+            "notified_at": data.subject_notified_at,
+            "filed_at": op.now,
+            "expires_at": expires_at,
+            "state": State.ACTIVE,
+            "state_changed_at": op.now,
+        }
+        for _, data, report_id, expires_at in fresh.values()
+    ]
+    inserted: set[uuid.UUID] = set()
+    if rows:
+        statement = insert_or_ignore(session, Report, "member_id", "case_ref").returning(Report.id)
+        inserted = set(await session.scalars(statement, rows))
+    # Not inserted: filed before (or a moment ago, concurrently): answered as such.
+    known = [case_ref for case_ref, (_, _, rid, _) in fresh.items() if rid not in inserted]
+    for case_ref, report in (await _existing(session, member_id, known)).items():
+        index, data, _, _ = fresh.pop(case_ref)
+        results[index] = await _duplicate(session, report, data, op.now, policy)
+
+    filed = list(fresh.values())
+    events = [
+        op.event(
+            Tag.REPORT_SUBMITTED,
+            subject=data.subject,
+            reference=data.case_ref,
+            body={
+                "report_id": str(report_id),
+                "category": data.category.value,
+                "basis": data.basis.value,
+            },
         )
-    existing = await _by_case_ref(session, member_id, data.case_ref)
-    if existing is not None:
-        return await _duplicate(session, existing, data, op.now, policy)
-    report = Report(
+        for _, data, report_id, _ in filed
+    ]
+    event_ids = await record_many(session, events, now=op.now)
+    if filed:
+        await session.execute(
+            # The Core table: an executemany UPDATE, not the ORM's bulk-by-primary-key.
+            sa.update(REPORTS_TABLE)
+            .where(REPORTS_TABLE.c.id == sa.bindparam("report_id"))
+            .values(audit_event_id=sa.bindparam("event_id")),
+            [
+                {"report_id": report_id, "event_id": event_id}
+                for (_, _, report_id, _), event_id in zip(filed, event_ids, strict=True)
+            ],
+        )
+    for (index, data, report_id, expires_at), event_id in zip(filed, event_ids, strict=True):
+        results[index] = FileResult(
+            Filed.CREATED,
+            _new_view(
+                data,
+                report_id=report_id,
+                member_id=member_id,
+                expires_at=expires_at,
+                event_id=event_id,
+                now=op.now,
+                policy=policy,
+            ),
+        )
+    assert all(r is not None for r in results)
+    return [r for r in results if r is not None]
+
+
+def _new_view(
+    data: ReportInput,
+    *,
+    report_id: uuid.UUID,
+    member_id: uuid.UUID,
+    expires_at: dt.datetime,
+    event_id: int,
+    now: dt.datetime,
+    policy: ReportPolicy,
+) -> ReportView:
+    """A new report has no disputes or statements: its view needs no read."""
+    return ReportView(
+        id=report_id,
         member_id=member_id,
         case_ref=data.case_ref,
         subject=data.subject,
@@ -284,42 +405,37 @@ async def file_report(
         basis=data.basis,
         amount_minor=data.amount_minor,
         currency=data.currency,
-        evidence=json.dumps(list(data.evidence_sha256)),
-        fingerprint=data.fingerprint(),
+        evidence_sha256=data.evidence_sha256,
         occurred_at=data.occurred_at,
         confirmed_at=data.confirmed_at,
-        notified_at=data.subject_notified_at,
-        filed_at=op.now,
+        subject_notified_at=data.subject_notified_at,
+        filed_at=now,
         expires_at=expires_at,
-        state=State.ACTIVE,
-        state_changed_at=op.now,
-    )
-    try:
-        async with session.begin_nested():
-            session.add(report)
-            await session.flush()
-    except IntegrityError:
-        # A concurrent request filed the same case_ref first.
-        existing = await _by_case_ref(session, member_id, data.case_ref)
-        if existing is None:
-            raise
-        return await _duplicate(session, existing, data, op.now, policy)
-    report.audit_event_id = await record(
-        session,
-        op.event(
-            Tag.REPORT_SUBMITTED,
-            subject=data.subject,
-            reference=data.case_ref,
-            body={
-                "report_id": str(report.id),
-                "category": data.category.value,
-                "basis": data.basis.value,
-            },
+        status=status(
+            state=State.ACTIVE,
+            filed_at=now,
+            notified_at=data.subject_notified_at,
+            expires_at=expires_at,
+            dispute_deadlines=[],
+            now=now,
+            policy=policy,
         ),
-        now=op.now,
+        open_disputes=0,
+        audit_event_id=event_id,
     )
-    await session.flush()
-    return FileResult(Filed.CREATED, await _view(session, report, op.now, policy))
+
+
+async def _existing(
+    session: AsyncSession, member_id: uuid.UUID, case_refs: list[str]
+) -> dict[str, Report]:
+    found: dict[str, Report] = {}
+    for start in range(0, len(case_refs), 500):
+        chunk = case_refs[start : start + 500]
+        rows = await session.scalars(
+            sa.select(Report).where(Report.member_id == member_id, Report.case_ref.in_(chunk))
+        )
+        found.update({r.case_ref: r for r in rows if r.case_ref is not None})
+    return found
 
 
 async def _by_case_ref(session: AsyncSession, member_id: uuid.UUID, case_ref: str) -> Report | None:
