@@ -19,7 +19,6 @@ from api.schemas.reports import (
     ReportIn,
     ReportOut,
     ReportPage,
-    StatementOut,
     WithdrawalIn,
 )
 from ledger.access.permissions import Permission
@@ -43,25 +42,7 @@ def client(principal: Principal) -> ClientPrincipal:
 
 
 def report_out(view: ReportView) -> ReportOut:
-    return ReportOut(
-        id=view.id,
-        case_ref=view.case_ref,
-        subject=view.subject,
-        category=view.category,
-        basis=view.basis,
-        amount_minor=view.amount_minor,
-        currency=view.currency,
-        evidence_sha256=list(view.evidence_sha256),
-        occurred_at=view.occurred_at,
-        confirmed_at=view.confirmed_at,
-        subject_notified_at=view.subject_notified_at,
-        filed_at=view.filed_at,
-        expires_at=view.expires_at,
-        status=view.status,
-        open_disputes=view.open_disputes,
-        statements=[StatementOut(text=s.text, added_at=s.added_at) for s in view.statements],
-        audit_event_id=view.audit_event_id,
-    )
+    return ReportOut.model_validate(view, from_attributes=True)
 
 
 def to_input(body: ReportIn) -> ReportInput:

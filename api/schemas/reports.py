@@ -34,11 +34,15 @@ class ReportIn(Strict):
 
 
 class StatementOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     text: str
     added_at: dt.datetime
 
 
 class ReportOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     case_ref: str
     subject: str

@@ -210,37 +210,48 @@ async def views(
             statements.setdefault(report_id, []).append(StatementView(text, added_at))
     out = []
     for r in reports:
-        current = report_status(r, deadlines.get(r.id, []), now, policy)
-        if current is Status.EXPIRED:
-            continue
-        assert r.subject is not None
-        assert r.case_ref is not None
-        assert r.amount_minor is not None
-        assert r.currency is not None
-        assert r.evidence is not None
-        out.append(
-            ReportView(
-                id=r.id,
-                member_id=r.member_id,
-                case_ref=r.case_ref,
-                subject=r.subject,
-                category=r.category,
-                basis=r.basis,
-                amount_minor=r.amount_minor,
-                currency=r.currency,
-                evidence_sha256=tuple(json.loads(r.evidence)),
-                occurred_at=r.occurred_at,
-                confirmed_at=r.confirmed_at,
-                subject_notified_at=r.notified_at,
-                filed_at=r.filed_at,
-                expires_at=r.expires_at,
-                status=current,
-                open_disputes=len(deadlines.get(r.id, [])),
-                audit_event_id=r.audit_event_id,
-                statements=statements.get(r.id, []),
-            )
-        )
+        view = _view_of(r, deadlines.get(r.id, []), statements.get(r.id, []), now, policy)
+        if view is not None:
+            out.append(view)
     return out
+
+
+def _view_of(
+    r: Report,
+    deadlines: list[dt.datetime],
+    statements: list[StatementView],
+    now: dt.datetime,
+    policy: ReportPolicy,
+) -> ReportView | None:
+    """The report as its member sees it at ``now``; None once it has expired."""
+    current = report_status(r, deadlines, now, policy)
+    if current is Status.EXPIRED:
+        return None
+    assert r.subject is not None
+    assert r.case_ref is not None
+    assert r.amount_minor is not None
+    assert r.currency is not None
+    assert r.evidence is not None
+    return ReportView(
+        id=r.id,
+        member_id=r.member_id,
+        case_ref=r.case_ref,
+        subject=r.subject,
+        category=r.category,
+        basis=r.basis,
+        amount_minor=r.amount_minor,
+        currency=r.currency,
+        evidence_sha256=tuple(json.loads(r.evidence)),
+        occurred_at=r.occurred_at,
+        confirmed_at=r.confirmed_at,
+        subject_notified_at=r.notified_at,
+        filed_at=r.filed_at,
+        expires_at=r.expires_at,
+        status=current,
+        open_disputes=len(deadlines),
+        audit_event_id=r.audit_event_id,
+        statements=statements,
+    )
 
 
 async def _view(
@@ -310,27 +321,31 @@ async def file_reports(
             continue
         fresh[data.case_ref] = (index, data, uuid7(), expires_at)
 
-    rows = [
-        {
-            "id": report_id,
-            "member_id": member_id,
-            "case_ref": data.case_ref,
-            "subject": data.subject,
-            "category": data.category,
-            "basis": data.basis,
-            "amount_minor": data.amount_minor,
-            "currency": data.currency,
-            "evidence": json.dumps(list(data.evidence_sha256)),
-            "fingerprint": data.fingerprint(),
-            "occurred_at": data.occurred_at,
-            "confirmed_at": data.confirmed_at,
-            "notified_at": data.subject_notified_at,
-            "filed_at": op.now,
-            "expires_at": expires_at,
-            "state": State.ACTIVE,
-            "state_changed_at": op.now,
-        }
+    candidates = {
+        report_id: Report(
+            id=report_id,
+            member_id=member_id,
+            case_ref=data.case_ref,
+            subject=data.subject,
+            category=data.category,
+            basis=data.basis,
+            amount_minor=data.amount_minor,
+            currency=data.currency,
+            evidence=json.dumps(list(data.evidence_sha256)),
+            fingerprint=data.fingerprint(),
+            occurred_at=data.occurred_at,
+            confirmed_at=data.confirmed_at,
+            notified_at=data.subject_notified_at,
+            filed_at=op.now,
+            expires_at=expires_at,
+            state=State.ACTIVE,
+            state_changed_at=op.now,
+        )
         for _, data, report_id, expires_at in fresh.values()
+    }
+    rows = [
+        {c.key: getattr(report, c.key) for c in REPORTS_TABLE.columns if c.key != "audit_event_id"}
+        for report in candidates.values()
     ]
     inserted: set[uuid.UUID] = set()
     if rows:
@@ -368,61 +383,15 @@ async def file_reports(
                 for (_, _, report_id, _), event_id in zip(filed, event_ids, strict=True)
             ],
         )
-    for (index, data, report_id, expires_at), event_id in zip(filed, event_ids, strict=True):
-        results[index] = FileResult(
-            Filed.CREATED,
-            _new_view(
-                data,
-                report_id=report_id,
-                member_id=member_id,
-                expires_at=expires_at,
-                event_id=event_id,
-                now=op.now,
-                policy=policy,
-            ),
-        )
+    for (index, _, report_id, _), event_id in zip(filed, event_ids, strict=True):
+        # A new report has no disputes or statements: its view needs no read.
+        report = candidates[report_id]
+        report.audit_event_id = event_id
+        view = _view_of(report, [], [], op.now, policy)
+        assert view is not None
+        results[index] = FileResult(Filed.CREATED, view)
     assert all(r is not None for r in results)
     return [r for r in results if r is not None]
-
-
-def _new_view(
-    data: ReportInput,
-    *,
-    report_id: uuid.UUID,
-    member_id: uuid.UUID,
-    expires_at: dt.datetime,
-    event_id: int,
-    now: dt.datetime,
-    policy: ReportPolicy,
-) -> ReportView:
-    """A new report has no disputes or statements: its view needs no read."""
-    return ReportView(
-        id=report_id,
-        member_id=member_id,
-        case_ref=data.case_ref,
-        subject=data.subject,
-        category=data.category,
-        basis=data.basis,
-        amount_minor=data.amount_minor,
-        currency=data.currency,
-        evidence_sha256=data.evidence_sha256,
-        occurred_at=data.occurred_at,
-        confirmed_at=data.confirmed_at,
-        subject_notified_at=data.subject_notified_at,
-        filed_at=now,
-        expires_at=expires_at,
-        status=status(
-            state=State.ACTIVE,
-            filed_at=now,
-            notified_at=data.subject_notified_at,
-            expires_at=expires_at,
-            dispute_deadlines=[],
-            now=now,
-            policy=policy,
-        ),
-        open_disputes=0,
-        audit_event_id=event_id,
-    )
 
 
 async def _existing(
