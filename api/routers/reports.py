@@ -46,18 +46,9 @@ def report_out(view: ReportView) -> ReportOut:
 
 
 def to_input(body: ReportIn) -> ReportInput:
-    return ReportInput(
-        case_ref=body.case_ref,
-        subject=body.subject,
-        category=body.category,
-        basis=body.basis,
-        amount_minor=body.amount_minor,
-        currency=body.currency,
-        occurred_at=body.occurred_at,
-        confirmed_at=body.confirmed_at,
-        evidence_sha256=tuple(d.lower() for d in body.evidence_sha256),
-        subject_notified_at=body.subject_notified_at,
-    )
+    fields = body.model_dump()
+    fields["evidence_sha256"] = tuple(d.lower() for d in body.evidence_sha256)
+    return ReportInput(**fields)
 
 
 @router.post(
