@@ -553,7 +553,10 @@ def keys_rotate(ring: str) -> None:
 @click.argument("kid")
 def keys_retire(ring: str, kid: str) -> None:
     """Retire a key: it signs nothing more. A retired token key stops verifying tokens;
-    a retired checkpoint key is still published, to verify the checkpoints it signed."""
+    a retired checkpoint key is still published, to verify the checkpoints it signed.
+
+    Key ids are base64url and may start with '-': write `ledger keys retire -- KID`.
+    """
     try:
         keys.retire(_ring_dir(ring), kid, now=_now())
     except LedgerError as exc:

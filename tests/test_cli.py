@@ -86,7 +86,7 @@ def test_members_clients_and_keys_walk(env: dict[str, str]) -> None:
         (first["kid"], False),
         (rotated["kid"], True),
     ]
-    rows = ok(env, "keys", "retire", first["kid"])
+    rows = ok(env, "keys", "retire", "--", first["kid"])
     assert rows[0]["retired_at"] is not None
 
 
@@ -128,6 +128,8 @@ def test_users_create_reads_the_password_from_stdin(env: dict[str, str]) -> None
         ),
         (["clients", "revoke", "cl_nothing"], "no client"),
         (["keys", "retire", "nope"], "no key"),
+        # Key ids are base64url and may start with '-': after '--' that is an id.
+        (["keys", "retire", "--", "-Tnot-a-key"], "no key"),
     ],
 )
 def test_errors_go_to_stderr_with_a_nonzero_exit(
@@ -185,7 +187,7 @@ def test_the_checkpoint_key_ring_rotates_and_keeps_old_keys(env: dict[str, str])
     run(env, "init")
     (first,) = ok(env, "keys", "list", "--ring", "checkpoint")
     ok(env, "keys", "rotate", "--ring", "checkpoint")
-    rows = ok(env, "keys", "retire", "--ring", "checkpoint", first["kid"])
+    rows = ok(env, "keys", "retire", "--ring", "checkpoint", "--", first["kid"])
     assert [r["retired_at"] is not None for r in rows] == [True, False]
     # The token ring was not touched.
     assert len(ok(env, "keys", "list")) == 1
