@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.middleware import Metrics, RequestContextMiddleware
-from api.routers import audit, auth, disputes, health, me, oauth, reports, subjects
+from api.routers import audit, auth, disputes, health, me, oauth, reports, risk, subjects
 from ledger import db
 from ledger.clock import Clock
 from ledger.config import Settings
@@ -65,6 +65,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(disputes.router)
     app.include_router(subjects.router)
+    app.include_router(risk.router)
     app.include_router(health.router)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

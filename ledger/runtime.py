@@ -16,6 +16,7 @@ from ledger.config import Settings
 from ledger.db import create_engine, create_sessionmaker
 from ledger.maintenance import MaintenanceLoop
 from ledger.reports.policy import ReportPolicy
+from ledger.scoring.score import ScoringPolicy
 
 TOKEN_RING = "token"  # noqa: S105  (a directory name, not a secret)
 CHECKPOINT_RING = "checkpoint"
@@ -44,6 +45,7 @@ class Runtime:
     verifier: TokenVerifier
     audit: AuditLog
     policy: ReportPolicy
+    scoring_policy: ScoringPolicy
     maintenance: MaintenanceLoop
 
     @classmethod
@@ -91,6 +93,7 @@ class Runtime:
             ),
             audit=audit,
             policy=policy,
+            scoring_policy=ScoringPolicy(),
             maintenance=MaintenanceLoop(
                 create_sessionmaker(engine),
                 clock=clock,
