@@ -36,6 +36,7 @@ from ledger.errors import LedgerError, NotFound
 from ledger.members import service as members
 from ledger.members.models import MemberStatus
 from ledger.runtime import CHECKPOINT_RING, TOKEN_RING, Runtime, make_hasher
+from ledger.scoring import policies
 
 T = TypeVar("T")
 
@@ -444,6 +445,42 @@ def audit_verify(all_problems: bool) -> None:
         assert first is not None
         click.echo(f"audit log verification FAILED: {first.what}", err=True)
         sys.exit(1)
+
+
+# --- scoring policy ---------------------------------------------------------------------
+
+
+@main.group("policy")
+def policy_group() -> None:
+    """The scoring policy: versioned, and every answer names its version."""
+
+
+@policy_group.command("set")
+@click.argument("file", type=click.File("r"))
+def policy_set(file: Any) -> None:
+    """Put the policy in FILE (JSON; see docs/scoring.md) in force. Audited."""
+    text = file.read()
+
+    async def go(session: AsyncSession) -> dict[str, Any]:
+        return policies.document_of(await policies.set_policy(session, _op(), text))
+
+    _emit(_in_transaction(go))
+
+
+@policy_group.command("show")
+def policy_show() -> None:
+    """The policy in force (the built-in default until one is set)."""
+
+    async def go(session: AsyncSession) -> dict[str, Any]:
+        return policies.document_of(await policies.active(session))
+
+    _emit(_in_transaction(go))
+
+
+@policy_group.command("history")
+def policy_history() -> None:
+    """Every policy version, oldest first."""
+    _emit(_in_transaction(policies.history))
 
 
 # --- retention ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from ledger.db import Base
 from ledger.disputes.models import Dispute, DisputeItem
 from ledger.members.models import Client, Member, User
 from ledger.reports.models import IdempotencyKey, Report, ReportAction, ReportStatement
+from ledger.scoring.policies import StoredPolicy
 
 metadata = Base.metadata
 
@@ -28,6 +29,7 @@ __all__ = [
     "Report",
     "ReportAction",
     "ReportStatement",
+    "StoredPolicy",
     "User",
     "metadata",
 ]

@@ -16,7 +16,7 @@ from ledger.config import Settings
 from ledger.db import create_engine, create_sessionmaker
 from ledger.maintenance import MaintenanceLoop
 from ledger.reports.policy import ReportPolicy
-from ledger.scoring.score import ScoringPolicy
+from ledger.scoring.policies import PolicySource
 
 TOKEN_RING = "token"  # noqa: S105  (a directory name, not a secret)
 CHECKPOINT_RING = "checkpoint"
@@ -45,7 +45,7 @@ class Runtime:
     verifier: TokenVerifier
     audit: AuditLog
     policy: ReportPolicy
-    scoring_policy: ScoringPolicy
+    scoring_policies: PolicySource
     maintenance: MaintenanceLoop
 
     @classmethod
@@ -93,7 +93,7 @@ class Runtime:
             ),
             audit=audit,
             policy=policy,
-            scoring_policy=ScoringPolicy(),
+            scoring_policies=PolicySource(),
             maintenance=MaintenanceLoop(
                 create_sessionmaker(engine),
                 clock=clock,

@@ -207,3 +207,55 @@ def test_retention_run_reports_what_it_did(env: dict[str, str]) -> None:
         "reports_suspended": 0,
         "reports_purged": 0,
     }
+
+
+POLICY = {
+    "version": "2026-12-01.1",
+    "weights": {
+        "forged_evidence": 40,
+        "empty_box": 30,
+        "false_non_receipt": 25,
+        "wardrobing": 15,
+        "other": 10,
+    },
+    "half_life_days": 180,
+    "per_category_cap": 3,
+    "member_cap": 45,
+    "scale": 60,
+    "corroboration": 2,
+    "thresholds": [1, 30, 60, 85],
+}
+
+
+def test_policy_set_show_and_history(env: dict[str, str], tmp_path: Path) -> None:
+    run(env, "init")
+    assert ok(env, "policy", "show")["version"] == "2026-11-23.1"  # the built-in default
+    file = tmp_path / "policy.json"
+    file.write_text(json.dumps(POLICY))
+    assert ok(env, "policy", "set", str(file))["version"] == "2026-12-01.1"
+    shown = ok(env, "policy", "show")
+    assert (shown["version"], shown["half_life_days"]) == ("2026-12-01.1", 180)
+    assert [p["version"] for p in ok(env, "policy", "history")] == ["2026-12-01.1"]
+    again = run(env, "policy", "set", str(file))
+    assert again.exit_code == 1
+    assert "never change" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"corroboration": 1}, "corroboration"),
+        ({"thresholds": [1, 60, 30, 85]}, "thresholds"),
+        ({"weights": {"forged_evidence": 30}}, "missing"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_a_policy_that_breaks_the_rules_is_refused(
+    env: dict[str, str], tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    run(env, "init")
+    file = tmp_path / "policy.json"
+    file.write_text(json.dumps({**POLICY, **change}))
+    result = run(env, "policy", "set", str(file))
+    assert result.exit_code == 1
+    assert message in result.stderr

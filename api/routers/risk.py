@@ -102,7 +102,7 @@ async def _query(
             body.subject,
             now=op.now,
             report_policy=runtime.policy,
-            policy=runtime.scoring_policy,
+            policy=await runtime.scoring_policies.get(session),
         )
     except InvalidInput as exc:
         await _refuse(runtime, principal, list(exc.fields), "invalid subject")

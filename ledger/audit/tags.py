@@ -45,6 +45,7 @@ class Tag(StrEnum):
     STATEMENT_ADDED = "subject:statement:added"
     SUBJECT_DISCLOSED = "subject:file:disclosed"
     RISK_QUERIED = "risk:subject:queried"
+    POLICY_SET = "policy:scoring:set"
     # the audit log itself
     AUDIT_EVENTS_LISTED = "audit:events:listed"
     AUDIT_EVENTS_EXPORTED = "audit:events:exported"

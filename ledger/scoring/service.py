@@ -67,9 +67,10 @@ async def assess(
     check_pseudonym(subject)
     rows = list(await session.execute(_REPORTS, {"subject": subject, "now": now}))
     deadlines: dict[uuid.UUID, list[dt.datetime]] = {}
-    if rows:
-        for report_id, deadline in await session.execute(_DEADLINES, {"subject": subject}):
-            deadlines.setdefault(report_id, []).append(deadline)
+    # Always both reads, so a subject with no reports and one whose reports no longer
+    # count take the same path: the work done does not tell them apart.
+    for report_id, deadline in await session.execute(_DEADLINES, {"subject": subject}):
+        deadlines.setdefault(report_id, []).append(deadline)
     scored = [
         ScoredReport(
             member_id=row.member_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -13,8 +14,10 @@ from ledger.access.permissions import Scope
 from ledger.audit.models import AuditEventRow
 from ledger.clock import FrozenClock
 from ledger.runtime import Runtime
+from ledger.scoring import policies
+from ledger.scoring.score import ScoringPolicy
 from tests.api.test_reports import DAY, Member, member, payload, pseudonym
-from tests.factories import bearer, get_token, make_credential
+from tests.factories import bearer, get_token, make_credential, op
 
 
 @pytest.fixture
@@ -169,3 +172,18 @@ async def test_queries_show_in_the_buyers_file(
     assert [(i["member"], i["purpose"]) for i in disclosed["inquiries"]] == [
         (shop.credential.member.name, "account_review")
     ]
+
+
+async def test_every_answer_names_the_policy_in_force(
+    acme: Member, runtime: Runtime, session: AsyncSession
+) -> None:
+    before = (await acme.post("/v1/risk/query", query(pseudonym()))).json()
+    assert before["policy_version"] == "2026-11-23.1"
+    document = policies.document_of(ScoringPolicy(version="2026-12-01.1"))
+    await policies.set_policy(session, op(runtime), json.dumps(document))
+    await session.commit()
+    runtime.scoring_policies = policies.PolicySource()  # no waiting for the cache
+    after = (await acme.post("/v1/risk/query", query(pseudonym()))).json()
+    assert after["policy_version"] == "2026-12-01.1"
+    changes = await events(runtime, tag="policy:scoring:set")
+    assert [c.body for c in changes] == ['{"version":"2026-12-01.1"}']
