@@ -13,8 +13,9 @@ import re
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import ReadSessionDep, RuntimeDep
+from api.deps import RuntimeDep
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, Principal, UserPrincipal, require
 from ledger.access.tokens import TokenClaims
@@ -86,8 +87,15 @@ def _route(request: Request) -> str:
     return path if isinstance(path, str) else "<unmatched>"
 
 
-async def _principal(
-    claims: TokenClaims, session: ReadSessionDep, runtime: Runtime, request: Request
+async def _principal(claims: TokenClaims, runtime: Runtime, request: Request) -> Principal:
+    # A connection is borrowed for the one lookup and returned at once: a request never
+    # holds two (this one and its own session), which a full pool could not serve.
+    async with runtime.read_sessionmaker() as session:
+        return await _resolve(claims, session, runtime, request)
+
+
+async def _resolve(
+    claims: TokenClaims, session: AsyncSession, runtime: Runtime, request: Request
 ) -> Principal:
     if claims.user_id is not None and claims.role is not None:
         try:
@@ -116,11 +124,9 @@ async def _principal(
 def authorize(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the caller and checks ``permission``."""
 
-    async def dependency(
-        request: Request, runtime: RuntimeDep, session: ReadSessionDep
-    ) -> Principal:
+    async def dependency(request: Request, runtime: RuntimeDep) -> Principal:
         claims = runtime.verifier.verify(bearer_token(request))
-        principal = await _principal(claims, session, runtime, request)
+        principal = await _principal(claims, runtime, request)
         try:
             require(principal, permission)
         except PermissionDenied as exc:

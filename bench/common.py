@@ -79,7 +79,7 @@ def running_server(extra_env: dict[str, str] | None = None) -> Iterator[Server]:
         yield Server(base=base, pid=proc.pid, env=env)
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)
         log.close()
         if os.environ.get("BENCH_KEEP_LOG"):
             print((scratch / "serve.log").read_text()[-5000:])

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
 
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

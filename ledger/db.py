@@ -47,19 +47,17 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 0) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 20, max_overflow: int = 0, pool_timeout: float = 30.0
+) -> AsyncEngine:
     """An async engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow)
-        _configure_sqlite(engine)
-        return engine
-    return create_async_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=max_overflow,
-        pool_pre_ping=False,
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout
     )
+    if parsed.get_backend_name() == "sqlite":
+        _configure_sqlite(engine)
+    return engine
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -55,11 +55,16 @@ class Runtime:
             settings.resolved_database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
         )
+        # The audit log has its own small pool. Requests hold a pooled connection while
+        # they wait for their audit event to commit; if the writer drew from the same
+        # pool, a full pool would wait on itself.
+        audit_engine = create_engine(settings.resolved_database_url, pool_size=3)
         keys = KeyRingSource(settings.resolved_key_dir / TOKEN_RING)
         policy = settings.report_policy()
         audit = AuditLog(
-            engine=engine,
+            engine=audit_engine,
             clock=clock,
             keys=KeyRingSource(settings.resolved_key_dir / CHECKPOINT_RING),
             origin=settings.audit_origin,
@@ -111,4 +116,5 @@ class Runtime:
     async def close(self) -> None:
         await self.maintenance.stop()
         await self.audit.stop()
+        await self.audit.engine.dispose()
         await self.engine.dispose()

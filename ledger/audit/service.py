@@ -79,7 +79,7 @@ class AuditLog:
         self.origin = origin
         self.writer = AuditWriter(create_sessionmaker(engine), clock=clock)
         self.sequencer = Sequencer(grace=gap_grace)
-        self._engine = engine
+        self.engine = engine
         self._reads = create_sessionmaker(engine, read_only=True)
         self._every_leaves = checkpoint_every_leaves
         self._every_seconds = checkpoint_every_seconds
@@ -94,18 +94,20 @@ class AuditLog:
         """
         total = 0
         while True:
-            async with sequencing_session(self._engine, wait=wait) as session:
+            async with sequencing_session(self.engine, wait=wait) as session:
                 if session is None:
                     return total
                 added = await self.sequencer.integrate(session, full_sweep=full_sweep)
             total += added
-            if added < self.sequencer.batch:
+            # A backlog is integrated batch by batch; shutting down stops between two
+            # (what is left waits for the next start, nothing is lost).
+            if added < self.sequencer.batch or self._stopping.is_set():
                 return total
 
     async def checkpoint(self) -> tuple[CheckpointView, bool]:
         """Integrate, then sign the tree as it stands (idempotent for an unchanged tree)."""
         await self.integrate()
-        async with sequencing_session(self._engine) as session:
+        async with sequencing_session(self.engine) as session:
             assert session is not None
             return await checkpoints.create(
                 session, ring=self.keys.current(), origin=self.origin, now=self.clock.now()

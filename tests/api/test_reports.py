@@ -386,3 +386,28 @@ async def test_reading_reports_is_audited(
     async with runtime.read_sessionmaker() as read:
         tags = set(await read.scalars(sa.select(AuditEventRow.tag)))
     assert {"report:refund:submitted", "report:refund:read", "report:refund:listed"} <= tags
+
+
+@pytest.mark.parametrize("pool_size", [1])
+async def test_audited_reads_never_wait_on_their_own_pool(
+    settings: Any, clock: FrozenClock, pool_size: int
+) -> None:
+    # Every request holds a pooled connection while its audit event commits. With one
+    # connection in the request pool and ten concurrent audited reads, a writer that
+    # drew from that pool would wait on itself until the pool timed out (503s).
+    from api.app import create_app  # noqa: PLC0415
+
+    tight = settings.model_copy(update={"db_pool_size": pool_size, "db_pool_timeout_seconds": 3})
+    app = create_app(tight, clock=clock)
+    async with app.router.lifespan_context(app):
+        runtime = app.state.runtime
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            async with runtime.sessionmaker() as session:
+                credential = await make_credential(session, runtime)
+            reader = Member(http, credential, await get_token(http, credential))
+            report = await reader.file(payload(clock))
+            responses = await asyncio.gather(
+                *(reader.get(f"/v1/reports/{report['id']}") for _ in range(10))
+            )
+    assert [r.status_code for r in responses] == [200] * 10

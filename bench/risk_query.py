@@ -1,0 +1,216 @@
+"""The pre-refund risk query under load, against its ceiling, on PostgreSQL.
+
+Seeds a scratch database with 1,000,000 subjects and 3,000,000 reports (COPY), starts
+the real `ledger serve`, and drives POST /v1/risk/query with wrk (64 connections, a
+random seeded subject per request); then does the same against bench/ceiling.py, a bare
+Starlette endpoint making the same read with asyncpg. Prints req/s, p50, p99, the ratio,
+and server CPU per request.
+
+    .venv/bin/python -m bench.risk_query --postgres postgresql://postgres@127.0.0.1:5432/postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+from bench.common import WrkResult, free_port, running_server, scratch_postgres, wrk
+from ledger.reports.policy import add_years
+from ledger.types import uuid7
+
+CATEGORIES = ["forged_evidence", "empty_box", "wardrobing", "false_non_receipt", "other"]
+LUA = """
+local subjects = {%s}
+request = function()
+  local s = subjects[math.random(#subjects)]
+  return wrk.format("POST", "/v1/risk/query", {["Content-Type"]="application/json",
+    ["Authorization"]="Bearer %s"},
+    '{"subject":"' .. s .. '","purpose":"refund_review","reference":"refund-1"}')
+end
+"""
+
+
+def _pseudonyms(count: int, rng: random.Random) -> list[str]:
+    return [base64.urlsafe_b64encode(rng.randbytes(32)).rstrip(b"=").decode() for _ in range(count)]
+
+
+async def _seed(dsn: str, subjects: list[str], reports: int, member_ids: list[uuid.UUID]) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        now = dt.datetime.now(dt.UTC)
+        evidence = f'["{hashlib.sha256(b"e").hexdigest()}"]'
+        rng = random.Random(7)
+        step = 200_000
+        for start in range(0, reports, step):
+            rows = []
+            for n in range(start, min(reports, start + step)):
+                occurred = now - dt.timedelta(days=rng.randrange(30, 1500))
+                confirmed = occurred + dt.timedelta(days=3)
+                rows.append(
+                    (
+                        uuid7(),
+                        member_ids[n % len(member_ids)],
+                        f"seed-{n}",
+                        subjects[n % len(subjects)],
+                        CATEGORIES[n % 5],
+                        "platform_review",
+                        1000 + n % 5000,
+                        "CNY",
+                        evidence,
+                        None,
+                        occurred,
+                        confirmed,
+                        confirmed,
+                        confirmed,
+                        add_years(occurred, 5),
+                        "active",
+                        confirmed,
+                        None,
+                    )
+                )
+            await conn.copy_records_to_table(
+                "reports",
+                records=rows,
+                columns=[
+                    "id",
+                    "member_id",
+                    "case_ref",
+                    "subject",
+                    "category",
+                    "basis",
+                    "amount_minor",
+                    "currency",
+                    "evidence",
+                    "fingerprint",
+                    "occurred_at",
+                    "confirmed_at",
+                    "notified_at",
+                    "filed_at",
+                    "expires_at",
+                    "state",
+                    "state_changed_at",
+                    "audit_event_id",
+                ],
+            )
+        await conn.execute("ANALYZE reports")
+    finally:
+        await conn.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(url: str, pid: int, lua: str, seconds: int) -> tuple[WrkResult, float]:
+    wrk(url, connections=64, seconds=3, script=lua)  # warm-up
+    cpu0 = _cpu_seconds(pid)
+    result = wrk(url, connections=64, seconds=seconds, script=lua)
+    cpu = _cpu_seconds(pid) - cpu0
+    return result, cpu / max(1, result.requests_per_second * seconds) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--postgres", required=True, metavar="URL")
+    parser.add_argument("--subjects", type=int, default=1_000_000)
+    parser.add_argument("--reports", type=int, default=3_000_000)
+    parser.add_argument("--seconds", type=int, default=15)
+    args = parser.parse_args()
+    rng = random.Random(42)
+    subjects = _pseudonyms(args.subjects, rng)
+
+    with (
+        scratch_postgres(args.postgres) as url,
+        running_server({"LEDGER_DATABASE_URL": url}) as server,
+    ):
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        names = [f"platform-{i}" for i in range(8)]
+        members = [server.ledger("members", "create", "--name", n) for n in names]
+        member_ids = [uuid.UUID(m["id"]) for m in members if isinstance(m, dict)]
+        t0 = time.perf_counter()
+        asyncio.run(_seed(dsn, subjects, args.reports, member_ids))
+        seeded = time.perf_counter() - t0
+        issued = server.ledger(
+            "clients", "issue", "--member", str(member_ids[0]), "--scope", "risk:read"
+        )
+        assert isinstance(issued, dict)
+        token = httpx.post(
+            f"{server.base}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(issued["client_id"], issued["client_secret"]),
+        ).json()["access_token"]
+        pool = rng.sample(subjects, 5000)
+        with tempfile.TemporaryDirectory() as tmp:
+            lua = Path(tmp) / "risk.lua"
+            lua.write_text(LUA % (",".join(f'"{s}"' for s in pool), token))
+            ledger, ledger_cpu = _measure(
+                f"{server.base}/v1/risk/query", server.pid, str(lua), args.seconds
+            )
+            port = free_port()
+            ceiling_proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "bench.ceiling:app",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                env={**os.environ, "LEDGER_BENCH_DSN": dsn},
+            )
+            try:
+                for _ in range(100):
+                    try:
+                        httpx.post(
+                            f"http://127.0.0.1:{port}/v1/risk/query", json={"subject": pool[0]}
+                        )
+                        break
+                    except httpx.TransportError:
+                        time.sleep(0.1)
+                bare, bare_cpu = _measure(
+                    f"http://127.0.0.1:{port}/v1/risk/query",
+                    ceiling_proc.pid,
+                    str(lua),
+                    args.seconds,
+                )
+            finally:
+                ceiling_proc.terminate()
+                ceiling_proc.wait(timeout=10)
+
+    seeded_text = f"{args.subjects:,} subjects, {args.reports:,} reports seeded in {seeded:.0f} s"
+    print(f"\n## Risk query ({seeded_text})\n")
+    print("wrk, 2 threads, 64 connections, one server process each:\n")
+    print("| endpoint | req/s | p50 ms | p99 ms | non-2xx | server CPU per request |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        f"{ledger.row('POST /v1/risk/query (ledger: auth, score, audited)')} {ledger_cpu:,.0f} µs |"
+    )
+    print(f"{bare.row('ceiling: Starlette + asyncpg, same read')} {bare_cpu:,.0f} µs |")
+    share = ledger.requests_per_second / bare.requests_per_second
+    print(f"\nthe ledger serves {share:.0%} of the ceiling")
+
+
+if __name__ == "__main__":
+    main()
