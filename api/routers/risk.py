@@ -164,6 +164,7 @@ async def risk_query_batch(
             return RiskBatchItem(index=index, status="rejected", errors=errors)
         return RiskBatchItem(index=index, status="answered", answer=answer)
 
-    # Sequential reads on the one session; the audit events still share commits.
+    # One after another: the queries share the request's session, which cannot run two
+    # statements at once. (Each event is still committed before its answer is built.)
     items = [await one(i, raw) for i, raw in enumerate(batch.queries)]
     return RiskBatchOut(items=items)

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.app import create_app
 from ledger import maintenance
 from ledger.audit.models import AuditEventRow
 from ledger.clock import FrozenClock
@@ -395,8 +396,6 @@ async def test_audited_reads_never_wait_on_their_own_pool(
     # Every request holds a pooled connection while its audit event commits. With one
     # connection in the request pool and ten concurrent audited reads, a writer that
     # drew from that pool would wait on itself until the pool timed out (503s).
-    from api.app import create_app  # noqa: PLC0415
-
     tight = settings.model_copy(update={"db_pool_size": pool_size, "db_pool_timeout_seconds": 3})
     app = create_app(tight, clock=clock)
     async with app.router.lifespan_context(app):
@@ -411,3 +410,13 @@ async def test_audited_reads_never_wait_on_their_own_pool(
                 *(reader.get(f"/v1/reports/{report['id']}") for _ in range(10))
             )
     assert [r.status_code for r in responses] == [200] * 10
+
+
+async def test_listing_refuses_times_without_an_offset(acme: Member, clock: FrozenClock) -> None:
+    await acme.file(payload(clock))
+    bad = await acme.get("/v1/reports", filed_since="2026-01-01T00:00:00")
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "query.filed_since"
+    since = (clock.now() - DAY).isoformat()
+    assert len((await acme.get("/v1/reports", filed_since=since)).json()["reports"]) == 1
+    assert (await acme.get("/v1/reports", filed_until=since)).json()["reports"] == []
