@@ -135,9 +135,13 @@ def wrk(
 
 
 @contextmanager
-def scratch_postgres(admin_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database for one run; dropped afterwards."""
-    name = f"ledger_bench_{os.getpid()}"
+def scratch_postgres(admin_url: str, keep: str | None = None) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one run; dropped afterwards.
+
+    With ``keep``, the database of that name is made if missing and kept, so that a
+    seeded database can serve several runs.
+    """
+    name = keep or f"ledger_bench_{os.getpid()}"
     admin = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
     async def execute(sql: str) -> None:
@@ -147,7 +151,15 @@ def scratch_postgres(admin_url: str) -> Iterator[str]:
         finally:
             await conn.close()
 
-    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    async def exists() -> bool:
+        conn = await asyncpg.connect(admin)
+        try:
+            return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+        finally:
+            await conn.close()
+
+    if not (keep and asyncio.run(exists())):
+        asyncio.run(execute(f'CREATE DATABASE "{name}"'))
     try:
         yield (
             make_url(admin_url)
@@ -155,4 +167,5 @@ def scratch_postgres(admin_url: str) -> Iterator[str]:
             .render_as_string(hide_password=False)
         )
     finally:
-        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not keep:
+            asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -29,7 +29,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.common import WrkResult, free_port, running_server, scratch_postgres, wrk
+from bench.common import Server, WrkResult, free_port, running_server, scratch_postgres, wrk
 from ledger.reports.policy import add_years
 from ledger.types import uuid7
 
@@ -113,8 +113,13 @@ async def _seed(dsn: str, subjects: list[str], reports: int, member_ids: list[uu
 
 
 def _cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid`` and its children (uvicorn's workers, when there are several)."""
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        total += _cpu_seconds(int(child))
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _measure(url: str, pid: int, lua: str, seconds: int) -> tuple[WrkResult, float]:
@@ -133,83 +138,137 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=1_000_000)
     parser.add_argument("--reports", type=int, default=3_000_000)
     parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument(
+        "--keep-database",
+        metavar="NAME",
+        help="seed this database once and keep it for later runs (default: a scratch one)",
+    )
+    parser.add_argument("--only", choices=["ledger", "ceiling"], help="measure one side only")
+    parser.add_argument("--workers", type=int, default=1, help="ledger server processes")
     args = parser.parse_args()
     rng = random.Random(42)
     subjects = _pseudonyms(args.subjects, rng)
 
-    with (
-        scratch_postgres(args.postgres) as url,
-        running_server({"LEDGER_DATABASE_URL": url}) as server,
-    ):
+    env = {"LEDGER_DATABASE_URL": "", "LEDGER_WORKERS": str(args.workers)}
+    with scratch_postgres(args.postgres, keep=args.keep_database) as url:
+        env["LEDGER_DATABASE_URL"] = url
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        names = [f"platform-{i}" for i in range(8)]
-        members = [server.ledger("members", "create", "--name", n) for n in names]
-        member_ids = [uuid.UUID(m["id"]) for m in members if isinstance(m, dict)]
-        t0 = time.perf_counter()
-        asyncio.run(_seed(dsn, subjects, args.reports, member_ids))
-        seeded = time.perf_counter() - t0
-        issued = server.ledger(
-            "clients", "issue", "--member", str(member_ids[0]), "--scope", "risk:read"
-        )
-        assert isinstance(issued, dict)
-        token = httpx.post(
-            f"{server.base}/oauth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(issued["client_id"], issued["client_secret"]),
-        ).json()["access_token"]
-        pool = rng.sample(subjects, 5000)
-        with tempfile.TemporaryDirectory() as tmp:
-            lua = Path(tmp) / "risk.lua"
-            lua.write_text(LUA % (",".join(f'"{s}"' for s in pool), token))
+        with running_server(env) as server:
+            seeded = _ensure_seeded(server, dsn, subjects, args.reports)
+            ledger, ledger_cpu, bare, bare_cpu = _run(server, dsn, subjects, rng, args)
+    seeded_text = f"{args.subjects:,} subjects, {args.reports:,} reports" + (
+        f" seeded in {seeded:.0f} s" if seeded else " (seeded earlier)"
+    )
+    print(f"\n## Risk query ({seeded_text})\n")
+    print(f"wrk, 2 threads, 64 connections; the ledger with {args.workers} worker(s):\n")
+    print("| endpoint | req/s | p50 ms | p99 ms | non-2xx | server CPU per request |")
+    print("|---|---:|---:|---:|---:|---:|")
+    if ledger is not None:
+        name = "POST /v1/risk/query (ledger: auth, score, audited)"
+        print(f"{ledger.row(name)} {ledger_cpu:,.0f} µs |")
+    if bare is not None:
+        print(f"{bare.row('ceiling: Starlette + asyncpg, same read')} {bare_cpu:,.0f} µs |")
+    if ledger is not None and bare is not None:
+        share = ledger.requests_per_second / bare.requests_per_second
+        print(f"\nthe ledger serves {share:.0%} of the ceiling")
+
+
+def _ensure_seeded(server: Server, dsn: str, subjects: list[str], reports: int) -> float | None:
+    """Seed unless a kept database already is; the seconds seeding took, if it did."""
+
+    async def members() -> list[uuid.UUID]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if await conn.fetchval("SELECT count(*) FROM reports") >= reports:
+                return []
+            return [r["id"] for r in await conn.fetch("SELECT id FROM members")]
+        finally:
+            await conn.close()
+
+    existing = asyncio.run(members())
+    if not existing and _seeded(dsn):
+        return None
+    names = [f"platform-{i}" for i in range(8 - len(existing))]
+    created = [server.ledger("members", "create", "--name", n) for n in names]
+    member_ids = existing + [uuid.UUID(m["id"]) for m in created if isinstance(m, dict)]
+    t0 = time.perf_counter()
+    asyncio.run(_seed(dsn, subjects, reports, member_ids))
+    return time.perf_counter() - t0
+
+
+def _seeded(dsn: str) -> bool:
+    async def count() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM reports"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(count()) > 0
+
+
+def _run(
+    server: Server, dsn: str, subjects: list[str], rng: random.Random, args: argparse.Namespace
+) -> tuple[WrkResult | None, float, WrkResult | None, float]:
+    async def a_member() -> uuid.UUID:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return uuid.UUID(str(await conn.fetchval("SELECT id FROM members LIMIT 1")))
+        finally:
+            await conn.close()
+
+    member_id = asyncio.run(a_member())
+    issued = server.ledger("clients", "issue", "--member", str(member_id), "--scope", "risk:read")
+    assert isinstance(issued, dict)
+    token = httpx.post(
+        f"{server.base}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(issued["client_id"], issued["client_secret"]),
+    ).json()["access_token"]
+    pool = rng.sample(subjects, 5000)
+    ledger = bare = None
+    ledger_cpu = bare_cpu = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        lua = Path(tmp) / "risk.lua"
+        lua.write_text(LUA % (",".join(f'"{s}"' for s in pool), token))
+        if args.only in (None, "ledger"):
             ledger, ledger_cpu = _measure(
                 f"{server.base}/v1/risk/query", server.pid, str(lua), args.seconds
             )
-            port = free_port()
-            ceiling_proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    "bench.ceiling:app",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                    "--no-access-log",
-                ],
-                env={**os.environ, "LEDGER_BENCH_DSN": dsn},
-            )
-            try:
-                for _ in range(100):
-                    try:
-                        httpx.post(
-                            f"http://127.0.0.1:{port}/v1/risk/query", json={"subject": pool[0]}
-                        )
-                        break
-                    except httpx.TransportError:
-                        time.sleep(0.1)
-                bare, bare_cpu = _measure(
-                    f"http://127.0.0.1:{port}/v1/risk/query",
-                    ceiling_proc.pid,
-                    str(lua),
-                    args.seconds,
-                )
-            finally:
-                ceiling_proc.terminate()
-                ceiling_proc.wait(timeout=10)
+        if args.only in (None, "ceiling"):
+            bare, bare_cpu = _ceiling(dsn, pool[0], str(lua), args.seconds)
+    return ledger, ledger_cpu, bare, bare_cpu
 
-    seeded_text = f"{args.subjects:,} subjects, {args.reports:,} reports seeded in {seeded:.0f} s"
-    print(f"\n## Risk query ({seeded_text})\n")
-    print("wrk, 2 threads, 64 connections, one server process each:\n")
-    print("| endpoint | req/s | p50 ms | p99 ms | non-2xx | server CPU per request |")
-    print("|---|---:|---:|---:|---:|---:|")
-    print(
-        f"{ledger.row('POST /v1/risk/query (ledger: auth, score, audited)')} {ledger_cpu:,.0f} µs |"
+
+def _ceiling(dsn: str, subject: str, lua: str, seconds: int) -> tuple[WrkResult, float]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "bench.ceiling:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env={**os.environ, "LEDGER_BENCH_DSN": dsn},
     )
-    print(f"{bare.row('ceiling: Starlette + asyncpg, same read')} {bare_cpu:,.0f} µs |")
-    share = ledger.requests_per_second / bare.requests_per_second
-    print(f"\nthe ledger serves {share:.0%} of the ceiling")
+    url = f"http://127.0.0.1:{port}/v1/risk/query"
+    try:
+        for _ in range(100):
+            try:
+                httpx.post(url, json={"subject": subject})
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        return _measure(url, proc.pid, lua, seconds)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 if __name__ == "__main__":
