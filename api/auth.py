@@ -10,10 +10,10 @@ answered.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import RuntimeDep
 from ledger.access.permissions import Permission
@@ -88,30 +88,21 @@ def _route(request: Request) -> str:
 
 
 async def _principal(claims: TokenClaims, runtime: Runtime, request: Request) -> Principal:
-    # A connection is borrowed for the one lookup and returned at once: a request never
-    # holds two (this one and its own session), which a full pool could not serve.
-    async with runtime.read_sessionmaker() as session:
-        return await _resolve(claims, session, runtime, request)
-
-
-async def _resolve(
-    claims: TokenClaims, session: AsyncSession, runtime: Runtime, request: Request
-) -> Principal:
     if claims.user_id is not None and claims.role is not None:
-        try:
-            user = await ensure_user_active(session, claims.user_id)
-        except InvalidToken as exc:
-            await _audit_refusal(runtime, Actor.user(claims.user_id), request, exc.message)
-            raise
-        return UserPrincipal(user_id=user.id, username=user.username, role=user.role)
+        return await _user(claims.user_id, runtime, request)
     assert claims.member_id is not None
-    state = await client_state(session, client_id=claims.client_id, member_id=claims.member_id)
-    if state is not ClientState.ACTIVE:
-        reason = CLIENT_REFUSALS[state]
-        if state is not ClientState.UNKNOWN:  # a known client: revoked or suspended
-            actor = Actor.client(claims.member_id, claims.client_id)
-            await _audit_refusal(runtime, actor, request, reason)
-        raise InvalidToken(reason)
+    key = (claims.client_id, claims.member_id)
+    cache = runtime.access_cache
+    if not cache.is_active(key):
+        generation = cache.generation
+        state = await _client_state(runtime, claims.client_id, claims.member_id)
+        if state is not ClientState.ACTIVE:
+            reason = CLIENT_REFUSALS[state]
+            if state is not ClientState.UNKNOWN:  # a known client: revoked or suspended
+                actor = Actor.client(claims.member_id, claims.client_id)
+                await _audit_refusal(runtime, actor, request, reason)
+            raise InvalidToken(reason)
+        cache.remember(key, generation)
     return ClientPrincipal(
         member_id=claims.member_id,
         client_id=claims.client_id,
@@ -121,19 +112,43 @@ async def _resolve(
     )
 
 
+# A connection is borrowed for the one lookup and returned at once: a request never
+# holds two (this one and its own session), which a full pool could not serve.
+
+
+async def _client_state(runtime: Runtime, client_id: str, member_id: uuid.UUID) -> ClientState:
+    async with runtime.read_sessionmaker() as session:
+        return await client_state(session, client_id=client_id, member_id=member_id)
+
+
+async def _user(user_id: uuid.UUID, runtime: Runtime, request: Request) -> UserPrincipal:
+    async with runtime.read_sessionmaker() as session:
+        try:
+            user = await ensure_user_active(session, user_id)
+        except InvalidToken as exc:
+            await _audit_refusal(runtime, Actor.user(user_id), request, exc.message)
+            raise
+        return UserPrincipal(user_id=user.id, username=user.username, role=user.role)
+
+
+async def authenticate(request: Request, runtime: Runtime, permission: Permission) -> Principal:
+    """The caller, checked for ``permission``; refusals of a known caller are audited."""
+    claims = runtime.verifier.verify(bearer_token(request))
+    principal = await _principal(claims, runtime, request)
+    try:
+        require(principal, permission)
+    except PermissionDenied as exc:
+        await _audit_refusal(runtime, actor_of(principal), request, exc.message)
+        raise
+    request.state.principal = principal
+    return principal
+
+
 def authorize(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the caller and checks ``permission``."""
 
     async def dependency(request: Request, runtime: RuntimeDep) -> Principal:
-        claims = runtime.verifier.verify(bearer_token(request))
-        principal = await _principal(claims, runtime, request)
-        try:
-            require(principal, permission)
-        except PermissionDenied as exc:
-            await _audit_refusal(runtime, actor_of(principal), request, exc.message)
-            raise
-        request.state.principal = principal
-        return principal
+        return await authenticate(request, runtime, permission)
 
     setattr(dependency, PERMISSION_ATTR, permission)
     dependency.__name__ = f"authorize_{permission.name.lower()}"

@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ledger.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # ``async`` on purpose: FastAPI runs a plain ``def`` dependency in a worker thread,
+    # which costs a thread hand-off on every request for what is an attribute read.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -7,6 +7,7 @@ a short description at each. A problem never echoes the input that caused it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,17 +226,35 @@ async def _unexpected(_request: Request, exc: Exception) -> Response:
     return internal_error_response()
 
 
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+# asyncpg raises a bare ConnectionError (refused, reset) when it cannot connect.
+_DATABASE_ERRORS = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    ConnectionError,
+)
+
+_HANDLERS: list[tuple[type[Exception], Handler]] = [
+    (OAuthError, _oauth_error),
+    (errors.LedgerError, _ledger_error),
+    (RequestValidationError, _validation_error),
+    (StarletteHTTPException, _http_error),
+    *((db_error, _database_unavailable) for db_error in _DATABASE_ERRORS),
+]
+
+
+async def error_response(request: Request, exc: Exception) -> Response | None:
+    """The problem response for ``exc``, as the app's handlers would give it; None for an
+    error no handler expects (the caller lets it reach the last-resort handler)."""
+    for cls, handler in _HANDLERS:
+        if isinstance(exc, cls):
+            return await handler(request, exc)
+    return None
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(OAuthError, _oauth_error)
-    app.add_exception_handler(errors.LedgerError, _ledger_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    # asyncpg raises a bare ConnectionError (refused, reset) when it cannot connect.
-    for db_error in (
-        sa_exc.OperationalError,
-        sa_exc.InterfaceError,
-        sa_exc.TimeoutError,
-        ConnectionError,
-    ):
-        app.add_exception_handler(db_error, _database_unavailable)
+    for cls, handler in _HANDLERS:
+        app.add_exception_handler(cls, handler)
     app.add_exception_handler(Exception, _unexpected)

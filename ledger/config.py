@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
+    # PostgreSQL only: the risk query's own read-only pool, and the cache of active
+    # clients kept in step by LISTEN/NOTIFY (ledger/access/state_cache.py).
+    risk_pool_size: int = Field(default=8, ge=1, le=100)
+    access_cache_enabled: bool = True
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

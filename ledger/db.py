@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, MetaData, event
+from sqlalchemy import Connection, MetaData, Table, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -58,6 +58,21 @@ def create_engine(
     if parsed.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's table, for Core statements (no ORM machinery per row)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def postgres_dsn(url: str) -> str | None:
+    """The libpq DSN for a PostgreSQL ``url`` (for asyncpg used directly), else None."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return None
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

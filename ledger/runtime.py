@@ -9,14 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ledger.access.keys import KeyRingSource
 from ledger.access.secrets import SecretHasher
+from ledger.access.state_cache import AccessCache, AccessListener
 from ledger.access.tokens import TokenIssuer, TokenVerifier
 from ledger.audit.service import AuditLog
 from ledger.clock import Clock, SystemClock
 from ledger.config import Settings
-from ledger.db import create_engine, create_sessionmaker
+from ledger.db import create_engine, create_sessionmaker, postgres_dsn
 from ledger.maintenance import MaintenanceLoop
 from ledger.reports.policy import ReportPolicy
 from ledger.scoring.policies import PolicySource
+from ledger.scoring.service import PostgresReports
 
 TOKEN_RING = "token"  # noqa: S105  (a directory name, not a secret)
 CHECKPOINT_RING = "checkpoint"
@@ -47,6 +49,10 @@ class Runtime:
     policy: ReportPolicy
     scoring_policies: PolicySource
     maintenance: MaintenanceLoop
+    access_cache: AccessCache
+    access_listener: AccessListener | None
+    # The risk query's hot read on PostgreSQL; None means: read through a session.
+    risk_reports: PostgresReports | None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -73,6 +79,8 @@ class Runtime:
             interval_seconds=settings.audit_sequencer_interval_seconds,
             gap_grace=dt.timedelta(seconds=settings.audit_gap_grace_seconds),
         )
+        dsn = postgres_dsn(settings.resolved_database_url)
+        access_cache = AccessCache()
         return cls(
             settings=settings,
             clock=clock,
@@ -105,6 +113,13 @@ class Runtime:
                 policy=policy,
                 interval_seconds=settings.maintenance_interval_seconds,
             ),
+            access_cache=access_cache,
+            access_listener=(
+                AccessListener(dsn, access_cache)
+                if dsn is not None and settings.access_cache_enabled
+                else None
+            ),
+            risk_reports=PostgresReports(dsn, size=settings.risk_pool_size) if dsn else None,
         )
 
     def start(self) -> None:
@@ -112,8 +127,14 @@ class Runtime:
         self.audit.start(sequencer=self.settings.audit_sequencer_enabled)
         if self.settings.maintenance_enabled:
             self.maintenance.start()
+        if self.access_listener is not None:
+            self.access_listener.start()
 
     async def close(self) -> None:
+        if self.access_listener is not None:
+            await self.access_listener.stop()
+        if self.risk_reports is not None:
+            await self.risk_reports.close()
         await self.maintenance.stop()
         await self.audit.stop()
         await self.audit.engine.dispose()

@@ -3,6 +3,7 @@ real app served through ASGI, real keys and real argon2id (with test-sized costs
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -86,9 +87,18 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[FastAPI]:
-    app = create_app(settings, clock=clock)
+def hot_path() -> bool:
+    """Whether the risk query is served by api/hot.py (tests/api/test_risk.py runs both)."""
+    return True
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FrozenClock, hot_path: bool) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, clock=clock, hot_path=hot_path)
     async with app.router.lifespan_context(app):
+        listener = app.state.runtime.access_listener
+        if listener is not None:  # PostgreSQL: every test runs with the access cache on
+            await asyncio.wait_for(listener.listening(), timeout=10)
         yield app
 
 

@@ -3,7 +3,10 @@ app under test (with its own connections) sees it."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -97,3 +100,13 @@ async def get_token(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@asynccontextmanager
+async def access_change(runtime: Runtime) -> AsyncIterator[None]:
+    """Wrap a committed change to a client or member. On PostgreSQL, servers learn of it
+    by notification (a few milliseconds after the commit): wait until this one has."""
+    generation = runtime.access_cache.generation
+    yield
+    if runtime.access_listener is not None:
+        await asyncio.wait_for(runtime.access_cache.changed_since(generation), timeout=10)

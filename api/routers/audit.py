@@ -173,7 +173,7 @@ async def leaf_receipt(
     return _receipt(receipt)
 
 
-def event_filter(
+async def event_filter(
     since: Annotated[dt.datetime | None, Query(description="recorded at or after")] = None,
     until: Annotated[dt.datetime | None, Query(description="recorded before")] = None,
     member_id: uuid.UUID | None = None,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import ValidationError
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ValidationError
 
 from api.auth import authorize, operation
-from api.deps import ReadSessionDep, RuntimeDep
+from api.deps import RuntimeDep
 from api.routers.reports import client
+from api.schemas import json_body
 from api.schemas.risk import (
     CountsOut,
     Explanation,
@@ -26,7 +30,7 @@ from ledger.audit.tags import Outcome, Tag
 from ledger.errors import InvalidInput
 from ledger.runtime import Runtime
 from ledger.scoring.score import Assessment, Band
-from ledger.scoring.service import assess
+from ledger.scoring.service import ReportSource, SessionReports, assess
 
 router = APIRouter(prefix="/v1/risk", tags=["risk"])
 
@@ -81,28 +85,18 @@ async def _refuse(runtime: Runtime, principal: Principal, fields: list[str], why
 
 
 async def _query(
-    runtime: Runtime, principal: Principal, session: ReadSessionDep, raw: dict[str, Any]
+    runtime: Runtime, principal: Principal, source: ReportSource, body: RiskQueryIn
 ) -> RiskAnswer:
-    """Validate, score, audit (durably), answer; every refusal is audited too."""
-    try:
-        body = RiskQueryIn.model_validate(raw)
-    except ValidationError as exc:
-        fields = _fields(exc)
-        await _refuse(runtime, principal, fields, "invalid query")
-        raise InvalidInput(
-            "a risk query names subject, purpose (refund_review, dispute_review or "
-            "account_review) and reference (your refund request id)",
-            fields=fields,
-        ) from None
+    """Score, audit (durably), answer; a refusal is audited too."""
     op = operation(runtime, principal)
     try:
         assessment = await assess(
-            session,
+            source,
             client(principal),
             body.subject,
             now=op.now,
             report_policy=runtime.policy,
-            policy=await runtime.scoring_policies.get(session),
+            policy=await runtime.scoring_policies.get(runtime.read_sessionmaker),
         )
     except InvalidInput as exc:
         await _refuse(runtime, principal, list(exc.fields), "invalid subject")
@@ -123,30 +117,68 @@ async def _query(
     return _answer(body.subject, assessment, event_id)
 
 
-@router.post("/query", response_model=RiskAnswer)
-async def risk_query(
-    request: Request, principal: RiskReader, session: ReadSessionDep, runtime: RuntimeDep
-) -> RiskAnswer:
+async def _validated(runtime: Runtime, principal: Principal, raw: object) -> RiskQueryIn:
+    """The query, or an audited refusal that says what to fix."""
+    if not isinstance(raw, dict):
+        await _refuse(runtime, principal, ["body"], "not a JSON object")
+        raise InvalidInput("send a JSON object: subject, purpose, reference", fields=("body",))
+    try:
+        return RiskQueryIn.model_validate(raw)
+    except ValidationError as exc:
+        fields = _fields(exc)
+        await _refuse(runtime, principal, fields, "invalid query")
+        raise InvalidInput(
+            "a risk query names subject, purpose (refund_review, dispute_review or "
+            "account_review) and reference (your refund request id)",
+            fields=fields,
+        ) from None
+
+
+@asynccontextmanager
+async def _reports(runtime: Runtime) -> AsyncIterator[ReportSource]:
+    """PostgreSQL's hot read where there is one; otherwise a read session."""
+    if runtime.risk_reports is not None:
+        yield runtime.risk_reports
+        return
+    async with runtime.read_sessionmaker() as session:
+        yield SessionReports(session)
+
+
+def _json(model: BaseModel) -> Response:
+    # The answer is built from typed models already; validating it again is wasted work.
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+async def answer_query(runtime: Runtime, principal: Principal, payload: bytes) -> Response:
+    """The whole query, from the request body to the response (shared by the route below
+    and by api/hot.py, which serves it without FastAPI's routing and dependency layers)."""
+    try:
+        body = RiskQueryIn.model_validate_json(payload)
+    except ValidationError:
+        try:
+            raw = json.loads(payload)
+        except ValueError:
+            raw = None
+        body = await _validated(runtime, principal, raw)
+    async with _reports(runtime) as source:
+        return _json(await _query(runtime, principal, source, body))
+
+
+@router.post("/query", response_model=RiskAnswer, openapi_extra=json_body(RiskQueryIn))
+async def risk_query(request: Request, principal: RiskReader, runtime: RuntimeDep) -> Response:
     """Score a buyer before an automatic refund.
 
     Names a purpose and your refund request id, both audited; the query is recorded
     before it is answered. The answer recommends ``proceed`` or ``manual_review``, never
     a denial, explains itself, and never names the reporting platforms.
     """
-    try:
-        raw = await request.json()
-    except ValueError:
-        raw = None
-    if not isinstance(raw, dict):
-        await _refuse(runtime, principal, ["body"], "not a JSON object")
-        raise InvalidInput("send a JSON object: subject, purpose, reference", fields=("body",))
-    return await _query(runtime, principal, session, raw)
+    return await answer_query(runtime, principal, await request.body())
 
 
-@router.post("/query:batch", response_model=RiskBatchOut)
+@router.post("/query:batch", response_model=RiskBatchOut, openapi_extra=json_body(RiskBatchIn))
 async def risk_query_batch(
-    request: Request, principal: RiskReader, session: ReadSessionDep, runtime: RuntimeDep
-) -> RiskBatchOut:
+    request: Request, principal: RiskReader, runtime: RuntimeDep
+) -> Response:
     """Up to 100 queries in one call: one audit event (and one answer or error) each."""
     try:
         batch = RiskBatchIn.model_validate_json(await request.body())
@@ -156,15 +188,18 @@ async def risk_query_batch(
             'the body is {"queries": [...]} with 1 to 100 queries', fields=("queries",)
         ) from None
 
-    async def one(index: int, raw: dict[str, Any]) -> RiskBatchItem:
+    async def one(source: ReportSource, index: int, raw: dict[str, Any]) -> RiskBatchItem:
         try:
-            answer = await _query(runtime, principal, session, raw)
+            answer = await _query(
+                runtime, principal, source, await _validated(runtime, principal, raw)
+            )
         except InvalidInput as exc:
             errors = [{"field": f, "detail": exc.message} for f in exc.fields or ("query",)]
             return RiskBatchItem(index=index, status="rejected", errors=errors)
         return RiskBatchItem(index=index, status="answered", answer=answer)
 
-    # One after another: the queries share the request's session, which cannot run two
-    # statements at once. (Each event is still committed before its answer is built.)
-    items = [await one(i, raw) for i, raw in enumerate(batch.queries)]
-    return RiskBatchOut(items=items)
+    # One after another: a read session cannot run two statements at once. (Each event
+    # is still committed before its answer is built.)
+    async with _reports(runtime) as source:
+        items = [await one(source, i, raw) for i, raw in enumerate(batch.queries)]
+    return _json(RiskBatchOut(items=items))

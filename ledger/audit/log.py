@@ -24,11 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ledger.audit.events import AuditEvent
 from ledger.audit.models import AuditEventRow
 from ledger.clock import Clock
+from ledger.db import table_of
 from ledger.errors import Unavailable
 
 log = logging.getLogger("ledger.audit")
 
-_INSERT = sa.insert(AuditEventRow).returning(AuditEventRow.id, sort_by_parameter_order=True)
+# A Core insert on the table (not the ORM entity): no ORM bulk-persistence machinery
+# runs per batch, and the ids come back in the order of the rows given.
+_TABLE = table_of(AuditEventRow)
+_INSERT = sa.insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
 
 
 def _values(event: AuditEvent, now: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.audit.log import record
@@ -149,9 +149,11 @@ class PolicySource:
         self._policy: ScoringPolicy | None = None
         self._read_at = 0.0
 
-    async def get(self, session: AsyncSession) -> ScoringPolicy:
+    async def get(self, sessionmaker: async_sessionmaker[AsyncSession]) -> ScoringPolicy:
+        """The policy in force; a session is opened only when it must be re-read."""
         now = time.monotonic()
         if self._policy is None or now - self._read_at >= self._ttl:
-            self._policy = await active(session)
+            async with sessionmaker() as session:
+                self._policy = await active(session)
             self._read_at = now
         return self._policy

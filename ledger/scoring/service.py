@@ -3,22 +3,34 @@
 The read is audited by the caller (through the group-commit writer) before the answer
 is sent. A subject with no reports and one whose reports all expired or were withdrawn
 get the same answer, built the same way.
+
+The subject's reports come from a ``ReportSource``. ``SessionReports`` reads through a
+SQLAlchemy session and serves every database. ``PostgresReports`` is the hot path on
+PostgreSQL: one prepared statement on a small read-only asyncpg pool, with no ORM or
+Core layer and no per-release connection reset (the statement changes no session state).
+Both return the same rows; the tests run each against the same cases.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, Protocol
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, require
 from ledger.disputes.models import Dispute, DisputeItem, Resolution
+from ledger.errors import Unavailable
 from ledger.reports.models import Report
-from ledger.reports.policy import ReportPolicy, State, status
+from ledger.reports.policy import Category, ReportPolicy, State, status
 from ledger.scoring.score import Assessment, ScoredReport, ScoringPolicy, score
 from ledger.subjects.pseudonyms import check_pseudonym
 
@@ -29,6 +41,26 @@ class Purpose(StrEnum):
     REFUND_REVIEW = "refund_review"
     DISPUTE_REVIEW = "dispute_review"
     ACCOUNT_REVIEW = "account_review"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """A report as scoring reads it, with the deadlines of its open disputes."""
+
+    member_id: uuid.UUID
+    category: Category
+    state: State
+    filed_at: dt.datetime
+    notified_at: dt.datetime | None
+    expires_at: dt.datetime
+    confirmed_at: dt.datetime
+    open_dispute_deadlines: tuple[dt.datetime, ...]
+
+
+class ReportSource(Protocol):
+    async def reports(self, subject: str, now: dt.datetime) -> Sequence[ReportRow]:
+        """The subject's reports not purged and not expired at ``now``."""
+        ...
 
 
 _REPORTS = sa.select(
@@ -53,8 +85,119 @@ _DEADLINES = (
 )
 
 
+class SessionReports:
+    """Reads through a SQLAlchemy session (Core statements: no ORM objects are built)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def reports(self, subject: str, now: dt.datetime) -> Sequence[ReportRow]:
+        rows = list(await self._session.execute(_REPORTS, {"subject": subject, "now": now}))
+        deadlines: dict[uuid.UUID, list[dt.datetime]] = {}
+        # Always both reads, so a subject with no reports and one whose reports no
+        # longer count take the same path: the work done does not tell them apart.
+        for report_id, deadline in await self._session.execute(_DEADLINES, {"subject": subject}):
+            deadlines.setdefault(report_id, []).append(deadline)
+        return [
+            ReportRow(
+                member_id=row.member_id,
+                category=row.category,
+                state=row.state,
+                filed_at=row.filed_at,
+                notified_at=row.notified_at,
+                expires_at=row.expires_at,
+                confirmed_at=row.confirmed_at,
+                open_dispute_deadlines=tuple(deadlines.get(row.id, ())),
+            )
+            for row in rows
+        ]
+
+
+# One statement, one round trip: the open disputes' deadlines come as an array per report.
+_HOT_REPORTS = """
+SELECT r.member_id, r.category, r.state, r.filed_at, r.notified_at, r.expires_at,
+       r.confirmed_at,
+       ARRAY(SELECT d.deadline FROM dispute_items i JOIN disputes d ON d.id = i.dispute_id
+             WHERE i.report_id = r.id AND i.resolution = 'open') AS deadlines
+FROM reports r
+WHERE r.subject = $1 AND r.state <> 'purged' AND r.expires_at > $2
+"""
+
+
+# What says the database cannot serve right now (down, restarting, refusing
+# connections, too slow): the caller gets a 503 with Retry-After and may try again.
+_UNAVAILABLE = (
+    OSError,  # refused, reset, unreachable (ConnectionError is one)
+    TimeoutError,  # connect or command timeout
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # the connection was lost mid-use
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections
+)
+COMMAND_TIMEOUT_SECONDS = 5.0
+
+
+async def _no_reset(_conn: asyncpg.Connection) -> None:
+    """The pool's connections only ever run one read-only statement outside any
+    transaction, so there is no session state to reset between uses."""
+
+
+class PostgresReports:
+    """The hot read on PostgreSQL, on its own read-only asyncpg pool (made on first use)."""
+
+    def __init__(self, dsn: str, *, size: int) -> None:
+        self._dsn = dsn
+        self._size = size
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn,
+                        min_size=1,
+                        max_size=self._size,
+                        reset=_no_reset,
+                        command_timeout=COMMAND_TIMEOUT_SECONDS,
+                        server_settings={
+                            "application_name": "ledger-risk",
+                            "default_transaction_read_only": "on",
+                        },
+                    )
+        return self._pool
+
+    async def reports(self, subject: str, now: dt.datetime) -> Sequence[ReportRow]:
+        try:
+            pool = await self._get_pool()
+            rows: list[Any] = await pool.fetch(_HOT_REPORTS, subject, now)
+        except _UNAVAILABLE as exc:
+            raise Unavailable(
+                "the ledger's database cannot be reached; nothing was recorded, retry shortly"
+            ) from exc
+        return [
+            ReportRow(
+                member_id=row[0],
+                category=Category(row[1]),
+                state=State(row[2]),
+                filed_at=row[3],
+                notified_at=row[4],
+                expires_at=row[5],
+                confirmed_at=row[6],
+                open_dispute_deadlines=tuple(row[7]),
+            )
+            for row in rows
+        ]
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
 async def assess(
-    session: AsyncSession,
+    source: ReportSource,
     principal: ClientPrincipal,
     subject: str,
     *,
@@ -62,15 +205,9 @@ async def assess(
     report_policy: ReportPolicy,
     policy: ScoringPolicy,
 ) -> Assessment:
-    """The subject's assessment at ``now`` (Core reads: no ORM objects are built)."""
+    """The subject's assessment at ``now``."""
     require(principal, Permission.RISK_READ)
     check_pseudonym(subject)
-    rows = list(await session.execute(_REPORTS, {"subject": subject, "now": now}))
-    deadlines: dict[uuid.UUID, list[dt.datetime]] = {}
-    # Always both reads, so a subject with no reports and one whose reports no longer
-    # count take the same path: the work done does not tell them apart.
-    for report_id, deadline in await session.execute(_DEADLINES, {"subject": subject}):
-        deadlines.setdefault(report_id, []).append(deadline)
     scored = [
         ScoredReport(
             member_id=row.member_id,
@@ -80,12 +217,12 @@ async def assess(
                 filed_at=row.filed_at,
                 notified_at=row.notified_at,
                 expires_at=row.expires_at,
-                dispute_deadlines=deadlines.get(row.id, []),
+                dispute_deadlines=list(row.open_dispute_deadlines),
                 now=now,
                 policy=report_policy,
             ),
             confirmed_at=row.confirmed_at,
         )
-        for row in rows
+        for row in await source.reports(subject, now)
     ]
     return score(scored, now, policy)

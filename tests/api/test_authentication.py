@@ -25,7 +25,7 @@ from ledger.clock import FrozenClock
 from ledger.members import service as members
 from ledger.members.models import MemberStatus
 from ledger.runtime import Runtime
-from tests.factories import Credential, bearer, get_token, make_credential, op
+from tests.factories import Credential, access_change, bearer, get_token, make_credential, op
 
 RiskReader = Annotated[ClientPrincipal, Depends(authorize(Permission.RISK_READ))]
 
@@ -223,8 +223,9 @@ async def test_revoked_client_token_is_refused_at_once(
 ) -> None:
     token = await get_token(client, credential)
     assert (await client.get("/v1/me", headers=bearer(token))).status_code == 200
-    await members.revoke_client(session, op(runtime), credential.client_id)
-    await session.commit()
+    async with access_change(runtime):
+        await members.revoke_client(session, op(runtime), credential.client_id)
+        await session.commit()
     _assert_invalid_token(await client.get("/v1/me", headers=bearer(token)), "revoked")
 
 
@@ -234,11 +235,13 @@ async def test_suspended_member_token_is_refused_until_reinstated(
     token = await get_token(client, credential)
     assert (await client.get("/v1/me", headers=bearer(token))).status_code == 200
     member_id = credential.member.id
-    await members.set_member_status(session, op(runtime), member_id, MemberStatus.SUSPENDED)
-    await session.commit()
+    async with access_change(runtime):
+        await members.set_member_status(session, op(runtime), member_id, MemberStatus.SUSPENDED)
+        await session.commit()
     _assert_invalid_token(await client.get("/v1/me", headers=bearer(token)), "suspended")
-    await members.set_member_status(session, op(runtime), member_id, MemberStatus.ACTIVE)
-    await session.commit()
+    async with access_change(runtime):
+        await members.set_member_status(session, op(runtime), member_id, MemberStatus.ACTIVE)
+        await session.commit()
     assert (await client.get("/v1/me", headers=bearer(token))).status_code == 200
 
 

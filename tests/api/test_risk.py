@@ -20,6 +20,13 @@ from tests.api.test_reports import DAY, Member, member, payload, pseudonym
 from tests.factories import bearer, get_token, make_credential, op
 
 
+@pytest.fixture(params=[True, False], ids=["hot-path", "route"])
+def hot_path(request: pytest.FixtureRequest) -> bool:
+    """Every rule here holds whether api/hot.py or the FastAPI route serves the query."""
+    value: bool = request.param
+    return value
+
+
 @pytest.fixture
 async def acme(client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime) -> Member:
     return await member(client, session, runtime)

@@ -1,0 +1,167 @@
+"""Which clients may act, held in memory and dropped the moment any of them changes.
+
+Every authenticated request must see a revocation or a suspension at once, so without
+this cache each one reads the client's and its member's state (about 0.4 ms). With it,
+an active client's state is read once and kept until PostgreSQL says a client or a
+member changed: a trigger (migration 0005) notifies the ``ledger_access`` channel in the
+changing transaction, PostgreSQL delivers the notification when that transaction
+commits, and a listening connection here clears the cache. So a revocation made by any
+process (the CLI, another worker, another node) applies everywhere within the
+notification's delivery time, a few milliseconds.
+
+The cache is only ever on while the listening connection is up: it starts off, turns on
+once ``LISTEN`` has succeeded, and is cleared and turned off if the connection drops
+(then re-established with backoff). On SQLite, which has no notifications, it stays
+off and every request reads.
+
+A read that started before a change and finishes after its notification must not put
+the old state back: each read notes the cache's generation first, and its result is
+kept only if no notification arrived in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import OrderedDict
+
+import asyncpg
+
+log = logging.getLogger("ledger.access")
+
+CHANNEL = "ledger_access"
+APPLICATION_NAME = "ledger-access-listener"
+
+Key = tuple[str, uuid.UUID]
+
+
+class AccessCache:
+    """Active (client_id, member_id) pairs; only active ones are ever kept."""
+
+    def __init__(self, *, size: int = 10_000, ttl_seconds: float = 60.0) -> None:
+        self._size = size
+        self._ttl = ttl_seconds
+        self._active: OrderedDict[Key, float] = OrderedDict()
+        self.generation = 0
+        self.enabled = False
+        self._changed = asyncio.Event()
+
+    def is_active(self, key: Key) -> bool:
+        """True if ``key`` is known active; False means: read the database."""
+        if not self.enabled:
+            return False
+        stored = self._active.get(key)
+        if stored is None:
+            return False
+        if time.monotonic() - stored > self._ttl:  # belt and braces; notifications decide
+            self._active.pop(key, None)
+            return False
+        return True
+
+    def remember(self, key: Key, generation: int) -> None:
+        """Keep ``key`` as active, unless something changed since ``generation``."""
+        if not self.enabled or generation != self.generation or not self._size:
+            return
+        self._active[key] = time.monotonic()
+        self._active.move_to_end(key)
+        if len(self._active) > self._size:
+            self._active.popitem(last=False)
+
+    def invalidate(self) -> None:
+        self.generation += 1
+        self._active.clear()
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def enable(self) -> None:
+        self.invalidate()
+        self.enabled = True
+
+    def disable(self) -> None:
+        self.enabled = False
+        self.invalidate()
+
+    async def changed_since(self, generation: int) -> None:
+        """Return once the cache was invalidated after ``generation`` was read."""
+        while self.generation == generation:
+            await self._changed.wait()
+
+
+class AccessListener:
+    """Keeps a ``LISTEN ledger_access`` connection up and the cache in step with it."""
+
+    def __init__(
+        self,
+        dsn: str,
+        cache: AccessCache,
+        *,
+        max_backoff_seconds: float = 10.0,
+        probe_every_seconds: float = 10.0,
+    ) -> None:
+        self._dsn = dsn
+        self._cache = cache
+        self._max_backoff = max_backoff_seconds
+        self._probe_every = probe_every_seconds
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="access-listener")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        self._cache.disable()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def listening(self) -> None:
+        """Wait until the cache is on (for tests and the benchmark)."""
+        await self._listening.wait()
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                await self._listen()
+                log.warning("access listener lost its connection; the cache is off")
+                backoff = 0.1
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("access listener cannot listen", extra={"error": type(exc).__name__})
+            finally:
+                self._cache.disable()
+                self._listening.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(self._max_backoff, backoff * 2)
+
+    async def _listen(self) -> None:
+        """Listen until the connection is lost; the cache is on meanwhile."""
+        lost = asyncio.Event()
+        conn = await asyncpg.connect(
+            self._dsn, server_settings={"application_name": APPLICATION_NAME}
+        )
+        try:
+            conn.add_termination_listener(lambda _c: lost.set())
+            await conn.add_listener(CHANNEL, self._notified)
+            self._cache.enable()
+            self._listening.set()
+            await self._watch(conn, lost)
+        finally:
+            conn.terminate()
+
+    async def _watch(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
+        """Return when the connection is lost. A connection that silently stopped
+        answering (no FIN, no RST) is found by a probe every few seconds."""
+        while not lost.is_set():
+            try:
+                await asyncio.wait_for(lost.wait(), timeout=self._probe_every)
+            except TimeoutError:
+                await conn.fetchval("SELECT 1", timeout=self._probe_every / 2)
+
+    def _notified(self, *_args: object) -> None:
+        self._cache.invalidate()
