@@ -32,7 +32,7 @@ from bench.common import scratch_postgres
 from ledger import db
 from ledger.access import keys
 from ledger.audit.events import Actor, AuditEvent
-from ledger.audit.log import AuditWriter, record
+from ledger.audit.log import AuditWriter, record, sink_for
 from ledger.audit.service import AuditLog
 from ledger.audit.tags import Tag
 from ledger.clock import SystemClock
@@ -59,7 +59,7 @@ async def _audited_reads(url: str, mode: str, concurrency: int, seconds: float) 
     engine = db.create_engine(url, pool_size=concurrency + 2)
     sessions = db.create_sessionmaker(engine)
     reads = db.create_sessionmaker(engine, read_only=True)
-    writer = AuditWriter(sessions, clock=CLOCK)
+    writer = AuditWriter(sink_for(engine), clock=CLOCK)
     writer.start()
     latencies: list[float] = []
     stop = time.monotonic() + seconds

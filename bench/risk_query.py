@@ -122,10 +122,12 @@ def _cpu_seconds(pid: int) -> float:
     return total + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _measure(url: str, pid: int, lua: str, seconds: int) -> tuple[WrkResult, float]:
-    wrk(url, connections=64, seconds=3, script=lua)  # warm-up
+def _measure(
+    url: str, pid: int, lua: str, seconds: int, connections: int
+) -> tuple[WrkResult, float]:
+    wrk(url, connections=connections, seconds=3, script=lua)  # warm-up
     cpu0 = _cpu_seconds(pid)
-    result = wrk(url, connections=64, seconds=seconds, script=lua)
+    result = wrk(url, connections=connections, seconds=seconds, script=lua)
     cpu = _cpu_seconds(pid) - cpu0
     return result, cpu / max(1, result.requests_per_second * seconds) * 1e6
 
@@ -145,6 +147,9 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=["ledger", "ceiling"], help="measure one side only")
     parser.add_argument("--workers", type=int, default=1, help="ledger server processes")
+    parser.add_argument(
+        "--connections", type=int, default=64, help="wrk connections (the target is at 64)"
+    )
     args = parser.parse_args()
     rng = random.Random(42)
     subjects = _pseudonyms(args.subjects, rng)
@@ -160,7 +165,10 @@ def main() -> None:
         f" seeded in {seeded:.0f} s" if seeded else " (seeded earlier)"
     )
     print(f"\n## Risk query ({seeded_text})\n")
-    print(f"wrk, 2 threads, 64 connections; the ledger with {args.workers} worker(s):\n")
+    print(
+        f"wrk, 2 threads, {args.connections} connections; "
+        f"the ledger with {args.workers} worker(s):\n"
+    )
     print("| endpoint | req/s | p50 ms | p99 ms | non-2xx | server CPU per request |")
     print("|---|---:|---:|---:|---:|---:|")
     if ledger is not None:
@@ -233,14 +241,16 @@ def _run(
         lua.write_text(LUA % (",".join(f'"{s}"' for s in pool), token))
         if args.only in (None, "ledger"):
             ledger, ledger_cpu = _measure(
-                f"{server.base}/v1/risk/query", server.pid, str(lua), args.seconds
+                f"{server.base}/v1/risk/query", server.pid, str(lua), args.seconds, args.connections
             )
         if args.only in (None, "ceiling"):
-            bare, bare_cpu = _ceiling(dsn, pool[0], str(lua), args.seconds)
+            bare, bare_cpu = _ceiling(dsn, pool[0], str(lua), args.seconds, args.connections)
     return ledger, ledger_cpu, bare, bare_cpu
 
 
-def _ceiling(dsn: str, subject: str, lua: str, seconds: int) -> tuple[WrkResult, float]:
+def _ceiling(
+    dsn: str, subject: str, lua: str, seconds: int, connections: int
+) -> tuple[WrkResult, float]:
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -265,7 +275,7 @@ def _ceiling(dsn: str, subject: str, lua: str, seconds: int) -> tuple[WrkResult,
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        return _measure(url, proc.pid, lua, seconds)
+        return _measure(url, proc.pid, lua, seconds, connections)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from ledger.access.keys import KeyRingSource
 from ledger.audit import checkpoints
 from ledger.audit.checkpoints import CheckpointView
-from ledger.audit.log import AuditWriter
+from ledger.audit.log import AuditWriter, sink_for
 from ledger.audit.sequencer import ADVISORY_LOCK_KEY, Sequencer
 from ledger.audit.tree import tree_size
 from ledger.clock import Clock
@@ -77,7 +77,7 @@ class AuditLog:
         self.clock = clock
         self.keys = keys
         self.origin = origin
-        self.writer = AuditWriter(create_sessionmaker(engine), clock=clock)
+        self.writer = AuditWriter(sink_for(engine), clock=clock)
         self.sequencer = Sequencer(grace=gap_grace)
         self.engine = engine
         self._reads = create_sessionmaker(engine, read_only=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -138,55 +137,76 @@ def weight(report: ScoredReport, as_of: dt.datetime, policy: ScoringPolicy) -> f
     return float(policy.weights[report.category] * 0.5 ** (age / policy.half_life))
 
 
+_MICROSECOND = dt.timedelta(microseconds=1)
+_DAYS_90 = dt.timedelta(days=90)
+_DAYS_365 = dt.timedelta(days=365)
+
+
 def score(reports: Iterable[ScoredReport], as_of: dt.datetime, policy: ScoringPolicy) -> Assessment:
+    # This runs on every risk query: it is written as plain loops over the reports, with
+    # ages in whole microseconds as ``weight`` computes them (the same floats exactly).
     counting = [r for r in reports if r.status in COUNTING]
-    # member -> category -> weights (heaviest first, capped)
-    by_member: dict[uuid.UUID, dict[Category, list[float]]] = defaultdict(lambda: defaultdict(list))
+    half_life = policy.half_life // _MICROSECOND
+    weights = policy.weights
+    # member -> category -> weights
+    by_member: dict[uuid.UUID, dict[Category, list[float]]] = {}
+    last_90 = last_365 = disputed = 0
+    last_report_at: dt.datetime | None = None
     for report in counting:
-        by_member[report.member_id][report.category].append(weight(report, as_of, policy))
+        age = as_of - report.confirmed_at
+        micros = age // _MICROSECOND
+        w = float(weights[report.category] * 0.5 ** ((micros if micros > 0 else 0) / half_life))
+        by_member.setdefault(report.member_id, {}).setdefault(report.category, []).append(w)
+        last_90 += age <= _DAYS_90
+        last_365 += age <= _DAYS_365
+        disputed += report.status is Status.DISPUTED
+        if last_report_at is None or report.confirmed_at > last_report_at:
+            last_report_at = report.confirmed_at
 
     raw = 0.0
-    per_category: dict[Category, float] = defaultdict(float)
+    per_category: dict[Category, float] = {}
+    cap = policy.per_category_cap
     for categories in by_member.values():
-        kept = {
-            category: sorted(weights, reverse=True)[: policy.per_category_cap]
-            for category, weights in categories.items()
-        }
-        total = sum(sum(w) for w in kept.values())
+        # The heaviest ``cap`` reports per category, then the member's total capped.
+        kept = {c: sorted(ws, reverse=True)[:cap] for c, ws in categories.items()}
+        total = sum(sum(ws) for ws in kept.values())
         factor = min(1.0, policy.member_cap / total) if total > 0 else 0.0
         raw += total * factor
-        for category, weights in kept.items():
-            per_category[category] += sum(weights) * factor
+        for category, ws in kept.items():
+            per_category[category] = per_category.get(category, 0.0) + sum(ws) * factor
 
     value = round(100 * (1 - math.exp(-raw / policy.scale)))
     members = len(by_member)
     if members < policy.corroboration:
         value = min(value, policy.thresholds[2] - 1)
     band = policy.band(value)
-    reasons = sorted(
-        (
-            Reason(code=REASONS[c][0], text=REASONS[c][1], contribution=round(w, 4))
-            for c, w in per_category.items()
-            if w > 0
-        ),
-        key=lambda r: (-r.contribution, r.code),
-    )[:4]
+    reasons: tuple[Reason, ...] = ()
+    if value > 0:
+        ranked = sorted(
+            (
+                Reason(code=REASONS[c][0], text=REASONS[c][1], contribution=round(w, 4))
+                for c, w in per_category.items()
+                if w > 0
+            ),
+            key=lambda r: (-r.contribution, r.code),
+        )
+        reasons = tuple(ranked[:4])
     return Assessment(
         score=value,
         band=band,
         recommendation=(
             Recommendation.PROCEED
-            if band in {Band.NONE, Band.LOW}
+            if band is Band.NONE or band is Band.LOW
             else Recommendation.MANUAL_REVIEW
         ),
-        reasons=tuple(reasons) if value > 0 else (),
+        reasons=reasons,
         counts=Counts(
             active_reports=len(counting),
             distinct_members=members,
-            last_90_days=sum(as_of - r.confirmed_at <= dt.timedelta(days=90) for r in counting),
-            last_365_days=sum(as_of - r.confirmed_at <= dt.timedelta(days=365) for r in counting),
-            open_disputes=sum(r.status is Status.DISPUTED for r in counting),
-            last_report_at=max((r.confirmed_at for r in counting), default=None),
+            last_90_days=last_90,
+            last_365_days=last_365,
+            open_disputes=disputed,
+            last_report_at=last_report_at,
         ),
         policy_version=policy.version,
     )

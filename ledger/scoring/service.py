@@ -135,6 +135,8 @@ _UNAVAILABLE = (
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections
 )
 COMMAND_TIMEOUT_SECONDS = 5.0
+_CATEGORIES = {c.value: c for c in Category}
+_STATES = {s.value: s for s in State}
 
 
 async def _no_reset(_conn: asyncpg.Connection) -> None:
@@ -179,8 +181,8 @@ class PostgresReports:
         return [
             ReportRow(
                 member_id=row[0],
-                category=Category(row[1]),
-                state=State(row[2]),
+                category=_CATEGORIES[row[1]],  # a dict lookup: Enum(value) costs ~1 µs
+                state=_STATES[row[2]],
                 filed_at=row[3],
                 notified_at=row[4],
                 expires_at=row[5],
