@@ -11,7 +11,18 @@ from fastapi import FastAPI
 from api import errors
 from api.hot import HotPath
 from api.middleware import Metrics, RequestContextMiddleware
-from api.routers import audit, auth, disputes, health, me, oauth, reports, risk, subjects
+from api.routers import (
+    audit,
+    auth,
+    disputes,
+    health,
+    me,
+    oauth,
+    pseudonyms,
+    reports,
+    risk,
+    subjects,
+)
 from ledger import db
 from ledger.clock import Clock
 from ledger.config import Settings
@@ -23,6 +34,7 @@ PUBLIC_ROUTES = frozenset(
         "/oauth/token",
         "/.well-known/jwks.json",
         "/.well-known/oauth-authorization-server",
+        "/.well-known/refund-ledger/pseudonym-key",
         "/v1/auth/token",
         "/v1/audit/keys",
         "/healthz",
@@ -103,6 +115,7 @@ def create_app(
     app.include_router(reports.router)
     app.include_router(disputes.router)
     app.include_router(subjects.router)
+    app.include_router(pseudonyms.router)
     app.include_router(health.router)
     if hot_path:
         app.add_middleware(HotPath)  # inside the request context: added before it

@@ -50,6 +50,7 @@ _PROBLEMS: list[tuple[type[Exception], ProblemType]] = [
     (errors.InvalidInput, ProblemType(400, "invalid-input", "Invalid input")),
     (errors.NotFound, ProblemType(404, "not-found", "Not found")),
     (errors.Conflict, ProblemType(409, "conflict", "Conflict")),
+    (errors.RateLimited, ProblemType(429, "rate-limited", "Too many requests")),
     (errors.Unavailable, ProblemType(503, "unavailable", "Service unavailable")),
 ]
 
@@ -159,6 +160,8 @@ async def _ledger_error(_request: Request, exc: Exception) -> Response:
         extra["existing_report_id"] = exc.report_id
     if isinstance(exc, errors.Unavailable):
         headers["Retry-After"] = "1"
+    if isinstance(exc, errors.RateLimited):
+        headers.update(exc.headers)
     return problem_response(
         problem.status, problem.slug, problem.title, exc.message, headers=headers, **extra
     )

@@ -16,6 +16,7 @@ from ledger.config import Settings
 from ledger.context import Operation
 from ledger.members import service as members
 from ledger.members.service import IssuedClient
+from ledger.pseudonyms import keys as pseudonym_keys
 from ledger.runtime import KEY_RINGS
 
 DEMO_MEMBER = "demo"
@@ -34,6 +35,8 @@ async def initialize(settings: Settings, *, now: dt.datetime) -> InitResult:
     key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_dir.chmod(0o700)
     created = [ring for ring in KEY_RINGS if keys.ensure_ring(key_dir / ring, now=now)]
+    if pseudonym_keys.ensure_key(key_dir / pseudonym_keys.KEY_DIR, now=now):
+        created.append(pseudonym_keys.KEY_DIR)
     engine = db.create_engine(settings.resolved_database_url, pool_size=1)
     try:
         await db.upgrade(engine)

@@ -35,6 +35,7 @@ from ledger.context import Operation
 from ledger.errors import LedgerError, NotFound
 from ledger.members import service as members
 from ledger.members.models import MemberStatus
+from ledger.pseudonyms import keys as pseudonym_keys
 from ledger.runtime import CHECKPOINT_RING, TOKEN_RING, Runtime, make_hasher
 from ledger.scoring import policies
 
@@ -135,7 +136,7 @@ def init(demo: bool) -> None:
     result = _run(lambda: bootstrap.initialize(settings, now=_now()))
     click.echo(f"ledger: data in {settings.data_dir}, schema at {result.revision}")
     for ring in result.created_keys:
-        click.echo(f"ledger: created the {ring} signing key")
+        click.echo(f"ledger: created the {ring} key")
     if not demo:
         return
 
@@ -171,6 +172,11 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     settings = _settings()
     if not (settings.resolved_key_dir / TOKEN_RING / keys.RING_FILE).exists():
         _fail("no signing keys found: run `ledger init` first")
+    pseudonym_key = settings.resolved_key_dir / pseudonym_keys.KEY_DIR / pseudonym_keys.KEY_FILE
+    if not pseudonym_key.exists():
+        _fail(
+            "no pseudonym key found: run `ledger init` (it keeps what exists, adds what is missing)"
+        )
     current = _run(lambda: _current_revision(settings))
     if current != db.head_revision():
         _fail(

@@ -6,12 +6,14 @@ Domain code receives values from these settings; nothing imports a global instan
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.pseudonyms.limits import parse_limits
 from ledger.reports.policy import MAX_RETENTION_YEARS, Category, ReportPolicy
 
 
@@ -96,6 +98,14 @@ class Settings(BaseSettings):
     risk_pool_size: int = Field(default=8, ge=1, le=100)
     access_cache_enabled: bool = True
 
+    # Pseudonym evaluations per member, counted per element (ledger/pseudonyms/limits.py).
+    pseudonym_rate_limit: str = "1000/minute;20000/hour;200000/day"
+    pseudonym_rate_limits_by_member: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per member id, e.g. {"0196…": "5000/minute;1000000/day"}.',
+    )
+    rate_limit_storage: str = "memory://"
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("public_url")
@@ -107,6 +117,23 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """The public URL, or ``http://<host>:<port>`` when none is configured."""
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @field_validator("pseudonym_rate_limit")
+    @classmethod
+    def _a_rate_limit(cls, value: str) -> str:
+        parse_limits(value)
+        return value
+
+    @field_validator("pseudonym_rate_limits_by_member")
+    @classmethod
+    def _rate_limits_by_member(cls, value: dict[str, str]) -> dict[str, str]:
+        for member, text in value.items():
+            try:
+                uuid.UUID(member)
+            except ValueError:
+                raise ValueError(f"{member!r} is not a member id") from None
+            parse_limits(text)
+        return value
 
     @field_validator("report_retention_years")
     @classmethod

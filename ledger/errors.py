@@ -87,3 +87,11 @@ class InsufficientScope(PermissionDenied):
 
 class Unavailable(LedgerError):
     """A dependency cannot serve right now; the caller may retry later."""
+
+
+class RateLimited(LedgerError):
+    """Over a rate limit; ``headers`` say when to come back (RateLimit, Retry-After)."""
+
+    def __init__(self, message: str, *, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.headers = dict(headers)

@@ -16,6 +16,9 @@ from ledger.clock import Clock, SystemClock
 from ledger.config import Settings
 from ledger.db import create_engine, create_sessionmaker, postgres_dsn
 from ledger.maintenance import MaintenanceLoop
+from ledger.pseudonyms.keys import KEY_DIR as PSEUDONYM_KEY_DIR
+from ledger.pseudonyms.keys import PseudonymKey, load_key
+from ledger.pseudonyms.limits import EvaluationLimiter
 from ledger.reports.policy import ReportPolicy
 from ledger.scoring.policies import PolicySource
 from ledger.scoring.service import PostgresReports
@@ -53,6 +56,8 @@ class Runtime:
     access_listener: AccessListener | None
     # The risk query's hot read on PostgreSQL; None means: read through a session.
     risk_reports: PostgresReports | None
+    pseudonym_key: PseudonymKey
+    evaluation_limiter: EvaluationLimiter
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -120,6 +125,12 @@ class Runtime:
                 else None
             ),
             risk_reports=PostgresReports(dsn, size=settings.risk_pool_size) if dsn else None,
+            pseudonym_key=load_key(settings.resolved_key_dir / PSEUDONYM_KEY_DIR),
+            evaluation_limiter=EvaluationLimiter(
+                settings.pseudonym_rate_limit,
+                settings.pseudonym_rate_limits_by_member,
+                storage=settings.rate_limit_storage,
+            ),
         )
 
     def start(self) -> None:

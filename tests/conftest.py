@@ -17,6 +17,7 @@ from api.app import create_app
 from ledger.access import keys
 from ledger.clock import FrozenClock, SystemClock
 from ledger.config import Settings
+from ledger.pseudonyms import keys as pseudonym_keys
 from ledger.runtime import KEY_RINGS, Runtime
 from tests.databases import (
     BACKENDS,
@@ -83,6 +84,9 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     )
     for ring in KEY_RINGS:
         keys.ensure_ring(settings.resolved_key_dir / ring, now=dt.datetime.now(dt.UTC))
+    pseudonym_keys.ensure_key(
+        settings.resolved_key_dir / pseudonym_keys.KEY_DIR, now=dt.datetime.now(dt.UTC)
+    )
     return settings
 
 

@@ -161,7 +161,7 @@ def ensure_ring(directory: Path, *, now: dt.datetime) -> bool:
 
 def rotate(directory: Path, *, now: dt.datetime) -> SigningKey:
     """Add a new key, which signs from now on; older keys keep verifying."""
-    _make_private_dir(directory)
+    make_private_dir(directory)
     private = Ed25519PrivateKey.generate()
     kid = jwk_thumbprint(private.public_key())
     pem = private.private_bytes(
@@ -169,7 +169,7 @@ def rotate(directory: Path, *, now: dt.datetime) -> SigningKey:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    _write_private(directory / f"{kid}.pem", pem)
+    write_private(directory / f"{kid}.pem", pem)
     ring = _read_ring(directory) if (directory / RING_FILE).exists() else []
     ring.append({"kid": kid, "created_at": now.isoformat(), "retired_at": None})
     _write_ring(directory, ring)
@@ -206,15 +206,15 @@ def _read_ring(directory: Path) -> list[dict[str, Any]]:
 
 
 def _write_ring(directory: Path, ring: list[dict[str, Any]]) -> None:
-    _write_private(directory / RING_FILE, json.dumps(ring, indent=2).encode("utf-8"))
+    write_private(directory / RING_FILE, json.dumps(ring, indent=2).encode("utf-8"))
 
 
-def _make_private_dir(directory: Path) -> None:
+def make_private_dir(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     directory.chmod(0o700)
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write atomically, readable by the owner only from the first byte."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:

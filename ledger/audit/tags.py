@@ -45,6 +45,8 @@ class Tag(StrEnum):
     STATEMENT_ADDED = "subject:statement:added"
     SUBJECT_DISCLOSED = "subject:file:disclosed"
     RISK_QUERIED = "risk:subject:queried"
+    PSEUDONYMS_EVALUATED = "pseudonym:elements:evaluated"
+    PSEUDONYM_LIMIT_SET = "pseudonym:limit:set"
     POLICY_SET = "policy:scoring:set"
     # the audit log itself
     AUDIT_EVENTS_LISTED = "audit:events:listed"

@@ -1,0 +1,90 @@
+"""Pseudonym evaluation (RFC 9497 VOPRF) and the published key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from api.auth import authorize, operation
+from api.deps import RuntimeDep
+from api.routers.reports import client
+from api.schemas.pseudonyms import EvaluateIn, EvaluateOut, PseudonymKeyOut
+from ledger.access.permissions import Permission
+from ledger.access.principals import Principal
+from ledger.audit.tags import Outcome, Tag
+from ledger.errors import InvalidInput, RateLimited
+from ledger.pseudonyms.keys import SUITE_NAME
+from ledger.pseudonyms.service import b64url_encode, decode_elements, evaluate
+
+router = APIRouter(tags=["pseudonyms"])
+
+Evaluator = Annotated[Principal, Depends(authorize(Permission.PSEUDONYMS_EVALUATE))]
+
+KEY_PATH = "/.well-known/refund-ledger/pseudonym-key"
+
+
+@router.post(
+    "/v1/pseudonyms:evaluate",
+    response_model=EvaluateOut,
+    responses={429: {"description": "over the member's evaluation limit"}},
+)
+async def evaluate_pseudonyms(
+    body: EvaluateIn, principal: Evaluator, runtime: RuntimeDep
+) -> JSONResponse:
+    """Evaluate up to 100 blinded elements with the ledger's key, with one proof.
+
+    The SDK's ``pseudonymize()`` does the whole exchange. Each element counts against
+    your member's evaluation limit (``RateLimit`` headers on every answer;
+    ``Retry-After`` on 429), and the call is audited as a count, never the elements.
+    """
+    member = client(principal).member_id
+    op = operation(runtime, principal)
+    count = len(body.blinded_elements)
+    try:
+        elements = decode_elements(body.blinded_elements)
+    except InvalidInput as exc:
+        await runtime.audit.writer.write(
+            op.event(
+                Tag.PSEUDONYMS_EVALUATED,
+                outcome=Outcome.REFUSED,
+                body={"elements": count, "reason": "invalid element", "invalid": len(exc.fields)},
+            )
+        )
+        raise
+    decision = await runtime.evaluation_limiter.take(member, count)
+    if not decision.allowed:
+        await runtime.audit.writer.write(
+            op.event(
+                Tag.PSEUDONYMS_EVALUATED,
+                outcome=Outcome.REFUSED,
+                body={"elements": count, "reason": "rate limit"},
+            )
+        )
+        raise RateLimited(
+            f"your member's pseudonym evaluation limit ({decision.limit} per "
+            f"{decision.window_seconds} s) has no room for {count} more; retry after "
+            f"{decision.headers()['Retry-After']} s",
+            headers=decision.headers(),
+        )
+    result = await evaluate(runtime.pseudonym_key, elements)
+    await runtime.audit.writer.write(
+        op.event(Tag.PSEUDONYMS_EVALUATED, body={"elements": count, "key_id": result.key_id})
+    )
+    answer = EvaluateOut(
+        suite=SUITE_NAME,
+        key_id=result.key_id,
+        evaluated_elements=[b64url_encode(e) for e in result.evaluated],
+        proof=b64url_encode(result.proof),
+    )
+    return JSONResponse(answer.model_dump(), headers=decision.headers())
+
+
+@router.get(KEY_PATH, response_model=PseudonymKeyOut)
+async def pseudonym_key(runtime: RuntimeDep) -> JSONResponse:
+    """The ledger's VOPRF public key and key id: SDKs verify every evaluation against it
+    (pin it, or fetch it over TLS from the ledger you trust)."""
+    return JSONResponse(
+        runtime.pseudonym_key.published(), headers={"Cache-Control": "public, max-age=3600"}
+    )

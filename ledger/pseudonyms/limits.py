@@ -1,0 +1,106 @@
+"""Per-member limits on pseudonym evaluations, counted per element.
+
+Every blinded element is one guess in a dictionary attack, so the limit counts
+elements, not requests. Limits are the ``limits`` library's notation
+(``"1000/minute;100000/day"``): a call is allowed only if every window has room for
+all its elements, and then it is counted in every window. The counters live in the
+``limits`` storage named by ``LEDGER_RATE_LIMIT_STORAGE``: ``memory://`` (the default)
+counts per server process; with several workers or servers use a shared store such as
+``redis://host:6379`` (``limits`` with its async Redis extra), or each process allows
+the full limit.
+
+The answer carries the draft IETF ``RateLimit-Policy`` and ``RateLimit`` header fields
+(draft-ietf-httpapi-ratelimit-headers), and ``Retry-After`` when refused.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse_many
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.storage import storage_from_string
+
+POLICY = "pseudonym-evaluations"
+
+
+def parse_limits(text: str) -> list[RateLimitItem]:
+    """The windows in ``text``; raises ValueError with a readable reason."""
+    try:
+        items = parse_many(text)
+    except ValueError as exc:
+        raise ValueError(
+            f'not a rate limit: write it as "1000/minute;100000/day" ({exc})'
+        ) from None
+    if not items:
+        raise ValueError('not a rate limit: write it as "1000/minute;100000/day"')
+    return items
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int  # the tightest window's quota
+    window_seconds: int
+    remaining: int  # in the tightest window, after this call
+    reset_seconds: int  # until that window has room again
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "RateLimit-Policy": f'"{POLICY}";q={self.limit};w={self.window_seconds}',
+            "RateLimit": f'"{POLICY}";r={self.remaining};t={self.reset_seconds}',
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, self.reset_seconds))
+        return headers
+
+
+class EvaluationLimiter:
+    def __init__(
+        self, default: str, by_member: Mapping[str, str], *, storage: str = "memory://"
+    ) -> None:
+        self._default = parse_limits(default)
+        self._by_member = {member: parse_limits(text) for member, text in by_member.items()}
+        # The async flavour of the named store: "memory://" -> "async+memory://".
+        uri = storage if storage.startswith("async+") else f"async+{storage}"
+        self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(uri))
+
+    def limits_for(self, member_id: uuid.UUID) -> list[RateLimitItem]:
+        return self._by_member.get(str(member_id), self._default)
+
+    async def take(self, member_id: uuid.UUID, elements: int) -> Decision:
+        """Count ``elements`` evaluations for the member if every window has room."""
+        items = self.limits_for(member_id)
+        key = str(member_id)
+        allowed = True
+        for item in items:
+            if not await self._limiter.test(item, key, cost=elements):
+                allowed = False
+                break
+        if allowed:
+            for item in items:
+                await self._limiter.hit(item, key, cost=elements)
+        return await self._decision(items, key, allowed=allowed)
+
+    async def _decision(self, items: list[RateLimitItem], key: str, *, allowed: bool) -> Decision:
+        now = time.time()
+        tightest: tuple[int, RateLimitItem, int] | None = None
+        for item in items:
+            stats = await self._limiter.get_window_stats(item, key)
+            reset = max(0, math.ceil(stats.reset_time - now))
+            candidate = (stats.remaining, item, reset)
+            if tightest is None or candidate[0] < tightest[0]:
+                tightest = candidate
+        assert tightest is not None
+        remaining, item, reset = tightest
+        return Decision(
+            allowed=allowed,
+            limit=item.amount,
+            window_seconds=item.get_expiry(),
+            remaining=remaining,
+            reset_seconds=reset,
+        )
