@@ -1,11 +1,12 @@
 """Verify an audit receipt offline, with nothing but the ledger's public verifier key.
 
-    python examples/verify_receipt.py receipt.json "refund-ledger/audit+1a2b3c4d+AcmB…"
+    python -m ledger.client.receipts receipt.json "refund-ledger/audit+1a2b3c4d+AcmB…"
 
 A receipt is the JSON from GET /v1/audit/events/{id}/receipt. The verifier key is from
-GET /v1/audit/keys (pin it: fetch it once, out of band, and keep it). This file uses
-only the standard library and `cryptography`; it imports nothing from the ledger, so it
-is also the reference for writing the same check in another language.
+GET /v1/audit/keys (pin it: fetch it once, out of band, and keep it). This module uses
+only the standard library and `cryptography` and imports nothing else from the ledger,
+so it is also the reference for writing the same check in another language. The SDK's
+``audit_receipt()`` calls ``verify_receipt`` below.
 
 Checks, in order:
   1. the checkpoint note carries a valid Ed25519 signature by the pinned key;
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 
 class Invalid(Exception):
-    pass
+    """The receipt does not prove what it claims."""
 
 
 def _node(left: bytes, right: bytes) -> bytes:
@@ -98,18 +99,18 @@ def verify_receipt(receipt: dict[str, object], verifier_key: str) -> dict[str, o
 
 def main() -> int:
     if len(sys.argv) != 3:
-        print(__doc__, file=sys.stderr)
+        sys.stderr.write(f"{__doc__}\n")
         return 2
     with open(sys.argv[1], encoding="utf-8") as fh:
         receipt = json.load(fh)
     try:
         event = verify_receipt(receipt, sys.argv[2])
     except Invalid as exc:
-        print(f"INVALID: {exc}", file=sys.stderr)
+        sys.stderr.write(f"INVALID: {exc}\n")
         return 1
-    print(
+    sys.stdout.write(
         f"OK: event {event['id']} ({event['tag']}) is leaf {receipt['leaf_index']} "
-        f"of the signed tree of size {receipt['tree_size']}"
+        f"of the signed tree of size {receipt['tree_size']}\n"
     )
     return 0
 

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from examples.verify_receipt import Invalid, verify_receipt
 from ledger.access.permissions import Role
 from ledger.audit import merkle
+from ledger.client.receipts import Invalid, verify_receipt
 from ledger.members import service as members
 from ledger.runtime import Runtime
 from tests.factories import Credential, bearer, get_token, make_credential, make_user, op

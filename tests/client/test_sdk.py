@@ -1,0 +1,343 @@
+"""The SDK against the real server: the sync client over real sockets (uvicorn in a
+thread), the async client through the ASGI app. A flaky network is simulated at the
+transport, below the SDK; everything above it is the real thing."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import threading
+import time
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.app import create_app
+from ledger.audit.models import AuditEventRow
+from ledger.client import (
+    AsyncLedgerClient,
+    LedgerApiError,
+    LedgerClient,
+    PseudonymKeyError,
+    RateLimitedError,
+    RetryPolicy,
+)
+from ledger.clock import FrozenClock
+from ledger.config import Settings
+from ledger.pseudonyms.limits import EvaluationLimiter
+from ledger.runtime import Runtime
+from tests.api.test_reports import payload
+from tests.factories import Credential, make_credential
+
+FAST = RetryPolicy(attempts=4, base=0.01, max_wait=0.5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[tuple[str, FastAPI]]:
+    """The ledger served over HTTP on a free port, in a thread of its own."""
+    app = create_app(settings)
+    port = _free_port()
+    server = uvicorn.Server(
+        # loop="asyncio": "auto" would install uvloop's policy for the whole test process.
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", app
+    server.should_exit = True
+    thread.join(timeout=20)
+    # The server's loop ends with its last keep-alive transports still "closing"; they
+    # are collected here, where their ResourceWarning says nothing about the test.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+@pytest.fixture
+async def credential(session: AsyncSession, runtime: Runtime) -> Credential:
+    return await make_credential(session, runtime)
+
+
+class Flaky(httpx.BaseTransport):
+    """Passes requests to a real transport, failing some first: ``plan`` maps a path to
+    what its first requests get ("503" answers 503 with Retry-After: 0; "drop" forwards
+    the request and then loses the answer)."""
+
+    def __init__(self, plan: dict[str, list[str]]) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.plan = plan
+        self.sent: list[tuple[str, str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.sent.append((request.method, path))
+        step = self.plan.get(path, []).pop(0) if self.plan.get(path) else None
+        if step == "503":
+            return httpx.Response(
+                503, headers={"Retry-After": "0"}, json={"type": "/problems/unavailable"}
+            )
+        response = self.inner.handle_request(request)
+        if step == "drop":
+            response.read()
+            raise httpx.ReadError("connection lost after the request was sent")
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def sdk(live: tuple[str, FastAPI], credential: Credential, **kw: Any) -> LedgerClient:
+    return LedgerClient(live[0], credential.client_id, credential.secret, retry=FAST, **kw)
+
+
+async def test_pseudonymize_is_stable_verified_and_cached(
+    live: tuple[str, FastAPI], credential: Credential, session: AsyncSession, runtime: Runtime
+) -> None:
+    transport = Flaky({})
+    with sdk(live, credential, transport=transport) as ledger:
+        a = ledger.pseudonymize("phone", "13800138000")
+        b = ledger.pseudonymize("phone", "+86 138-0013-8000")  # the same buyer: cached
+        evaluations = [p for _, p in transport.sent if p == "/v1/pseudonyms:evaluate"]
+        assert a == b
+        assert len(a) == 43
+        assert len(evaluations) == 1
+        many = ledger.pseudonymize_many([("email", "Buyer@Example.com"), ("phone", "13800138000")])
+        assert many[1] == a
+    # Another member's SDK, its own blinds: the same pseudonym.
+    other = await make_credential(session, runtime)
+    with sdk(live, other) as ledger:
+        assert ledger.pseudonymize("phone", "13800138000") == a
+
+
+async def test_a_query_and_a_report_end_to_end(
+    live: tuple[str, FastAPI], credential: Credential, clock: FrozenClock
+) -> None:
+    with sdk(live, credential) as ledger:
+        subject = ledger.pseudonymize("phone", "13900139000")
+        first = ledger.query_risk(subject, reference="refund-1", amount_minor=12900)
+        assert (first["score"], first["recommendation"]) == (0, "proceed")
+        filed = ledger.report(**payload(clock, subject=subject))
+        again = ledger.query_risk(subject, reference="refund-2")
+        assert again["counts"]["active_reports"] == 1
+        assert ledger.get_report(filed["id"])["case_ref"] == filed["case_ref"]
+        file = ledger.disclose(subject, reference="access-request-7")
+        assert [r["report"]["id"] for r in file["reports"]] == [filed["id"]]
+        dispute = ledger.dispute(subject, [filed["id"]], reference="ticket-9")
+        assert dispute["items"][0]["report_id"] == filed["id"]
+
+
+async def test_a_lost_answer_never_files_a_report_twice(
+    live: tuple[str, FastAPI], credential: Credential, clock: FrozenClock, runtime: Runtime
+) -> None:
+    transport = Flaky({"/v1/reports": ["drop"], "/v1/reports:batch": ["drop"]})
+    with sdk(live, credential, transport=transport) as ledger:
+        subject = ledger.pseudonymize("phone", "13700137000")
+        one = payload(clock, subject=subject)
+        filed = ledger.report(**one)  # sent twice: the second gets 409, resolved to it
+        assert filed["case_ref"] == one["case_ref"]
+        batch = [payload(clock, subject=subject) for _ in range(3)]
+        result = ledger.report_batch(batch)  # sent twice with one Idempotency-Key
+        assert result["accepted"] == 3
+    assert transport.sent.count(("POST", "/v1/reports")) == 2
+    assert transport.sent.count(("POST", "/v1/reports:batch")) == 2
+    async with runtime.read_sessionmaker() as read:
+        filed_events = await read.scalar(
+            sa.select(sa.func.count())
+            .select_from(AuditEventRow)
+            .where(AuditEventRow.tag == "report:refund:submitted")
+        )
+    assert filed_events == 4  # one report, then three: nothing twice
+
+
+async def test_503_and_429_are_retried_after_retry_after(
+    live: tuple[str, FastAPI], credential: Credential
+) -> None:
+    transport = Flaky({"/v1/risk/query": ["503", "503"]})
+    with sdk(live, credential, transport=transport) as ledger:
+        subject = ledger.pseudonymize("email", "a@example.com")
+        assert ledger.query_risk(subject, reference="r-1")["score"] == 0
+    assert transport.sent.count(("POST", "/v1/risk/query")) == 3
+    # A limit with no room for a minute: past max_wait, the SDK gives up and says so.
+    runtime: Runtime = live[1].state.runtime
+    runtime.evaluation_limiter = EvaluationLimiter("1/minute", {})
+    with sdk(live, credential) as ledger:
+        ledger.pseudonymize("email", "b@example.com")
+        with pytest.raises(RateLimitedError) as caught:
+            ledger.pseudonymize("email", "c@example.com")
+    assert caught.value.retry_after >= 1
+    assert caught.value.type == "/problems/rate-limited"
+
+
+async def test_a_rejected_token_is_replaced_once(
+    live: tuple[str, FastAPI], credential: Credential
+) -> None:
+    with sdk(live, credential) as ledger:
+        subject = ledger.pseudonymize("email", "d@example.com")
+        ledger._token.value = "not-a-token"  # as if it had been revoked or rotated away
+        assert ledger.query_risk(subject, reference="r-2")["score"] == 0
+    with LedgerClient(live[0], credential.client_id, "wrong-secret", retry=FAST) as ledger:
+        with pytest.raises(LedgerApiError) as caught:
+            ledger.query_risk("A" * 43, reference="r-3")
+        assert caught.value.status == 401
+
+
+async def test_a_pinned_key_must_match_the_published_one(
+    live: tuple[str, FastAPI], credential: Credential
+) -> None:
+    runtime: Runtime = live[1].state.runtime
+    right = runtime.pseudonym_key.published()["public_key"]
+    with sdk(live, credential, pseudonym_key=right) as ledger:
+        ledger.pseudonymize("email", "e@example.com")
+    wrong = "ylM0mcskYgHq4VgP3h0TQHpjO_m7LbKbeg5pK7L0nQY"  # pkSm of the RFC 9497 vectors
+    with sdk(live, credential, pseudonym_key=wrong) as ledger, pytest.raises(PseudonymKeyError):
+        ledger.pseudonymize("email", "e@example.com")
+
+
+async def test_an_audit_receipt_is_fetched_and_verified(
+    live: tuple[str, FastAPI], credential: Credential
+) -> None:
+    runtime: Runtime = live[1].state.runtime
+    with sdk(live, credential) as ledger:
+        subject = ledger.pseudonymize("email", "f@example.com")
+        answer = ledger.query_risk(subject, reference="r-4")
+        await runtime.audit.checkpoint()
+        keys = await asyncio.to_thread(httpx.get, f"{live[0]}/v1/audit/keys")
+        key = keys.json()["keys"][0]["verifier_key"]
+        event = ledger.audit_receipt(answer["audit_event_id"], key)
+    assert event["id"] == answer["audit_event_id"]
+    assert event["tag"] == "risk:subject:queried"
+
+
+@pytest.fixture
+async def async_sdk(
+    app: FastAPI, credential: Credential
+) -> AsyncIterator[Callable[..., AsyncLedgerClient]]:
+    made: list[AsyncLedgerClient] = []
+
+    def make(**kw: Any) -> AsyncLedgerClient:
+        client = AsyncLedgerClient(
+            "http://testserver",
+            credential.client_id,
+            credential.secret,
+            retry=FAST,
+            transport=httpx.ASGITransport(app=app),
+            **kw,
+        )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.aclose()
+
+
+async def test_the_async_client_does_the_same(
+    async_sdk: Callable[..., AsyncLedgerClient], clock: FrozenClock
+) -> None:
+    ledger = async_sdk()
+    subjects = await ledger.pseudonymize_many(
+        [("phone", "13800138000"), ("prc_id", "11010519491231002x")]
+    )
+    assert subjects[0] == await ledger.pseudonymize("phone", "+8613800138000")
+    await ledger.report(**payload(clock, subject=subjects[1]))
+    items = await ledger.query_risk_batch(
+        [
+            {"subject": s, "purpose": "refund_review", "reference": f"r-{i}"}
+            for i, s in enumerate(subjects)
+        ]
+    )
+    assert [i["answer"]["counts"]["active_reports"] for i in items] == [0, 1]
+
+
+async def test_async_callers_share_one_token(
+    async_sdk: Callable[..., AsyncLedgerClient], runtime: Runtime
+) -> None:
+    ledger = async_sdk()
+    subject = await ledger.pseudonymize("email", "g@example.com")
+    before = await _count(runtime, "oauth:token:issued")
+    await asyncio.gather(*(ledger.query_risk(subject, reference=f"r-{n}") for n in range(5)))
+    assert await _count(runtime, "oauth:token:issued") == before
+
+
+async def _count(runtime: Runtime, tag: str) -> int:
+    async with runtime.read_sessionmaker() as read:
+        return (
+            await read.execute(
+                sa.select(sa.func.count())
+                .select_from(AuditEventRow)
+                .where(AuditEventRow.tag == tag)
+            )
+        ).scalar_one()
+
+
+def test_an_unreachable_ledger_fails_after_the_retries() -> None:
+    port = _free_port()  # nothing listens there
+    with (
+        LedgerClient(f"http://127.0.0.1:{port}", "cl_x", "s", retry=FAST) as ledger,
+        pytest.raises(httpx.ConnectError),
+    ):
+        ledger.pseudonymize("email", "h@example.com")
+
+
+async def test_the_refund_gate_example_runs_end_to_end(
+    live: tuple[str, FastAPI],
+    credential: Credential,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from examples import refund_gate  # noqa: PLC0415
+
+    monkeypatch.setenv("LEDGER_URL", live[0])
+    monkeypatch.setenv("LEDGER_CLIENT_ID", credential.client_id)
+    monkeypatch.setenv("LEDGER_CLIENT_SECRET", credential.secret)
+    assert await asyncio.to_thread(refund_gate.main) == 0
+    out = capsys.readouterr().out
+    assert out.count("-> refund now") == 2  # nothing on record yet: both refunded at once
+    assert "confirmed case filed as report" in out
+    assert "(same buyer): score 0" not in out  # the filed case now counts
+
+
+async def test_a_dispute_from_the_buyers_platform_to_the_reporting_member(
+    live: tuple[str, FastAPI],
+    credential: Credential,
+    session: AsyncSession,
+    runtime: Runtime,
+    clock: FrozenClock,
+) -> None:
+    buyers_platform = await make_credential(session, runtime)
+    with sdk(live, credential) as reporter, sdk(live, buyers_platform) as other:
+        subject = reporter.pseudonymize("phone", "13600136000")
+        filed = reporter.report(**payload(clock, subject=subject))
+        assert reporter.list_reports(subject=subject)["reports"][0]["id"] == filed["id"]
+        # The buyer complains to another platform, which opens the dispute for them.
+        assert other.pseudonymize("phone", "136 0013 6000") == subject
+        other.dispute(subject, [filed["id"]], reference="ticket-77")
+        (item,) = reporter.disputes_assigned(status="open")["items"]
+        answered = reporter.resolve_dispute(
+            item["dispute_id"], filed["id"], outcome="withdrawn", reason_code="cannot_substantiate"
+        )
+        assert answered["resolution"] == "withdrawn"
+        assert other.query_risk(subject, reference="r-9")["score"] == 0
+        (opened,) = other.disputes_opened()["disputes"]
+        assert [i["resolution"] for i in opened["items"]] == ["withdrawn"]
