@@ -32,7 +32,7 @@ from bench.common import scratch_postgres
 from ledger import db
 from ledger.access import keys
 from ledger.audit.events import Actor, AuditEvent
-from ledger.audit.log import AuditWriter, record, sink_for
+from ledger.audit.log import PG_COLUMNS, AuditWriter, record, sink_for
 from ledger.audit.service import AuditLog
 from ledger.audit.tags import Tag
 from ledger.clock import SystemClock
@@ -124,20 +124,7 @@ async def _bulk_events(url: str, count: int) -> None:
             await conn.copy_records_to_table(
                 "audit_events",
                 records=rows,
-                columns=[
-                    "recorded_at",
-                    "tag",
-                    "actor_type",
-                    "actor_member_id",
-                    "actor_client_id",
-                    "actor_user_id",
-                    "subject",
-                    "purpose",
-                    "reference",
-                    "request_id",
-                    "outcome",
-                    "body",
-                ],
+                columns=list(PG_COLUMNS),
             )
     finally:
         await conn.close()
