@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         description='Per member id, e.g. {"0196…": "5000/minute;1000000/day"}.',
     )
     rate_limit_storage: str = "memory://"
+    # Failed console sign-ins before the account (or the address) is locked for a while.
+    sign_in_failures_per_account: str = "5/15minutes"
+    sign_in_failures_per_address: str = "50/15minutes"
+
+    # Console sessions end after this long without a request, and this long after sign-in.
+    console_idle_minutes: int = Field(default=15, ge=1, le=240)
+    console_session_hours: int = Field(default=8, ge=1, le=24)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -114,11 +121,21 @@ class Settings(BaseSettings):
         return value.rstrip("/") if value else None
 
     @property
+    def console_idle_timeout(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.console_idle_minutes)
+
+    @property
+    def console_session_lifetime(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.console_session_hours)
+
+    @property
     def base_url(self) -> str:
         """The public URL, or ``http://<host>:<port>`` when none is configured."""
         return self.public_url or f"http://{self.host}:{self.port}"
 
-    @field_validator("pseudonym_rate_limit")
+    @field_validator(
+        "pseudonym_rate_limit", "sign_in_failures_per_account", "sign_in_failures_per_address"
+    )
     @classmethod
     def _a_rate_limit(cls, value: str) -> str:
         parse_limits(value)

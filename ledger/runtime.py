@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ledger.access.keys import KeyRingSource
 from ledger.access.secrets import SecretHasher
+from ledger.access.sign_in_guard import SignInGuard
 from ledger.access.state_cache import AccessCache, AccessListener
 from ledger.access.tokens import TokenIssuer, TokenVerifier
 from ledger.audit.service import AuditLog
@@ -58,6 +59,7 @@ class Runtime:
     risk_reports: PostgresReports | None
     pseudonym_key: PseudonymKey
     evaluation_limiter: EvaluationLimiter
+    sign_in_guard: SignInGuard
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -129,6 +131,11 @@ class Runtime:
             evaluation_limiter=EvaluationLimiter(
                 settings.pseudonym_rate_limit,
                 settings.pseudonym_rate_limits_by_member,
+                storage=settings.rate_limit_storage,
+            ),
+            sign_in_guard=SignInGuard(
+                settings.sign_in_failures_per_account,
+                settings.sign_in_failures_per_address,
                 storage=settings.rate_limit_storage,
             ),
         )

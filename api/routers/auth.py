@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import RuntimeDep, SessionDep
@@ -10,33 +10,66 @@ from api.schemas.auth import SignIn, UserToken
 from ledger.audit.events import Actor
 from ledger.audit.tags import Outcome, Tag
 from ledger.context import Operation
-from ledger.errors import InvalidCredentials
+from ledger.errors import InvalidCredentials, RateLimited
 from ledger.logs import request_id_var
 from ledger.members import service as members
+from ledger.runtime import Runtime
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
-@router.post("/token", response_model=UserToken, responses={401: {}})
-async def sign_in(body: SignIn, runtime: RuntimeDep, session: SessionDep) -> JSONResponse:
-    """Exchange a console user's username and password for a short-lived access token.
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
 
-    The token carries the user's role (``auditor`` or ``operator``), not scopes. As with
-    client secrets, the password is checked with nothing held, and every sign-in and
-    every refusal is audited.
-    """
+
+async def check_sign_in(
+    runtime: Runtime, username: str, password: str, address: str
+) -> members.SignedInUser:
+    """The user, if the password is right and neither the account nor the address is
+    locked; every refusal is audited. Shared by the API and the console."""
+    lockout = await runtime.sign_in_guard.check(username, address)
     async with runtime.read_sessionmaker() as read:
-        credential = await members.find_user_credential(read, body.username)
+        credential = await members.find_user_credential(read, username)
+    actor = Actor.system() if credential is None else Actor.user(credential[0].id)
+    op = Operation(actor=actor, now=runtime.clock.now(), request_id=request_id_var.get())
+    if lockout is not None:
+        await runtime.audit.writer.write(
+            op.event(
+                Tag.USER_SIGN_IN_REFUSED,
+                outcome=Outcome.REFUSED,
+                body={"reason": f"{lockout.scope} locked"},
+            )
+        )
+        raise RateLimited(
+            f"too many failed sign-ins for this {lockout.scope}; try again in "
+            f"{lockout.retry_after} s",
+            headers={"Retry-After": str(lockout.retry_after)},
+        )
     try:
-        signed_in = await members.check_user_password(runtime.hasher, credential, body.password)
+        signed_in = await members.check_user_password(runtime.hasher, credential, password)
     except InvalidCredentials as exc:
-        actor = Actor.system() if credential is None else Actor.user(credential[0].id)
+        await runtime.sign_in_guard.failed(username, address)
         reason = "unknown_user" if credential is None else exc.message
-        op = Operation(actor=actor, now=runtime.clock.now(), request_id=request_id_var.get())
         await runtime.audit.writer.write(
             op.event(Tag.USER_SIGN_IN_REFUSED, outcome=Outcome.REFUSED, body={"reason": reason})
         )
         raise
+    await runtime.sign_in_guard.succeeded(username)
+    return signed_in
+
+
+@router.post("/token", response_model=UserToken, responses={401: {}, 429: {}})
+async def sign_in(
+    body: SignIn, request: Request, runtime: RuntimeDep, session: SessionDep
+) -> JSONResponse:
+    """Exchange a console user's username and password for a short-lived access token.
+
+    The token carries the user's role (``auditor`` or ``operator``), not scopes. As with
+    client secrets, the password is checked with nothing held, and every sign-in and
+    every refusal is audited. Repeated failures lock the account for a while (429 with
+    ``Retry-After``).
+    """
+    signed_in = await check_sign_in(runtime, body.username, body.password, client_address(request))
     user = signed_in.user
     op = Operation(
         actor=Actor.user(user.id), now=runtime.clock.now(), request_id=request_id_var.get()

@@ -44,6 +44,7 @@ class Permission(StrEnum):
     CREDENTIALS_MANAGE = "credentials:manage"
     USERS_MANAGE = "users:manage"
     POLICY_MANAGE = "policy:manage"
+    CONSOLE_USE = "console:use"  # any signed-in console user: home page, sign-out
 
 
 # Every authenticated member client may read its own profile and fetch receipts for its
@@ -62,7 +63,9 @@ SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Auditors read everything and change nothing.
-    Role.AUDITOR: frozenset({Permission.AUDIT_READ, Permission.AUDIT_PROOF_READ}),
+    Role.AUDITOR: frozenset(
+        {Permission.AUDIT_READ, Permission.AUDIT_PROOF_READ, Permission.CONSOLE_USE}
+    ),
     # Operators manage members and credentials, and cannot touch the audit log.
     Role.OPERATOR: frozenset(
         {
@@ -70,6 +73,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CREDENTIALS_MANAGE,
             Permission.USERS_MANAGE,
             Permission.POLICY_MANAGE,
+            Permission.CONSOLE_USE,
         }
     ),
 }

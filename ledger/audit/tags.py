@@ -15,6 +15,8 @@ class Tag(StrEnum):
     TOKEN_REFUSED = "oauth:token:refused"
     USER_SIGNED_IN = "auth:user:signed_in"
     USER_SIGN_IN_REFUSED = "auth:user:refused"
+    USER_SIGNED_OUT = "auth:user:signed_out"
+    CONSOLE_REFUSED = "console:request:refused"
     REQUEST_REFUSED = "access:request:refused"
     # members, credentials, users
     MEMBER_CREATED = "member:member:created"
