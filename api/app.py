@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import console, errors
 from api.hot import HotPath
 from api.middleware import Metrics, RequestContextMiddleware
 from api.routers import (
@@ -35,6 +35,8 @@ PUBLIC_ROUTES = frozenset(
         "/.well-known/jwks.json",
         "/.well-known/oauth-authorization-server",
         "/.well-known/refund-ledger/pseudonym-key",
+        "/console/sign-in",
+        "/console/static",  # the stylesheet
         "/v1/auth/token",
         "/v1/audit/keys",
         "/healthz",
@@ -116,6 +118,7 @@ def create_app(
     app.include_router(disputes.router)
     app.include_router(subjects.router)
     app.include_router(pseudonyms.router)
+    console.install(app)
     app.include_router(health.router)
     if hot_path:
         app.add_middleware(HotPath)  # inside the request context: added before it

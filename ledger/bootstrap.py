@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import shlex
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger import db
 from ledger.access import keys
-from ledger.access.permissions import Scope
+from ledger.access.permissions import Role, Scope
 from ledger.access.secrets import SecretHasher
 from ledger.config import Settings
 from ledger.context import Operation
@@ -62,6 +63,24 @@ async def create_demo_member(
         scopes=frozenset(Scope),
         label="demo credential made by `ledger init --demo`",
     )
+
+
+async def create_demo_users(
+    session: AsyncSession, hasher: SecretHasher, *, now: dt.datetime
+) -> list[tuple[str, str, str]]:
+    """On a ledger with no console users yet, ``demo-operator`` and ``demo-auditor``
+    with random passwords; returns (username, role, password) to show once."""
+    if await members.list_users(session):
+        return []
+    op = Operation.system(now)
+    made = []
+    for role in (Role.OPERATOR, Role.AUDITOR):
+        password = secrets.token_urlsafe(12)
+        user = await members.create_user(
+            session, hasher, op, username=f"demo-{role.value}", role=role, password=password
+        )
+        made.append((user.username, role.value, password))
+    return made
 
 
 def token_command(public_url: str, issued: IssuedClient) -> str:

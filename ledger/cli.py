@@ -144,6 +144,15 @@ def init(demo: bool) -> None:
         return await bootstrap.create_demo_member(session, make_hasher(settings), now=_now())
 
     issued = _in_transaction(make_demo, settings)
+
+    async def make_users(session: AsyncSession) -> list[tuple[str, str, str]]:
+        return await bootstrap.create_demo_users(session, make_hasher(settings), now=_now())
+
+    for username, role, password in _in_transaction(make_users, settings):
+        click.echo(
+            f"ledger: console user {username} ({role}), password {password} "
+            f"(shown once): {settings.base_url}/console"
+        )
     if issued is None:
         click.echo("ledger: members exist already; no demo member created")
         return

@@ -7,6 +7,7 @@ from ledger.audit.models import (
     AuditNode,
     AuditSequencerState,
 )
+from ledger.console.models import ConsoleSession
 from ledger.db import Base
 from ledger.disputes.models import Dispute, DisputeItem
 from ledger.members.models import Client, Member, User
@@ -22,6 +23,7 @@ __all__ = [
     "AuditNode",
     "AuditSequencerState",
     "Client",
+    "ConsoleSession",
     "Dispute",
     "DisputeItem",
     "IdempotencyKey",

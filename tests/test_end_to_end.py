@@ -112,6 +112,21 @@ def test_readme_walkthrough_over_a_real_socket(
     assert secret.group(0) not in text
     assert token["access_token"] not in text
 
+    # The console accounts printed by init sign in to the console.
+    accounts = re.findall(r"console user (demo-\w+) \((\w+)\), password (\S+)", init_output)
+    assert {role for _, role, _ in accounts} == {"operator", "auditor"}
+    with httpx.Client(base_url=base, timeout=10) as browser:
+        form = browser.get("/console/sign-in").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert csrf is not None
+        username, _, password = accounts[0]
+        signed_in = browser.post(
+            "/console/sign-in",
+            data={"csrf_token": csrf.group(1), "username": username, "password": password},
+        )
+        assert signed_in.status_code == 303
+        assert browser.get("/console").status_code == 200
+
     # Data is reused: a second start prints no new secret.
     again = subprocess.run(
         [LEDGER, "init", "--demo"],
@@ -123,3 +138,4 @@ def test_readme_walkthrough_over_a_real_socket(
         check=True,
     )
     assert "lsk_" not in again.stdout
+    assert "password" not in again.stdout

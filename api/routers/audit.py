@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
@@ -118,7 +118,7 @@ async def consistency(
     return ConsistencyProofOut(old_size=old_size, new_size=new_size, proof=[_b64(p) for p in proof])
 
 
-def _receipt(receipt: Receipt) -> ReceiptOut:
+def receipt_out(receipt: Receipt) -> ReceiptOut:
     return ReceiptOut(
         event=receipt.event,
         canonical_event=_b64(receipt.canonical),
@@ -130,9 +130,7 @@ def _receipt(receipt: Receipt) -> ReceiptOut:
     )
 
 
-async def _audit_read(
-    runtime: Runtime, principal: Principal, tag: Tag, /, **fields: object
-) -> None:
+async def audit_read(runtime: Runtime, principal: Principal, tag: Tag, /, **fields: object) -> None:
     subject = fields.pop("subject", None)
     body = {k: str(v) for k, v in fields.items() if v is not None}
     event = operation(runtime, principal).event(
@@ -155,8 +153,8 @@ async def event_receipt(
     event, so it stays the same however much the log grows.
     """
     receipt = await queries.receipt_for_event(session, principal, event_id, tree_size=tree_size)
-    await _audit_read(runtime, principal, Tag.AUDIT_PROOF_READ, event_id=event_id)
-    return _receipt(receipt)
+    await audit_read(runtime, principal, Tag.AUDIT_PROOF_READ, event_id=event_id)
+    return receipt_out(receipt)
 
 
 @router.get("/leaves/{leaf_index}/receipt", response_model=ReceiptOut)
@@ -169,8 +167,8 @@ async def leaf_receipt(
 ) -> ReceiptOut:
     """The event at a leaf index, with its inclusion proof (same rules as above)."""
     receipt = await queries.receipt_for_leaf(session, principal, leaf_index, tree_size=tree_size)
-    await _audit_read(runtime, principal, Tag.AUDIT_PROOF_READ, leaf_index=leaf_index)
-    return _receipt(receipt)
+    await audit_read(runtime, principal, Tag.AUDIT_PROOF_READ, leaf_index=leaf_index)
+    return receipt_out(receipt)
 
 
 async def event_filter(
@@ -216,28 +214,36 @@ async def list_events(
 ) -> EventPage:
     """Audit events matching the filters, newest first (auditors only)."""
     page = await queries.list_events(session, principal, filt, cursor=cursor, limit=limit)
-    await _audit_read(runtime, principal, Tag.AUDIT_EVENTS_LISTED, **filt.summary())
+    await audit_read(runtime, principal, Tag.AUDIT_EVENTS_LISTED, **filt.summary())
     return EventPage(
         events=[EventOut(event=e.event, leaf_index=e.leaf_index) for e in page.events],
         next_cursor=page.next_cursor,
     )
 
 
+async def exported(
+    runtime: Runtime, principal: Principal, filt: EventFilter
+) -> AsyncIterator[dict[str, Any]]:
+    """Every matching event with its leaf index, oldest first, from one snapshot."""
+    async with create_snapshot_sessionmaker(runtime.engine)() as session:
+        async for view in queries.stream_events(session, principal, filt):
+            yield {"event": view.event, "leaf_index": view.leaf_index}
+
+
+async def export_lines(
+    runtime: Runtime, principal: Principal, filt: EventFilter
+) -> AsyncIterator[bytes]:
+    async for record in exported(runtime, principal, filt):
+        yield (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
 @router.get("/events:export", response_class=StreamingResponse)
 async def export_events(principal: Auditor, filt: Filter, runtime: RuntimeDep) -> StreamingResponse:
     """Every matching event as JSON Lines, oldest first, read from one snapshot."""
     # Audited before the first byte is sent.
-    await _audit_read(runtime, principal, Tag.AUDIT_EVENTS_EXPORTED, **filt.summary())
-    sessions = create_snapshot_sessionmaker(runtime.engine)
-
-    async def lines() -> AsyncIterator[bytes]:
-        async with sessions() as session:
-            async for view in queries.stream_events(session, principal, filt):
-                record = {"event": view.event, "leaf_index": view.leaf_index}
-                yield (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
-
+    await audit_read(runtime, principal, Tag.AUDIT_EVENTS_EXPORTED, **filt.summary())
     return StreamingResponse(
-        lines(),
+        export_lines(runtime, principal, filt),
         media_type="application/jsonl",
         headers={"Content-Disposition": 'attachment; filename="audit-events.jsonl"'},
     )

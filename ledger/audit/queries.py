@@ -169,6 +169,16 @@ async def _event_for(session: AsyncSession, principal: Principal, event_id: int)
     return row
 
 
+async def event_view(session: AsyncSession, principal: Principal, event_id: int) -> EventView:
+    """One event as it is hashed, and its leaf index (None until it is integrated)."""
+    require(principal, Permission.AUDIT_READ)
+    row = await _event_for(session, principal, event_id)
+    leaf_index = await session.scalar(
+        sa.select(AuditLeaf.leaf_index).where(AuditLeaf.event_id == event_id)
+    )
+    return _view(row, None if leaf_index is None else int(leaf_index))
+
+
 async def receipt_for_event(
     session: AsyncSession, principal: Principal, event_id: int, *, tree_size: int | None = None
 ) -> Receipt:

@@ -99,7 +99,7 @@ def _client_view(c: Client) -> ClientView:
     )
 
 
-def _user_view(u: User) -> UserView:
+def user_view(u: User) -> UserView:
     return UserView(u.id, u.username, u.role, u.created_at, u.disabled_at)
 
 
@@ -400,11 +400,11 @@ async def create_user(
     await session.flush()
     body = {"user_id": str(user.id), "username": username, "role": role.value}
     await record(session, op.event(Tag.USER_CREATED, body=body), now=op.now)
-    return _user_view(user)
+    return user_view(user)
 
 
 async def list_users(session: AsyncSession) -> list[UserView]:
-    return [_user_view(u) for u in await session.scalars(sa.select(User).order_by(User.username))]
+    return [user_view(u) for u in await session.scalars(sa.select(User).order_by(User.username))]
 
 
 async def disable_user(session: AsyncSession, op: Operation, username: str) -> UserView:
@@ -416,7 +416,7 @@ async def disable_user(session: AsyncSession, op: Operation, username: str) -> U
         await session.flush()
         body = {"user_id": str(user.id), "username": username}
         await record(session, op.event(Tag.USER_DISABLED, body=body), now=op.now)
-    return _user_view(user)
+    return user_view(user)
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,7 +430,7 @@ async def find_user_credential(session: AsyncSession, username: str) -> tuple[Us
     if len(username) > 64:
         return None
     user = await session.scalar(sa.select(User).where(User.username == username))
-    return None if user is None else (_user_view(user), user.password_hash)
+    return None if user is None else (user_view(user), user.password_hash)
 
 
 async def check_user_password(
@@ -465,4 +465,4 @@ async def ensure_user_active(session: AsyncSession, user_id: uuid.UUID) -> UserV
     user = await session.get(User, user_id)
     if user is None or user.disabled_at is not None:
         raise InvalidToken("the access token's user is unknown or disabled")
-    return _user_view(user)
+    return user_view(user)

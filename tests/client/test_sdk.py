@@ -5,22 +5,15 @@ transport, below the SDK; everything above it is the real thing."""
 from __future__ import annotations
 
 import asyncio
-import gc
-import socket
-import threading
-import time
-import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.app import create_app
 from ledger.audit.models import AuditEventRow
 from ledger.client import (
     AsyncLedgerClient,
@@ -36,42 +29,16 @@ from ledger.pseudonyms.limits import EvaluationLimiter
 from ledger.runtime import Runtime
 from tests.api.test_reports import payload
 from tests.factories import Credential, make_credential
+from tests.live import free_port, serving
 
 FAST = RetryPolicy(attempts=4, base=0.01, max_wait=0.5)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def live(settings: Settings) -> Iterator[tuple[str, FastAPI]]:
     """The ledger served over HTTP on a free port, in a thread of its own."""
-    app = create_app(settings)
-    port = _free_port()
-    server = uvicorn.Server(
-        # loop="asyncio": "auto" would install uvloop's policy for the whole test process.
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", app
-    server.should_exit = True
-    thread.join(timeout=20)
-    # The server's loop ends with its last keep-alive transports still "closing"; they
-    # are collected here, where their ResourceWarning says nothing about the test.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
+    with serving(settings) as served:
+        yield served
 
 
 @pytest.fixture
@@ -292,7 +259,7 @@ async def _count(runtime: Runtime, tag: str) -> int:
 
 
 def test_an_unreachable_ledger_fails_after_the_retries() -> None:
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     with (
         LedgerClient(f"http://127.0.0.1:{port}", "cl_x", "s", retry=FAST) as ledger,
         pytest.raises(httpx.ConnectError),

@@ -1,0 +1,275 @@
+"""Auditor pages: the audit log, one event with its proof checked, integrity.
+
+Every page reads through the same functions as ``/v1/audit`` (ledger/audit/queries.py,
+checkpoints.py, verify.py) and is itself recorded, with the same tags.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from api.console.web import PREFIX, ConsoleError, Viewer, checked_form, needs, render, runtime_of
+from api.routers.audit import PSEUDONYM, audit_read, exported, receipt_out
+from ledger.access.permissions import Permission
+from ledger.audit import checkpoints, queries, verify
+from ledger.audit.queries import EventFilter
+from ledger.audit.tags import ActorType, Outcome, Tag
+from ledger.client.receipts import Invalid, verify_receipt
+from ledger.db import create_snapshot_sessionmaker
+from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.members import service as members
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+Auditor = Annotated[Viewer, needs(Permission.AUDIT_READ)]
+
+PAGE = 50
+
+
+class FilterForm(BaseModel):
+    """The filter form's fields; an empty field means no filter."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    member_id: uuid.UUID | None = None
+    actor_type: ActorType | None = None
+    tag: Tag | None = None
+    subject: str | None = None
+    purpose: str | None = None
+    outcome: Outcome | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc_if_naive(cls, value: dt.datetime | None) -> dt.datetime | None:
+        # <input type="datetime-local"> sends no offset: the console works in UTC.
+        return value.replace(tzinfo=dt.UTC) if value and value.tzinfo is None else value
+
+    @field_validator("subject")
+    @classmethod
+    def _a_pseudonym(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(PSEUDONYM, value):
+            raise ValueError("a subject is a pseudonym (43 characters of base64url)")
+        return value
+
+    def event_filter(self) -> EventFilter:
+        return EventFilter(
+            since=self.since,
+            until=self.until,
+            member_id=self.member_id,
+            actor_type=self.actor_type.value if self.actor_type else None,
+            tag=self.tag.value if self.tag else None,
+            subject=self.subject,
+            purpose=self.purpose,
+            outcome=self.outcome.value if self.outcome else None,
+        )
+
+
+def _form(request: Request) -> tuple[FilterForm, list[str]]:
+    params = {k: v for k, v in request.query_params.items() if k not in {"cursor"}}
+    try:
+        return FilterForm.model_validate(params), []
+    except ValidationError as exc:
+        fields = [str(e["loc"][0]) for e in exc.errors()]
+        return FilterForm(), fields
+
+
+async def _member_names(runtime: Any) -> dict[str, str]:
+    async with runtime.read_sessionmaker() as read:
+        return {str(m.id): m.name for m in await members.list_members(read)}
+
+
+@router.get("/audit")
+async def audit_log(request: Request, who: Auditor) -> HTMLResponse:
+    runtime = runtime_of(request)
+    form, invalid = _form(request)
+    filt = form.event_filter()
+    cursor = request.query_params.get("cursor") or None
+    page = queries.Page(events=[], next_cursor=None)
+    if not invalid:
+        async with runtime.read_sessionmaker() as read:
+            try:
+                page = await queries.list_events(
+                    read, who.principal, filt, cursor=cursor, limit=PAGE
+                )
+            except InvalidInput:
+                invalid = ["cursor"]
+        await audit_read(runtime, who.principal, Tag.AUDIT_EVENTS_LISTED, **filt.summary())
+    query = "&".join(f"{k}={v}" for k, v in request.query_params.items() if k != "cursor" and v)
+    return render(
+        request,
+        "audit_log.html",
+        who,
+        form=form,
+        invalid=invalid,
+        page=page,
+        query=query,
+        members=await _member_names(runtime),
+        tags=[t.value for t in Tag],
+        actor_types=[a.value for a in ActorType],
+        outcomes=[o.value for o in Outcome],
+    )
+
+
+@router.get("/audit/export.jsonl")
+async def export_jsonl(request: Request, who: Auditor) -> StreamingResponse:
+    return await _export(request, who, "jsonl")
+
+
+@router.get("/audit/export.csv")
+async def export_csv(request: Request, who: Auditor) -> StreamingResponse:
+    return await _export(request, who, "csv")
+
+
+CSV_COLUMNS = (
+    "id", "recorded_at", "tag", "outcome", "actor_type", "actor_member_id", "actor_client_id",
+    "actor_user_id", "subject", "purpose", "reference", "request_id", "body", "leaf_index",
+)  # fmt: skip
+
+
+async def _export(request: Request, who: Viewer, kind: str) -> StreamingResponse:
+    runtime = runtime_of(request)
+    form, invalid = _form(request)
+    if invalid:
+        raise ConsoleError(400, f"Fix these filters first: {', '.join(invalid)}.")
+    filt = form.event_filter()
+    await audit_read(
+        runtime, who.principal, Tag.AUDIT_EVENTS_EXPORTED, format=kind, **filt.summary()
+    )
+
+    async def jsonl() -> AsyncIterator[bytes]:
+        async for record in exported(runtime, who.principal, filt):
+            yield (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+    async def rows() -> AsyncIterator[bytes]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        async for record in exported(runtime, who.principal, filt):
+            flat = _flat(record)
+            writer.writerow([flat.get(c, "") for c in CSV_COLUMNS])
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue().encode()
+
+    if kind == "csv":
+        return StreamingResponse(
+            rows(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="audit-events.csv"'},
+        )
+    return StreamingResponse(
+        jsonl(),
+        media_type="application/jsonl",
+        headers={"Content-Disposition": 'attachment; filename="audit-events.jsonl"'},
+    )
+
+
+def _flat(record: dict[str, Any]) -> dict[str, Any]:
+    event = record["event"]
+    actor = event.get("actor") or {}
+    return {
+        "id": event.get("id"),
+        "recorded_at": event.get("time"),
+        "tag": event.get("tag"),
+        "outcome": event.get("outcome"),
+        "actor_type": actor.get("type"),
+        "actor_member_id": actor.get("member_id"),
+        "actor_client_id": actor.get("client_id"),
+        "actor_user_id": actor.get("user_id"),
+        "subject": event.get("subject"),
+        "purpose": event.get("purpose"),
+        "reference": event.get("reference"),
+        "request_id": event.get("request_id"),
+        "body": json.dumps(event.get("body"), sort_keys=True),
+        "leaf_index": record.get("leaf_index"),
+    }
+
+
+@router.get("/audit/events/{event_id}")
+async def event_page(request: Request, event_id: int, who: Auditor) -> HTMLResponse:
+    """One event, its leaf, and its inclusion proof against the latest checkpoint,
+    checked here with the published checkpoint key."""
+    runtime = runtime_of(request)
+    async with runtime.read_sessionmaker() as read:
+        try:
+            event = await queries.event_view(read, who.principal, event_id)
+        except NotFound:
+            raise ConsoleError(404, f"There is no audit event {event_id}.") from None
+        latest = await checkpoints.latest(read)
+        receipt = None
+        pending = None
+        if latest is not None:
+            try:
+                receipt = await queries.receipt_for_event(
+                    read, who.principal, event_id, tree_size=latest.tree_size
+                )
+            except (Conflict, NotFound, InvalidInput) as exc:
+                pending = str(exc)
+    await audit_read(runtime, who.principal, Tag.AUDIT_PROOF_READ, event_id=event_id)
+    check: dict[str, Any] = {"status": "pending", "detail": pending or "no checkpoint yet"}
+    shown = None
+    if receipt is not None:
+        shown = receipt_out(receipt).model_dump()
+        keys = checkpoints.verifier_keys(runtime.audit.keys.current(), runtime.audit.origin)
+        check = {"status": "failed", "detail": "no checkpoint key verifies it"}
+        for key in keys:
+            try:
+                verify_receipt(shown, str(key["verifier_key"]))
+            except Invalid as exc:
+                check = {"status": "failed", "detail": str(exc)}
+                continue
+            check = {"status": "ok", "detail": f"checked with key {key['key_id']}"}
+            break
+    return render(request, "event.html", who, event=event, receipt=shown, check=check)
+
+
+@router.get("/integrity")
+async def integrity(request: Request, who: Auditor) -> HTMLResponse:
+    runtime = runtime_of(request)
+    async with runtime.read_sessionmaker() as read:
+        history = await checkpoints.history(read, limit=50)
+    return render(request, "integrity.html", who, history=history, result=None)
+
+
+@router.post("/integrity/verify")
+async def verify_now(request: Request, who: Auditor) -> HTMLResponse:
+    """Recompute the whole tree from the events and check every checkpoint: what
+    ``ledger audit verify`` does, from the console, recorded with its result."""
+    runtime = runtime_of(request)
+    await checked_form(request, who)
+    async with create_snapshot_sessionmaker(runtime.engine)() as snapshot:
+        report = await verify.verify(
+            snapshot,
+            ring=runtime.audit.keys.current(),
+            origin=runtime.audit.origin,
+            now=runtime.clock.now(),
+        )
+    await runtime.audit.writer.write(
+        who.op(runtime).event(
+            Tag.AUDIT_VERIFIED,
+            outcome=Outcome.SUCCESS if report.ok else Outcome.FAILED,
+            body={"ok": report.ok, "leaves": report.leaves, "problems": len(report.problems)},
+        )
+    )
+    async with runtime.read_sessionmaker() as read:
+        history = await checkpoints.history(read, limit=50)
+    return render(request, "integrity.html", who, history=history, result=report)

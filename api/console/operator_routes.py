@@ -1,0 +1,207 @@
+"""Operator pages: members, their client credentials, console users, the scoring policy.
+
+Each change is the same service call the ``ledger`` command makes (ledger/members,
+ledger/scoring/policies), in one transaction with its audit event; every form is
+CSRF-checked; auditors are refused on every page and every action.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from api.console.web import PREFIX, ConsoleError, Viewer, checked_form, needs, render, runtime_of
+from ledger.access.permissions import Permission, Role, Scope
+from ledger.errors import LedgerError
+from ledger.members import service as members
+from ledger.members.models import MemberStatus
+from ledger.scoring import policies
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+MembersManager = Annotated[Viewer, needs(Permission.MEMBERS_MANAGE)]
+CredentialsManager = Annotated[Viewer, needs(Permission.CREDENTIALS_MANAGE)]
+UsersManager = Annotated[Viewer, needs(Permission.USERS_MANAGE)]
+PolicyReader = Annotated[Viewer, needs(Permission.POLICY_MANAGE)]
+
+T = TypeVar("T")
+
+
+async def _change(request: Request, who: Viewer, change: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``change(session)`` in one transaction; a refusal becomes a 400 page that
+    says what to fix."""
+    runtime = runtime_of(request)
+    try:
+        async with runtime.sessionmaker() as session, session.begin():
+            return await change(session)
+    except LedgerError as exc:
+        raise ConsoleError(400, exc.message) from None
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ConsoleError(404, "There is no such member.") from None
+
+
+@router.get("/members")
+async def members_page(request: Request, who: MembersManager) -> HTMLResponse:
+    runtime = runtime_of(request)
+    async with runtime.read_sessionmaker() as read:
+        found = await members.list_members(read)
+    return render(request, "members.html", who, members=found)
+
+
+@router.post("/members")
+async def create_member(request: Request, who: MembersManager) -> Response:
+    form = await checked_form(request, who)
+    op = who.op(runtime_of(request))
+    made = await _change(
+        request, who, lambda s: members.create_member(s, op, name=form.get("name", "").strip())
+    )
+    return RedirectResponse(f"{PREFIX}/members/{made.id}", status_code=303)
+
+
+async def _member_page(
+    request: Request, who: Viewer, wanted: uuid.UUID, issued: members.IssuedClient | None
+) -> HTMLResponse:
+    """A member, its credentials, and (once, just issued) a new secret."""
+    async with runtime_of(request).read_sessionmaker() as read:
+        member = next((m for m in await members.list_members(read) if m.id == wanted), None)
+        if member is None:
+            raise ConsoleError(404, "There is no such member.")
+        clients = await members.list_clients(read, member_id=wanted)
+    return render(
+        request,
+        "member.html",
+        who,
+        member=member,
+        clients=clients,
+        scopes=[s.value for s in Scope],
+        issued=issued,
+    )
+
+
+@router.get("/members/{member_id}")
+async def member_page(request: Request, member_id: str, who: MembersManager) -> HTMLResponse:
+    return await _member_page(request, who, _uuid(member_id), None)
+
+
+@router.post("/members/{member_id}/status")
+async def set_status(request: Request, member_id: str, who: MembersManager) -> Response:
+    form = await checked_form(request, who)
+    wanted = _uuid(member_id)
+    try:
+        status = MemberStatus(form.get("status", ""))
+    except ValueError:
+        raise ConsoleError(400, "Choose active or suspended.") from None
+    op = who.op(runtime_of(request))
+    await _change(request, who, lambda s: members.set_member_status(s, op, wanted, status))
+    return RedirectResponse(f"{PREFIX}/members/{wanted}", status_code=303)
+
+
+@router.post("/members/{member_id}/clients")
+async def issue_client(request: Request, member_id: str, who: CredentialsManager) -> HTMLResponse:
+    """Issue a credential; its secret is on this one page and never again."""
+    runtime = runtime_of(request)
+    raw = await request.form()
+    form = await checked_form(request, who)
+    wanted = _uuid(member_id)
+    try:
+        scopes = frozenset(Scope(v) for v in raw.getlist("scope") if isinstance(v, str))
+    except ValueError:
+        raise ConsoleError(400, "Choose scopes from the list.") from None
+    if not scopes:
+        raise ConsoleError(400, "Choose at least one scope for the credential.")
+    op = who.op(runtime)
+    issued = await _change(
+        request,
+        who,
+        lambda s: members.issue_client(
+            s,
+            runtime.hasher,
+            op,
+            member_id=wanted,
+            scopes=scopes,
+            label=form.get("label", "").strip()[:100],
+        ),
+    )
+    return await _member_page(request, who, wanted, issued)
+
+
+@router.post("/clients/{client_id}/revoke")
+async def revoke_client(request: Request, client_id: str, who: CredentialsManager) -> Response:
+    await checked_form(request, who)
+    op = who.op(runtime_of(request))
+    revoked = await _change(request, who, lambda s: members.revoke_client(s, op, client_id))
+    return RedirectResponse(f"{PREFIX}/members/{revoked.member_id}", status_code=303)
+
+
+@router.get("/users")
+async def users_page(request: Request, who: UsersManager) -> HTMLResponse:
+    runtime = runtime_of(request)
+    async with runtime.read_sessionmaker() as read:
+        found = await members.list_users(read)
+    return render(
+        request, "users.html", who, users=found, roles=[r.value for r in Role], created=None
+    )
+
+
+@router.post("/users")
+async def create_user(request: Request, who: UsersManager) -> HTMLResponse:
+    """Create a user with a random first password, shown on this page only."""
+    runtime = runtime_of(request)
+    form = await checked_form(request, who)
+    try:
+        role = Role(form.get("role", ""))
+    except ValueError:
+        raise ConsoleError(400, "Choose a role: auditor or operator.") from None
+    password = secrets.token_urlsafe(18)
+    op = who.op(runtime)
+    made = await _change(
+        request,
+        who,
+        lambda s: members.create_user(
+            s,
+            runtime.hasher,
+            op,
+            username=form.get("username", "").strip(),
+            role=role,
+            password=password,
+        ),
+    )
+    async with runtime.read_sessionmaker() as read:
+        found = await members.list_users(read)
+    return render(
+        request,
+        "users.html",
+        who,
+        users=found,
+        roles=[r.value for r in Role],
+        created={"username": made.username, "password": password},
+    )
+
+
+@router.post("/users/{username}/disable")
+async def disable_user(request: Request, username: str, who: UsersManager) -> Response:
+    await checked_form(request, who)
+    if username == who.session.user.username:
+        raise ConsoleError(400, "You cannot disable your own account.")
+    op = who.op(runtime_of(request))
+    await _change(request, who, lambda s: members.disable_user(s, op, username))
+    return RedirectResponse(f"{PREFIX}/users", status_code=303)
+
+
+@router.get("/policy")
+async def policy_page(request: Request, who: PolicyReader) -> HTMLResponse:
+    runtime = runtime_of(request)
+    async with runtime.read_sessionmaker() as read:
+        current = policies.document_of(await policies.active(read))
+        history = await policies.history(read)
+    return render(request, "policy.html", who, current=current, history=history)

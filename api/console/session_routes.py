@@ -1,0 +1,146 @@
+"""Sign-in, sign-out and the console's home page."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from api.console.web import (
+    COOKIE,
+    PREFIX,
+    SIGN_IN_COOKIE,
+    ConsoleError,
+    Viewer,
+    check_origin,
+    checked_form,
+    needs,
+    render,
+    runtime_of,
+    secure_cookies,
+    session_policy,
+)
+from api.routers.auth import check_sign_in, client_address
+from ledger.access.permissions import Permission
+from ledger.audit.events import Actor
+from ledger.audit.tags import Tag
+from ledger.console.sessions import end_session, open_session
+from ledger.context import Operation
+from ledger.errors import InvalidCredentials, RateLimited
+from ledger.logs import request_id_var
+from ledger.members import service as members
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+SignedIn = Annotated[Viewer, needs(Permission.CONSOLE_USE)]
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path inside the console: never another site (``//evil``, ``https:``)."""
+    if value and value.startswith(f"{PREFIX}/") and not value.startswith("//"):
+        return value
+    return PREFIX
+
+
+def _sign_in_page(
+    request: Request, *, token: str, next_path: str, error: str | None, status: int
+) -> HTMLResponse:
+    runtime = runtime_of(request)
+    response = render(
+        request,
+        "sign_in.html",
+        None,
+        status=status,
+        sign_in_token=token,
+        next_path=next_path,
+        error=error,
+        expired=request.query_params.get("expired") == "1",
+    )
+    response.set_cookie(
+        SIGN_IN_COOKIE, token, max_age=900, path=PREFIX, httponly=True, samesite="strict",
+        secure=secure_cookies(request, runtime),
+    )  # fmt: skip
+    return response
+
+
+@router.get("/sign-in")
+async def sign_in_form(request: Request) -> HTMLResponse:
+    return _sign_in_page(
+        request,
+        token=secrets.token_urlsafe(32),
+        next_path=_safe_next(request.query_params.get("next")),
+        error=None,
+        status=200,
+    )
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    runtime = runtime_of(request)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    next_path = _safe_next(form.get("next"))
+    expected = request.cookies.get(SIGN_IN_COOKIE, "")
+    check_origin(request, runtime)
+    if not expected or not hmac.compare_digest(
+        form.get("csrf_token", "").encode(), expected.encode()
+    ):
+        raise ConsoleError(403, "This sign-in form has expired; open the sign-in page again.")
+    fresh = secrets.token_urlsafe(32)
+    try:
+        signed_in = await check_sign_in(
+            runtime,
+            form.get("username", "")[:64],
+            form.get("password", "")[:1024],
+            client_address(request),
+        )
+    except InvalidCredentials as exc:
+        return _sign_in_page(
+            request, token=fresh, next_path=next_path, error=exc.message, status=401
+        )
+    except RateLimited as exc:
+        page = _sign_in_page(
+            request, token=fresh, next_path=next_path, error=exc.message, status=429
+        )
+        page.headers.update(exc.headers)
+        return page
+    user = signed_in.user
+    op = Operation(
+        actor=Actor.user(user.id), now=runtime.clock.now(), request_id=request_id_var.get()
+    )
+    async with runtime.sessionmaker() as session, session.begin():
+        await members.record_sign_in(session, op, signed_in)
+        opened = await open_session(session, user, now=op.now, policy=session_policy(runtime))
+    response = RedirectResponse(next_path, status_code=303)
+    response.set_cookie(
+        COOKIE, opened.token, path=PREFIX, httponly=True, samesite="strict",
+        secure=secure_cookies(request, runtime),
+    )  # fmt: skip
+    response.delete_cookie(SIGN_IN_COOKIE, path=PREFIX)
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request, who: SignedIn) -> Response:
+    runtime = runtime_of(request)
+    await checked_form(request, who)
+    op = who.op(runtime)
+    async with runtime.sessionmaker() as session, session.begin():
+        await end_session(session, who.session.token_hash, now=op.now)
+    await runtime.audit.writer.write(op.event(Tag.USER_SIGNED_OUT, body={"via": "console"}))
+    response = RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
+    response.delete_cookie(COOKIE, path=PREFIX)
+    return response
+
+
+@router.get("")
+async def home(request: Request, who: SignedIn) -> HTMLResponse:
+    return render(
+        request,
+        "home.html",
+        who,
+        can_audit=Permission.AUDIT_READ in who.principal.permissions,
+        can_operate=Permission.MEMBERS_MANAGE in who.principal.permissions,
+    )

@@ -1,0 +1,1 @@
+"""The web console's server side: sessions for human users (auditors, operators)."""

@@ -1,0 +1,195 @@
+"""The console in a real browser: Debian's Chromium, headless, driven by Playwright,
+against the ledger served over a real socket.
+
+Screenshots go to ``LEDGER_SCREENSHOT_DIR`` when it is set (docs/console.md shows the
+ones in docs/console/), else to the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from playwright.async_api import Browser, Page, async_playwright, expect
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledger.access.permissions import Role
+from ledger.config import Settings
+from ledger.runtime import Runtime
+from tests.factories import get_token, make_credential, make_user
+from tests.live import serving
+
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "correct horse battery staple"
+# As the machine's notes advise: no background traffic to a closed network.
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and not os.environ.get("LEDGER_TEST_REQUIRE_BROWSER"),
+    reason="Debian's chromium is not installed (apt-get install chromium)",
+)
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The browser tests are about the pages: one database is enough for them."""
+    value: str = request.param
+    return value
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[tuple[str, FastAPI]]:
+    with serving(settings) as served:
+        yield served
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    target = Path(os.environ.get("LEDGER_SCREENSHOT_DIR") or tmp_path / "shots")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+async def sign_in(page: Page, base: str, username: str) -> None:
+    await page.goto(f"{base}/console")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name=f"Welcome, {username}")).to_be_visible()
+
+
+async def test_an_auditor_filters_opens_an_event_sees_its_proof_and_exports(
+    live: tuple[str, FastAPI],
+    browser: Browser,
+    session: AsyncSession,
+    runtime: Runtime,
+    client: httpx.AsyncClient,
+    shots: Path,
+) -> None:
+    base, app = live
+    user = await make_user(
+        session, runtime, username="audrey", role=Role.AUDITOR, password=PASSWORD
+    )
+    credential = await make_credential(session, runtime)
+    await get_token(client, credential)
+    served: Runtime = app.state.runtime
+    page = await (await browser.new_context()).new_page()
+    await sign_in(page, base, user.username)
+    await page.screenshot(path=shots / "auditor-home.png", full_page=True)
+
+    await page.get_by_role("navigation").get_by_role("link", name="Audit log").click()
+    await page.get_by_label("Event").select_option("oauth:token:issued")
+    await page.get_by_role("button", name="Filter").click()
+    rows = page.locator("tbody tr")
+    await expect(rows.first).to_contain_text("oauth:token:issued")
+    for text in await rows.all_inner_texts():
+        assert "oauth:token:issued" in text
+    await page.screenshot(path=shots / "audit-log-filtered.png", full_page=True)
+
+    await served.audit.checkpoint()
+    await rows.first.get_by_role("link").click()
+    await expect(page.locator("#proof-status")).to_contain_text("Proof checked")
+    await page.screenshot(path=shots / "audit-event-proof.png", full_page=True)
+
+    await page.go_back()
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="JSON Lines").click()
+    download = await download_info.value
+    text = await asyncio.to_thread(Path(await download.path()).read_text)
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert lines
+    assert {line["event"]["tag"] for line in lines} == {"oauth:token:issued"}
+
+    await page.get_by_role("navigation").get_by_role("link", name="Integrity").click()
+    await page.get_by_role("button", name="Verify the whole log now").click()
+    await expect(page.locator("#verify-status")).to_contain_text("The log is intact")
+    await page.screenshot(path=shots / "integrity-verified.png", full_page=True)
+
+
+async def test_an_operator_issues_a_credential_and_suspends_the_member(
+    live: tuple[str, FastAPI], browser: Browser, session: AsyncSession, runtime: Runtime,
+    shots: Path,
+) -> None:  # fmt: skip
+    base, _ = live
+    await make_user(session, runtime, username="olga", role=Role.OPERATOR, password=PASSWORD)
+    page = await (await browser.new_context()).new_page()
+    await sign_in(page, base, "olga")
+    await page.get_by_role("navigation").get_by_role("link", name="Members").click()
+    await page.get_by_label("Short name").fill("acme")
+    await page.get_by_role("button", name="Create member").click()
+    await expect(page.get_by_role("heading", name="acme")).to_be_visible()
+
+    await page.get_by_label("Label").fill("refund pipeline")
+    await page.get_by_label("risk:read").check()
+    await page.get_by_role("button", name="Issue credential").click()
+    client_id = await page.locator("#new-client-id").inner_text()
+    secret = await page.locator("#new-client-secret").inner_text()
+    await page.screenshot(path=shots / "operator-credential-issued.png", full_page=True)
+
+    async with httpx.AsyncClient(base_url=base) as api:
+        token = (
+            await api.post(
+                "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+            )
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await api.get("/v1/me", headers=headers)).status_code == 200
+
+        await page.get_by_role("button", name="Suspend this member").click()
+        await expect(page.locator("#member-status")).to_have_text("suspended")
+        await page.screenshot(path=shots / "operator-member-suspended.png", full_page=True)
+        refused = await api.get("/v1/me", headers=headers)
+        assert refused.status_code == 401
+        assert "suspended" in refused.json()["detail"]
+
+
+async def test_a_forged_post_and_an_auditors_operator_action_are_refused(
+    live: tuple[str, FastAPI], browser: Browser, session: AsyncSession, runtime: Runtime,
+    shots: Path,
+) -> None:  # fmt: skip
+    base, _ = live
+    await make_user(session, runtime, username="audrey", role=Role.AUDITOR, password=PASSWORD)
+    page = await (await browser.new_context()).new_page()
+    await sign_in(page, base, "audrey")
+
+    # A page on another site posting to the console with the user's cookie: SameSite
+    # keeps the cookie home, and without the CSRF token the ledger refuses anyway.
+    forged = await page.request.post(f"{base}/console/integrity/verify", form={})
+    assert forged.status == 403
+    assert "not sent from the console" in await forged.text()
+
+    # The auditor goes straight to an operator page, and tries an operator action.
+    await page.goto(f"{base}/console/members")
+    await expect(page.get_by_role("alert")).to_contain_text("cannot do this")
+    await page.screenshot(path=shots / "auditor-refused.png", full_page=True)
+    await page.goto(f"{base}/console")
+    token = await page.locator("input[name=csrf_token]").first.get_attribute("value")
+    attempt = await page.request.post(
+        f"{base}/console/members", form={"csrf_token": token or "", "name": "sneaky"}
+    )
+    assert attempt.status == 403
