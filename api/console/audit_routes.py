@@ -22,11 +22,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from api.console.web import PREFIX, ConsoleError, Viewer, checked_form, needs, render, runtime_of
 from api.routers.audit import PSEUDONYM, audit_read, exported, receipt_out
 from ledger.access.permissions import Permission
-from ledger.audit import checkpoints, queries, verify
+from ledger.audit import activity, checkpoints, queries, verify
 from ledger.audit.queries import EventFilter
 from ledger.audit.tags import ActorType, Outcome, Tag
 from ledger.client.receipts import Invalid, verify_receipt
 from ledger.db import create_snapshot_sessionmaker
+from ledger.disputes import service as disputes
+from ledger.disputes.models import Resolution
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.members import service as members
 
@@ -273,3 +275,45 @@ async def verify_now(request: Request, who: Auditor) -> HTMLResponse:
     async with runtime.read_sessionmaker() as read:
         history = await checkpoints.history(read, limit=50)
     return render(request, "integrity.html", who, history=history, result=report)
+
+
+@router.get("/activity")
+async def activity_page(request: Request, who: Auditor) -> HTMLResponse:
+    """Each member's queries, reports, withdrawals, disputes and evaluations per day over
+    30 days, drawn as bar charts, with the signs of fishing (ledger/audit/activity.py)."""
+    runtime = runtime_of(request)
+    async with runtime.read_sessionmaker() as read:
+        found = await activity.member_activity(read, who.principal, now=runtime.clock.now())
+    await audit_read(runtime, who.principal, Tag.AUDIT_EVENTS_LISTED, view="activity")
+    return render(
+        request,
+        "activity.html",
+        who,
+        members=await _member_names(runtime),
+        activities=found,
+        series=list(activity.SERIES),
+    )
+
+
+@router.get("/disputes")
+async def disputes_page(request: Request, who: Auditor) -> HTMLResponse:
+    """Open disputes with the days left before their deadline (overdue ones marked),
+    and resolved ones with their outcome."""
+    runtime = runtime_of(request)
+    now = runtime.clock.now()
+    async with runtime.read_sessionmaker() as read:
+        open_items = await disputes.list_all(
+            read, who.principal, resolution=Resolution.OPEN, now=now
+        )
+        everything = await disputes.list_all(read, who.principal, resolution=None, now=now)
+    closed = [i for i in everything if i.item.resolution is not Resolution.OPEN]
+    await audit_read(runtime, who.principal, Tag.DISPUTES_LISTED, view="console")
+    return render(
+        request,
+        "disputes.html",
+        who,
+        members=await _member_names(runtime),
+        open_items=open_items,
+        closed=closed,
+        now=now,
+    )

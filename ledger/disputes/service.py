@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.permissions import Permission
-from ledger.access.principals import ClientPrincipal, require
+from ledger.access.principals import ClientPrincipal, Principal, require
 from ledger.audit.log import record
 from ledger.audit.tags import Tag
 from ledger.context import Operation
@@ -195,19 +195,62 @@ async def list_assigned(
         .where(DisputeItem.reporting_member_id == _member(principal))
         .order_by(Dispute.deadline, DisputeItem.report_id)
     )
+    rows = await session.execute(_with_resolution(query, resolution, now).limit(limit))
+    return [_item(item, dispute, now) for item, dispute in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class OverseenItem:
+    """A dispute item as an auditor sees it: with who opened it and whose report it is."""
+
+    item: ItemView
+    opened_by: uuid.UUID
+    reporting_member_id: uuid.UUID
+
+
+async def list_all(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    resolution: Resolution | None,
+    now: dt.datetime,
+    limit: int = 500,
+) -> list[OverseenItem]:
+    """Every dispute item (auditors), open ones by nearest deadline, then the rest."""
+    require(principal, Permission.AUDIT_READ)
+    query = (
+        sa.select(DisputeItem, Dispute)
+        .join(Dispute, Dispute.id == DisputeItem.dispute_id)
+        .order_by(Dispute.deadline, DisputeItem.report_id)
+    )
+    rows = await session.execute(_with_resolution(query, resolution, now).limit(limit))
+    return [
+        OverseenItem(
+            item=_item(item, dispute, now),
+            opened_by=dispute.opened_by,
+            reporting_member_id=item.reporting_member_id,
+        )
+        for item, dispute in rows
+    ]
+
+
+def _with_resolution(
+    query: sa.Select[DisputeItem, Dispute], resolution: Resolution | None, now: dt.datetime
+) -> sa.Select[DisputeItem, Dispute]:
+    """Filter by the *effective* resolution (an open item past its deadline counts as
+    unverifiable, whether or not the job has recorded it yet)."""
     if resolution is Resolution.OPEN:
-        query = query.where(DisputeItem.resolution == Resolution.OPEN, Dispute.deadline > now)
-    elif resolution is Resolution.UNVERIFIABLE:
-        query = query.where(
+        return query.where(DisputeItem.resolution == Resolution.OPEN, Dispute.deadline > now)
+    if resolution is Resolution.UNVERIFIABLE:
+        return query.where(
             sa.or_(
                 DisputeItem.resolution == Resolution.UNVERIFIABLE,
                 sa.and_(DisputeItem.resolution == Resolution.OPEN, Dispute.deadline <= now),
             )
         )
-    elif resolution is not None:
-        query = query.where(DisputeItem.resolution == resolution)
-    rows = await session.execute(query.limit(limit))
-    return [_item(item, dispute, now) for item, dispute in rows]
+    if resolution is not None:
+        return query.where(DisputeItem.resolution == resolution)
+    return query
 
 
 async def list_opened(

@@ -96,7 +96,13 @@ async def test_an_auditor_filters_opens_an_event_sees_its_proof_and_exports(
         session, runtime, username="audrey", role=Role.AUDITOR, password=PASSWORD
     )
     credential = await make_credential(session, runtime)
-    await get_token(client, credential)
+    token = await get_token(client, credential)
+    asked = await client.post(
+        "/v1/risk/query",
+        json={"subject": "A" * 43, "purpose": "refund_review", "reference": "refund-1"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert asked.status_code == 200
     served: Runtime = app.state.runtime
     page = await (await browser.new_context()).new_page()
     await sign_in(page, base, user.username)
@@ -124,6 +130,15 @@ async def test_an_auditor_filters_opens_an_event_sees_its_proof_and_exports(
     lines = [json.loads(line) for line in text.splitlines()]
     assert lines
     assert {line["event"]["tag"] for line in lines} == {"oauth:token:issued"}
+
+    await page.get_by_role("navigation").get_by_role("link", name="Activity").click()
+    await expect(
+        page.get_by_role("heading", name="Members' activity, last 30 days")
+    ).to_be_visible()
+    await expect(page.locator("svg.chart").first).to_be_visible()
+    await page.screenshot(path=shots / "activity.png", full_page=True)
+    await page.get_by_role("navigation").get_by_role("link", name="Disputes").click()
+    await expect(page.get_by_role("heading", name="Disputes", exact=True)).to_be_visible()
 
     await page.get_by_role("navigation").get_by_role("link", name="Integrity").click()
     await page.get_by_role("button", name="Verify the whole log now").click()

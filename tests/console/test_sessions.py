@@ -9,6 +9,7 @@ import re
 import httpx
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.permissions import Role
@@ -185,3 +186,13 @@ async def test_no_session_means_the_sign_in_page(client: httpx.AsyncClient) -> N
     assert response.headers["location"] == "/console/sign-in?next=/console"
     page = await client.get("/console/sign-in")
     assert '<label for="username">' in page.text
+
+
+async def test_over_tls_the_cookie_is_secure(app: FastAPI, auditor: str) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as tls:
+        response = await sign_in(tls, auditor)
+    cookie = next(
+        c for c in response.headers.get_list("set-cookie") if c.startswith("ledger_console=")
+    )
+    assert "Secure" in cookie

@@ -1,0 +1,173 @@
+"""Members' activity, day by day, from the audit log, and the signs of fishing in it.
+
+An auditor asks: is any member using the ledger for something other than deciding
+refunds? The log records every query (with purpose and reference), every report,
+withdrawal and dispute, and every batch of pseudonym evaluations (as a count). The
+counts are aggregated in the database (per member, per UTC day, per tag) over a window.
+
+Signs of fishing, each with the numbers behind it:
+
+- **a spike**: the member's queries on its busiest recent day are more than
+  ``SPIKE_FACTOR`` times its median day over the window (and at least ``MIN_DAY``);
+- **evaluations out of line with queries**: more than ``EVALUATIONS_PER_QUERY``
+  pseudonym evaluations per risk query (turning identifiers into pseudonyms it never
+  asks about: building a dictionary);
+- **queries that lead nowhere**: the ledger does not see refund decisions, but a refund
+  pipeline makes one query per refund request, with that request's id as its
+  reference. Many subjects looked up under the same reference (more than
+  ``QUERIES_PER_REFERENCE`` per distinct reference), or most queries for purposes other
+  than a refund review, are lookups not tied to a refund.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import uuid
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledger.access.permissions import Permission
+from ledger.access.principals import Principal, require
+from ledger.audit.models import AuditEventRow
+from ledger.audit.tags import Outcome, Tag
+
+SERIES = {
+    "queries": Tag.RISK_QUERIED,
+    "reports": Tag.REPORT_SUBMITTED,
+    "withdrawals": Tag.REPORT_WITHDRAWN,
+    "disputes": Tag.DISPUTE_OPENED,
+    "evaluations": Tag.PSEUDONYMS_EVALUATED,
+}
+SPIKE_FACTOR = 3.0
+MIN_DAY = 20
+RECENT_DAYS = 3
+EVALUATIONS_PER_QUERY = 5.0
+QUERIES_PER_REFERENCE = 1.5
+OTHER_PURPOSE_SHARE = 0.5
+
+
+@dataclass
+class MemberActivity:
+    member_id: uuid.UUID
+    days: list[dt.date]
+    series: dict[str, list[int]] = field(default_factory=dict)
+    references: int = 0
+    refund_review_queries: int = 0
+    signals: list[str] = field(default_factory=list)
+
+    def total(self, name: str) -> int:
+        return sum(self.series.get(name, []))
+
+
+def _day(session: AsyncSession) -> sa.ColumnElement[str]:
+    column = AuditEventRow.recorded_at
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
+    return sa.func.strftime("%Y-%m-%d", column)
+
+
+def _elements(session: AsyncSession) -> sa.ColumnElement[int]:
+    """The ``elements`` count in an evaluation event's body (a JSON text)."""
+    if session.get_bind().dialect.name == "postgresql":
+        value = sa.cast(sa.cast(AuditEventRow.body, JSONB)["elements"].astext, sa.Integer)
+        return sa.func.coalesce(value, 0)
+    return sa.func.coalesce(sa.func.json_extract(AuditEventRow.body, "$.elements"), 0)
+
+
+async def member_activity(
+    session: AsyncSession, principal: Principal, *, now: dt.datetime, days: int = 30
+) -> list[MemberActivity]:
+    """Each member's daily counts over the last ``days`` days, with its signals."""
+    require(principal, Permission.AUDIT_READ)
+    since_day = (now - dt.timedelta(days=days - 1)).date()
+    since = dt.datetime.combine(since_day, dt.time(), tzinfo=dt.UTC)
+    calendar = [since_day + dt.timedelta(days=n) for n in range(days)]
+    index = {d.isoformat(): n for n, d in enumerate(calendar)}
+    e = AuditEventRow
+    day = _day(session)
+    weight = sa.case(
+        (e.tag == Tag.PSEUDONYMS_EVALUATED.value, _elements(session)), else_=sa.literal(1)
+    )
+    rows = await session.execute(
+        sa.select(e.actor_member_id, e.tag, day, sa.func.sum(weight))
+        .where(
+            e.recorded_at >= since,
+            e.actor_member_id.is_not(None),
+            e.outcome == Outcome.SUCCESS.value,
+            e.tag.in_([t.value for t in SERIES.values()]),
+        )
+        .group_by(e.actor_member_id, e.tag, day)
+    )
+    names = {tag.value: name for name, tag in SERIES.items()}
+    found: dict[uuid.UUID, MemberActivity] = {}
+    for member_id, tag, on, count in rows:
+        activity = found.get(member_id)
+        if activity is None:
+            activity = found[member_id] = MemberActivity(
+                member_id=member_id,
+                days=calendar,
+                series={name: [0] * days for name in SERIES},
+            )
+        if on in index:
+            activity.series[names[tag]][index[on]] += int(count or 0)
+    references = await session.execute(
+        sa.select(
+            e.actor_member_id,
+            sa.func.count(sa.distinct(e.reference)),
+            sa.func.sum(sa.case((e.purpose == "refund_review", 1), else_=0)),
+        )
+        .where(
+            e.recorded_at >= since,
+            e.tag == Tag.RISK_QUERIED.value,
+            e.outcome == Outcome.SUCCESS.value,
+            e.actor_member_id.is_not(None),
+        )
+        .group_by(e.actor_member_id)
+    )
+    for member_id, distinct, refund_reviews in references:
+        if member_id in found:
+            found[member_id].references = int(distinct or 0)
+            found[member_id].refund_review_queries = int(refund_reviews or 0)
+    for activity in found.values():
+        activity.signals = signals(activity)
+    return sorted(found.values(), key=lambda a: (-len(a.signals), -a.total("queries")))
+
+
+def signals(a: MemberActivity) -> list[str]:
+    """The signs of fishing in one member's activity, in words, with their numbers."""
+    found: list[str] = []
+    queries = a.series.get("queries", [])
+    if queries:
+        earlier = queries[:-RECENT_DAYS] or [0]
+        usual = statistics.median(earlier)
+        peak = max(queries[-RECENT_DAYS:])
+        if peak >= MIN_DAY and peak > SPIKE_FACTOR * max(usual, 1):
+            found.append(
+                f"query spike: {peak} queries in a recent day against a usual {usual:g} a day"
+            )
+    total_queries = a.total("queries")
+    evaluations = a.total("evaluations")
+    if evaluations >= MIN_DAY and evaluations > EVALUATIONS_PER_QUERY * max(total_queries, 1):
+        found.append(
+            f"evaluations out of line: {evaluations} pseudonyms made for {total_queries} "
+            "risk queries"
+        )
+    if total_queries >= MIN_DAY and a.references:
+        per_reference = total_queries / a.references
+        if per_reference > QUERIES_PER_REFERENCE:
+            found.append(
+                f"queries not tied to a refund: {total_queries} queries under "
+                f"{a.references} references ({per_reference:.1f} subjects per refund request)"
+            )
+    if total_queries >= MIN_DAY and a.refund_review_queries < (
+        (1 - OTHER_PURPOSE_SHARE) * total_queries
+    ):
+        found.append(
+            f"queries for other purposes: {total_queries - a.refund_review_queries} of "
+            f"{total_queries} were not refund reviews"
+        )
+    return found
