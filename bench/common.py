@@ -44,6 +44,21 @@ class Server:
         )
         return json.loads(out.stdout)
 
+    def issue_client(self, member_id: str, scope: str) -> tuple[str, str]:
+        """(client_id, client_secret) of a new credential, through `ledger clients issue`."""
+        issued = self.ledger("clients", "issue", "--member", member_id, "--scope", scope)
+        assert isinstance(issued, dict)
+        return str(issued["client_id"]), str(issued["client_secret"])
+
+    def token(self, member_id: str, scope: str) -> str:
+        """An access token of a new credential holding ``scope``."""
+        response = httpx.post(
+            f"{self.base}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=self.issue_client(member_id, scope),
+        )
+        return str(response.json()["access_token"])
+
     def rss_mib(self) -> tuple[float, float]:
         """(current, peak) resident memory of the server process, in MiB."""
         status = Path(f"/proc/{self.pid}/status").read_text()

@@ -87,14 +87,10 @@ def main() -> None:
     with running_server(limits) as server:
         member = server.ledger("members", "create", "--name", "bench")
         assert isinstance(member, dict)
-        issued = server.ledger(
-            "clients", "issue", "--member", member["id"],
-            "--scope", "pseudonyms:evaluate risk:read",
-        )  # fmt: skip
-        assert isinstance(issued, dict)
-        with LedgerClient(
-            server.base, issued["client_id"], issued["client_secret"], cache_size=0
-        ) as ledger:
+        client_id, client_secret = server.issue_client(
+            member["id"], "pseudonyms:evaluate risk:read"
+        )
+        with LedgerClient(server.base, client_id, client_secret, cache_size=0) as ledger:
             ledger.pseudonymize("phone", "13800000000")  # token, key: fetched once
             pseudonymize, both = [], []
             for n in range(args.requests):

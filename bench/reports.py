@@ -81,15 +81,7 @@ def main() -> None:
     ):
         member = server.ledger("members", "create", "--name", "bench")
         assert isinstance(member, dict)
-        issued = server.ledger(
-            "clients", "issue", "--member", member["id"], "--scope", "reports:write"
-        )
-        assert isinstance(issued, dict)
-        token = httpx.post(
-            f"{server.base}/oauth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(issued["client_id"], issued["client_secret"]),
-        ).json()["access_token"]
+        token = server.token(member["id"], "reports:write")
         headers = {"Authorization": f"Bearer {token}"}
 
         async def batches() -> tuple[int, float, list[float]]:

@@ -226,13 +226,7 @@ def _run(
             await conn.close()
 
     member_id = asyncio.run(a_member())
-    issued = server.ledger("clients", "issue", "--member", str(member_id), "--scope", "risk:read")
-    assert isinstance(issued, dict)
-    token = httpx.post(
-        f"{server.base}/oauth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(issued["client_id"], issued["client_secret"]),
-    ).json()["access_token"]
+    token = server.token(str(member_id), "risk:read")
     pool = rng.sample(subjects, 5000)
     ledger = bare = None
     ledger_cpu = bare_cpu = 0.0

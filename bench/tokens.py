@@ -69,9 +69,7 @@ def run(database_label: str, extra_env: dict[str, str], args: argparse.Namespace
     with running_server(extra_env) as server:
         member = server.ledger("members", "create", "--name", "bench")
         assert isinstance(member, dict)
-        issued = server.ledger("clients", "issue", "--member", member["id"], "--scope", "risk:read")
-        assert isinstance(issued, dict)
-        client_id, secret = issued["client_id"], issued["client_secret"]
+        client_id, secret = server.issue_client(member["id"], "risk:read")
 
         # Unloaded probe latency first, as the baseline for the loaded one.
         idle: list[float] = []

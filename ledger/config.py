@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ledger.pseudonyms.limits import parse_limits
+from ledger.rate_limits import parse_limits
 from ledger.reports.policy import MAX_RETENTION_YEARS, Category, ReportPolicy
 
 

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -16,20 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.live import free_port
+
 LEDGER = str(Path(sys.executable).parent / "ledger")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def fresh_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    env["LEDGER_PORT"] = str(_free_port())
+    env["LEDGER_PORT"] = str(free_port())
     return env
 
 

@@ -20,10 +20,8 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from limits.storage import storage_from_string
 
-from ledger.pseudonyms.limits import parse_limits
+from ledger.rate_limits import parse_limits, sliding_window
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +36,7 @@ class SignInGuard:
     def __init__(self, per_account: str, per_address: str, *, storage: str = "memory://") -> None:
         self._account = parse_limits(per_account)[0]
         self._address = parse_limits(per_address)[0]
-        uri = storage if storage.startswith("async+") else f"async+{storage}"
-        self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(uri))
+        self._limiter = sliding_window(storage)
 
     async def check(self, username: str, address: str) -> Lockout | None:
         """None if a sign-in may be tried; else what is locked and until when."""

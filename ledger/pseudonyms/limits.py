@@ -2,12 +2,8 @@
 
 Every blinded element is one guess in a dictionary attack, so the limit counts
 elements, not requests. Limits are the ``limits`` library's notation
-(``"1000/minute;100000/day"``): a call is allowed only if every window has room for
-all its elements, and then it is counted in every window. The counters live in the
-``limits`` storage named by ``LEDGER_RATE_LIMIT_STORAGE``: ``memory://`` (the default)
-counts per server process; with several workers or servers use a shared store such as
-``redis://host:6379`` (``limits`` with its async Redis extra), or each process allows
-the full limit.
+(``"1000/minute;100000/day"``, ledger/rate_limits.py): a call is allowed only if every
+window has room for all its elements, and then it is counted in every window.
 
 The answer carries the draft IETF ``RateLimit-Policy`` and ``RateLimit`` header fields
 (draft-ietf-httpapi-ratelimit-headers), and ``Retry-After`` when refused.
@@ -21,24 +17,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from limits import RateLimitItem, parse_many
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from limits.storage import storage_from_string
+from limits import RateLimitItem
+
+from ledger.rate_limits import parse_limits, sliding_window
 
 POLICY = "pseudonym-evaluations"
-
-
-def parse_limits(text: str) -> list[RateLimitItem]:
-    """The windows in ``text``; raises ValueError with a readable reason."""
-    try:
-        items = parse_many(text)
-    except ValueError as exc:
-        raise ValueError(
-            f'not a rate limit: write it as "1000/minute;100000/day" ({exc})'
-        ) from None
-    if not items:
-        raise ValueError('not a rate limit: write it as "1000/minute;100000/day"')
-    return items
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +48,7 @@ class EvaluationLimiter:
     ) -> None:
         self._default = parse_limits(default)
         self._by_member = {member: parse_limits(text) for member, text in by_member.items()}
-        # The async flavour of the named store: "memory://" -> "async+memory://".
-        uri = storage if storage.startswith("async+") else f"async+{storage}"
-        self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(uri))
+        self._limiter = sliding_window(storage)
 
     def limits_for(self, member_id: uuid.UUID) -> list[RateLimitItem]:
         return self._by_member.get(str(member_id), self._default)
