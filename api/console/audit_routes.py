@@ -302,11 +302,10 @@ async def disputes_page(request: Request, who: Auditor) -> HTMLResponse:
     runtime = runtime_of(request)
     now = runtime.clock.now()
     async with runtime.read_sessionmaker() as read:
-        open_items = await disputes.list_all(
-            read, who.principal, resolution=Resolution.OPEN, now=now
-        )
-        everything = await disputes.list_all(read, who.principal, resolution=None, now=now)
-    closed = [i for i in everything if i.item.resolution is not Resolution.OPEN]
+        items = await disputes.list_all(read, who.principal, resolution=None, now=now)
+    # One read; an item past its deadline is already "unverifiable" (effective status).
+    open_items = [i for i in items if i.item.resolution is Resolution.OPEN]
+    closed = [i for i in items if i.item.resolution is not Resolution.OPEN]
     await audit_read(runtime, who.principal, Tag.DISPUTES_LISTED, view="console")
     return render(
         request,
