@@ -145,13 +145,23 @@ async def _no_reset(_conn: asyncpg.Connection) -> None:
 
 
 class PostgresReports:
-    """The hot read on PostgreSQL, on its own read-only asyncpg pool (made on first use)."""
+    """The hot read on PostgreSQL, on its own read-only asyncpg pool (made on first use).
+
+    Reads take their turn in the order they asked. asyncpg's pool hands a returned
+    connection to whichever coroutine asks next (an ``asyncio.Queue``): a waiter it has
+    woken can be overtaken by a request that arrived after it, and under load a few
+    requests lose that race many times over. That was most of the risk query's p99 tail
+    (docs/benchmarks.md). ``asyncio.Semaphore`` queues in arrival order and hands a
+    released slot straight to the oldest waiter; with one slot per connection, no one
+    waits inside the pool.
+    """
 
     def __init__(self, dsn: str, *, size: int) -> None:
         self._dsn = dsn
         self._size = size
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
+        self._turns = asyncio.Semaphore(size)
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -173,7 +183,8 @@ class PostgresReports:
     async def reports(self, subject: str, now: dt.datetime) -> Sequence[ReportRow]:
         try:
             pool = await self._get_pool()
-            rows: list[Any] = await pool.fetch(_HOT_REPORTS, subject, now)
+            async with self._turns:
+                rows: list[Any] = await pool.fetch(_HOT_REPORTS, subject, now)
         except _UNAVAILABLE as exc:
             raise Unavailable(
                 "the ledger's database cannot be reached; nothing was recorded, retry shortly"

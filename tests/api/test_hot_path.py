@@ -4,6 +4,7 @@ PostgreSQL read that must return exactly what the portable read returns."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 
 import asyncpg
@@ -155,6 +156,32 @@ async def test_the_postgres_read_returns_what_the_portable_read_returns(
     assert len(fast) == 3
     assert sorted(fast, key=key) == sorted(portable, key=key)
     assert sum(len(r.open_dispute_deadlines) for r in fast) == 2
+
+
+async def test_reads_are_served_in_the_order_they_were_asked(runtime: Runtime) -> None:
+    """One connection, and new reads arriving all the time (as on a loaded server): no
+    read overtakes one that was already waiting."""
+    dsn = _requires_postgres(runtime)
+    hot = PostgresReports(dsn, size=1)
+    now = dt.datetime.now(dt.UTC)
+    asked: list[int] = []
+    answered: list[int] = []
+
+    async def read(n: int) -> None:
+        asked.append(n)
+        await hot.reports(pseudonym(), now)
+        answered.append(n)
+
+    try:
+        await hot.reports(pseudonym(), now)  # the pool exists before the race starts
+        reads = []
+        for n in range(200):
+            reads.append(asyncio.create_task(read(n)))
+            await asyncio.sleep(0)  # the next one arrives while earlier ones wait
+        await asyncio.gather(*reads)
+    finally:
+        await hot.close()
+    assert answered == asked
 
 
 async def test_an_oversized_query_is_refused_before_it_is_read(
