@@ -4,7 +4,12 @@ Seeds a scratch database with 1,000,000 subjects and 3,000,000 reports (COPY), s
 the real `ledger serve`, and drives POST /v1/risk/query with wrk (64 connections, a
 random seeded subject per request); then does the same against bench/ceiling.py, a bare
 Starlette endpoint making the same read with asyncpg. Prints req/s, p50, p99, the ratio,
-and server CPU per request.
+and server CPU per request, and checks that every answer was audited and that the audit
+sequencer kept up.
+
+By default the ledger runs as deployed for throughput: `ledger serve` with
+LEDGER_AUDIT_SEQUENCER_ENABLED=false beside one `ledger audit sequencer` process, whose
+CPU is counted with the server's. `--sequencer in-process` measures the one-process setup.
 
     .venv/bin/python -m bench.risk_query --postgres postgresql://postgres@127.0.0.1:5432/postgres
 """
@@ -23,13 +28,23 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.common import Server, WrkResult, free_port, running_server, scratch_postgres, wrk
+from bench.common import (
+    LEDGER,
+    Server,
+    WrkResult,
+    free_port,
+    running_server,
+    scratch_postgres,
+    wrk,
+)
 from ledger.reports.policy import add_years
 from ledger.types import uuid7
 
@@ -122,14 +137,65 @@ def _cpu_seconds(pid: int) -> float:
     return total + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _measure(
-    url: str, pid: int, lua: str, seconds: int, connections: int
-) -> tuple[WrkResult, float]:
+def _measure(  # noqa: PLR0917
+    url: str,
+    pids: list[int],
+    lua: str,
+    seconds: int,
+    connections: int,
+    audited: Callable[[], int] | None = None,
+) -> tuple[WrkResult, float, int | None]:
+    """wrk's figures, CPU per request of ``pids``, and the events ``audited`` counted."""
     wrk(url, connections=connections, seconds=3, script=lua)  # warm-up
-    cpu0 = _cpu_seconds(pid)
+    events0 = audited() if audited else None
+    cpu0 = sum(_cpu_seconds(pid) for pid in pids)
     result = wrk(url, connections=connections, seconds=seconds, script=lua)
-    cpu = _cpu_seconds(pid) - cpu0
-    return result, cpu / max(1, result.requests_per_second * seconds) * 1e6
+    cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu0
+    events = audited() - events0 if audited and events0 is not None else None
+    return result, cpu / max(1, result.requests) * 1e6, events
+
+
+def _count(dsn: str, sql: str) -> int:
+    async def go() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return int(await conn.fetchval(sql))
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+_QUERIED = "SELECT count(*) FROM audit_events WHERE tag = 'risk:subject:queried'"
+_WAITING = (
+    "SELECT count(*) FROM audit_events e "
+    "WHERE NOT EXISTS (SELECT 1 FROM audit_leaves l WHERE l.event_id = e.id)"
+)
+
+
+@contextmanager
+def _sequencer(server: Server, *, separate: bool) -> Iterator[list[int]]:
+    """The processes whose CPU counts as the ledger's: the server, and the sequencer."""
+    if not separate:
+        yield [server.pid]
+        return
+    proc = subprocess.Popen(
+        [LEDGER, "audit", "sequencer"], env=server.env, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield [server.pid, proc.pid]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def _drained(dsn: str, timeout: float = 120.0) -> tuple[int, float]:
+    """Events still waiting for the tree when the load stopped, and seconds to drain."""
+    waiting = _count(dsn, _WAITING)
+    t0 = time.monotonic()
+    while _count(dsn, _WAITING) and time.monotonic() - t0 < timeout:
+        time.sleep(0.2)
+    return waiting, time.monotonic() - t0
 
 
 def main() -> None:
@@ -150,24 +216,36 @@ def main() -> None:
     parser.add_argument(
         "--connections", type=int, default=64, help="wrk connections (the target is at 64)"
     )
+    parser.add_argument(
+        "--sequencer",
+        choices=["separate", "in-process"],
+        default="separate",
+        help="where the audit sequencer runs (default: its own process)",
+    )
     args = parser.parse_args()
     rng = random.Random(42)
     subjects = _pseudonyms(args.subjects, rng)
 
     env = {"LEDGER_DATABASE_URL": "", "LEDGER_WORKERS": str(args.workers)}
+    separate = args.sequencer == "separate"
+    if separate:
+        env["LEDGER_AUDIT_SEQUENCER_ENABLED"] = "false"
     with scratch_postgres(args.postgres, keep=args.keep_database) as url:
         env["LEDGER_DATABASE_URL"] = url
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        with running_server(env) as server:
+        with running_server(env) as server, _sequencer(server, separate=separate) as pids:
             seeded = _ensure_seeded(server, dsn, subjects, args.reports)
-            ledger, ledger_cpu, bare, bare_cpu = _run(server, dsn, subjects, rng, args)
+            ledger, ledger_cpu, audited, bare, bare_cpu = _run(
+                server, pids, dsn, subjects, rng, args
+            )
+            waiting, drain = _drained(dsn)
     seeded_text = f"{args.subjects:,} subjects, {args.reports:,} reports" + (
         f" seeded in {seeded:.0f} s" if seeded else " (seeded earlier)"
     )
     print(f"\n## Risk query ({seeded_text})\n")
     print(
         f"wrk, 2 threads, {args.connections} connections; "
-        f"the ledger with {args.workers} worker(s):\n"
+        f"the ledger with {args.workers} worker(s), sequencer {args.sequencer}:\n"
     )
     print("| endpoint | req/s | p50 ms | p99 ms | non-2xx | server CPU per request |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -179,6 +257,14 @@ def main() -> None:
     if ledger is not None and bare is not None:
         share = ledger.requests_per_second / bare.requests_per_second
         print(f"\nthe ledger serves {share:.0%} of the ceiling")
+    if ledger is not None:
+        print(
+            f"audited: {audited:,} risk-query events for {ledger.requests:,} answers "
+            "(events also count requests still in flight when wrk stopped)"
+        )
+        print(
+            f"sequencer: {waiting:,} events waiting for the tree at the end, {drain:.1f} s to drain"
+        )
 
 
 def _ensure_seeded(server: Server, dsn: str, subjects: list[str], reports: int) -> float | None:
@@ -215,9 +301,14 @@ def _seeded(dsn: str) -> bool:
     return asyncio.run(count()) > 0
 
 
-def _run(
-    server: Server, dsn: str, subjects: list[str], rng: random.Random, args: argparse.Namespace
-) -> tuple[WrkResult | None, float, WrkResult | None, float]:
+def _run(  # noqa: PLR0917
+    server: Server,
+    pids: list[int],
+    dsn: str,
+    subjects: list[str],
+    rng: random.Random,
+    args: argparse.Namespace,
+) -> tuple[WrkResult | None, float, int, WrkResult | None, float]:
     async def a_member() -> uuid.UUID:
         conn = await asyncpg.connect(dsn)
         try:
@@ -230,16 +321,22 @@ def _run(
     pool = rng.sample(subjects, 5000)
     ledger = bare = None
     ledger_cpu = bare_cpu = 0.0
+    audited: int | None = 0
     with tempfile.TemporaryDirectory() as tmp:
         lua = Path(tmp) / "risk.lua"
         lua.write_text(LUA % (",".join(f'"{s}"' for s in pool), token))
         if args.only in (None, "ledger"):
-            ledger, ledger_cpu = _measure(
-                f"{server.base}/v1/risk/query", server.pid, str(lua), args.seconds, args.connections
+            ledger, ledger_cpu, audited = _measure(
+                f"{server.base}/v1/risk/query",
+                pids,
+                str(lua),
+                args.seconds,
+                args.connections,
+                audited=lambda: _count(dsn, _QUERIED),
             )
         if args.only in (None, "ceiling"):
             bare, bare_cpu = _ceiling(dsn, pool[0], str(lua), args.seconds, args.connections)
-    return ledger, ledger_cpu, bare, bare_cpu
+    return ledger, ledger_cpu, audited or 0, bare, bare_cpu
 
 
 def _ceiling(
@@ -269,7 +366,8 @@ def _ceiling(
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        return _measure(url, proc.pid, lua, seconds, connections)
+        result, cpu, _ = _measure(url, [proc.pid], lua, seconds, connections)
+        return result, cpu
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -12,7 +12,9 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import logging
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -40,6 +42,7 @@ from ledger.runtime import CHECKPOINT_RING, TOKEN_RING, Runtime, make_hasher
 from ledger.scoring import policies
 
 T = TypeVar("T")
+log = logging.getLogger("ledger.cli")
 
 
 def _settings() -> Settings:
@@ -411,6 +414,36 @@ def audit_checkpoint() -> None:
         }
 
     _emit(_run(go))
+
+
+@audit_group.command("sequencer")
+def audit_sequencer() -> None:
+    """Integrate events into the tree and sign checkpoints until stopped (SIGTERM, ^C).
+
+    Run one beside servers started with LEDGER_AUDIT_SEQUENCER_ENABLED=false, so that
+    hashing the tree never competes with answering requests. Several may run; one
+    integrates at a time, and a stopped one leaves nothing half done.
+    """
+    from ledger.logs import configure_logging  # noqa: PLC0415  (a long-running command)
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        runtime = Runtime.build(settings)
+        runtime.audit.start(sequencer=True)
+        log.info("audit sequencer started")
+        try:
+            await stop.wait()
+        finally:
+            await runtime.close()
+        log.info("audit sequencer stopped")
+
+    _run(go)
 
 
 @audit_group.command("verify")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +264,39 @@ def test_a_policy_that_breaks_the_rules_is_refused(
     result = run(env, "policy", "set", str(file))
     assert result.exit_code == 1
     assert message in result.stderr
+
+
+def test_the_audit_sequencer_runs_on_its_own_until_stopped(env: dict[str, str]) -> None:
+    """Servers started without a sequencer leave events waiting; `ledger audit sequencer`,
+    a process of its own, integrates and signs them, and stops cleanly on SIGTERM."""
+    run(env, "init")
+    ok(env, "members", "create", "--name", "acme")  # one audited event, not yet a leaf
+    assert ok(env, "audit", "verify")["pending"] == 1
+    quick = {
+        **os.environ,
+        **env,
+        "LEDGER_AUDIT_SEQUENCER_INTERVAL_SECONDS": "0.05",
+        "LEDGER_AUDIT_CHECKPOINT_EVERY_LEAVES": "1",
+    }
+    sequencer = subprocess.Popen(
+        [sys.executable, "-m", "ledger", "audit", "sequencer"],
+        env=quick,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (report := ok(env, "audit", "verify"))["checkpoints"] == 0:
+            assert sequencer.poll() is None, sequencer.communicate()[1]
+            assert time.monotonic() < deadline, "no checkpoint was signed"
+            time.sleep(0.1)
+        assert report["ok"] is True
+        assert report["leaves"] >= 1
+    finally:
+        sequencer.send_signal(signal.SIGTERM)
+        _, stderr = sequencer.communicate(timeout=30)
+    assert sequencer.returncode == 0, stderr
+    assert [json.loads(line)["msg"] for line in stderr.splitlines()] == [
+        "audit sequencer started",
+        "audit sequencer stopped",
+    ]
