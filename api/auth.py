@@ -90,21 +90,27 @@ def _route(request: Request) -> str:
 async def _principal(claims: TokenClaims, runtime: Runtime, request: Request) -> Principal:
     if claims.user_id is not None and claims.role is not None:
         return await _user(claims.user_id, runtime, request)
-    assert claims.member_id is not None
-    key = (claims.client_id, claims.member_id)
+    client_id, member_id = claims.client_id, claims.member_id
+    assert member_id is not None
+    key = (client_id, member_id)
     cache = runtime.access_cache
     if not cache.is_active(key):
         generation = cache.generation
-        state = await _client_state(runtime, claims.client_id, claims.member_id)
+        # Requests that miss together share one read; a change (a new generation) since
+        # that read began starts a new one.
+        state = await runtime.client_reads.run(
+            (client_id, member_id, generation),
+            lambda: _client_state(runtime, client_id, member_id),
+        )
         if state is not ClientState.ACTIVE:
             reason = CLIENT_REFUSALS[state]
             if state is not ClientState.UNKNOWN:  # a known client: revoked or suspended
-                actor = Actor.client(claims.member_id, claims.client_id)
+                actor = Actor.client(member_id, claims.client_id)
                 await _audit_refusal(runtime, actor, request, reason)
             raise InvalidToken(reason)
         cache.remember(key, generation)
     return ClientPrincipal(
-        member_id=claims.member_id,
+        member_id=member_id,
         client_id=claims.client_id,
         scopes=claims.scopes,
         token_id=claims.token_id,

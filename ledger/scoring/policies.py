@@ -24,6 +24,7 @@ from ledger.db import Base
 from ledger.errors import Conflict, InvalidInput
 from ledger.reports.policy import Category
 from ledger.scoring.score import ScoringPolicy
+from ledger.single_flight import SingleFlight
 from ledger.types import UTCDateTime
 
 
@@ -142,18 +143,24 @@ async def history(session: AsyncSession) -> list[dict[str, Any]]:
 
 class PolicySource:
     """The policy in force, re-read at most every ``ttl`` seconds (a change made by
-    `ledger policy set` is in force everywhere within that time)."""
+    `ledger policy set` is in force everywhere within that time). When it expires, the
+    requests that find it so share one read."""
 
     def __init__(self, ttl: float = 5.0) -> None:
         self._ttl = ttl
         self._policy: ScoringPolicy | None = None
         self._read_at = 0.0
+        self._reads: SingleFlight[None, ScoringPolicy] = SingleFlight()
 
     async def get(self, sessionmaker: async_sessionmaker[AsyncSession]) -> ScoringPolicy:
         """The policy in force; a session is opened only when it must be re-read."""
-        now = time.monotonic()
-        if self._policy is None or now - self._read_at >= self._ttl:
-            async with sessionmaker() as session:
-                self._policy = await active(session)
-            self._read_at = now
+        if self._policy is not None and time.monotonic() - self._read_at < self._ttl:
+            return self._policy
+        return await self._reads.run(None, lambda: self._read(sessionmaker))
+
+    async def _read(self, sessionmaker: async_sessionmaker[AsyncSession]) -> ScoringPolicy:
+        started = time.monotonic()
+        async with sessionmaker() as session:
+            self._policy = await active(session)
+        self._read_at = started
         return self._policy

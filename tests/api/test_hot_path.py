@@ -18,6 +18,7 @@ from ledger.audit.models import AuditEventRow
 from ledger.clock import FrozenClock
 from ledger.db import postgres_dsn
 from ledger.runtime import Runtime
+from ledger.scoring.policies import PolicySource
 from ledger.scoring.service import PostgresReports, SessionReports
 from tests.api.test_disputes_and_subjects import open_dispute
 from tests.api.test_reports import DAY, Member, member, payload, pseudonym
@@ -31,12 +32,12 @@ def _requires_postgres(runtime: Runtime) -> str:
     return dsn
 
 
-def _count_client_reads(runtime: Runtime) -> list[str]:
+def _count_reads(runtime: Runtime, table: str = "clients") -> list[str]:
     seen: list[str] = []
 
     @sa.event.listens_for(runtime.engine.sync_engine, "before_cursor_execute")
     def _seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if "FROM clients" in statement:
+        if f"FROM {table}" in statement:
             seen.append(statement)
 
     return seen
@@ -47,11 +48,36 @@ async def test_an_active_client_is_read_once_then_served_from_the_cache(
 ) -> None:
     credential = await make_credential(session, runtime)
     token = await get_token(client, credential)
-    reads = _count_client_reads(runtime)
+    reads = _count_reads(runtime)
     for _ in range(3):
         assert (await client.get("/v1/me", headers=bearer(token))).status_code == 200
     # PostgreSQL (notifications): one read, then the cache. SQLite: a read every time.
     assert len(reads) == (1 if runtime.access_listener is not None else 3)
+
+
+async def test_requests_that_miss_the_cache_together_share_one_read(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
+) -> None:
+    credential = await make_credential(session, runtime)
+    token = await get_token(client, credential)
+    reads = _count_reads(runtime)
+    answers = await asyncio.gather(
+        *(client.get("/v1/me", headers=bearer(token)) for _ in range(20))
+    )
+    assert [a.status_code for a in answers] == [200] * 20
+    assert len(reads) == 1
+
+
+async def test_an_expired_policy_is_read_once_by_the_requests_that_find_it_so(
+    runtime: Runtime,
+) -> None:
+    source = PolicySource(ttl=0)  # expired at every call
+    reads = _count_reads(runtime, "scoring_policies")
+    found = await asyncio.gather(*(source.get(runtime.read_sessionmaker) for _ in range(20)))
+    assert len({p.version for p in found}) == 1
+    assert len(reads) == 1
+    await source.get(runtime.read_sessionmaker)  # a later call reads again
+    assert len(reads) == 2
 
 
 async def test_a_revocation_made_elsewhere_reaches_every_server(
