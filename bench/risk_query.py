@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -222,6 +223,21 @@ def main() -> None:
         default="separate",
         help="where the audit sequencer runs (default: its own process)",
     )
+    parser.add_argument(
+        "--paced",
+        type=float,
+        nargs="*",
+        default=[0.5, 0.8],
+        metavar="SHARE",
+        help="also run paced at these shares of the ledger's saturated rate (default 0.5 0.8)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="LEDGER_NAME=VALUE",
+        help="a setting for the ledger's processes, e.g. LEDGER_RISK_POOL_SIZE=4 (repeatable)",
+    )
     args = parser.parse_args()
     rng = random.Random(42)
     subjects = _pseudonyms(args.subjects, rng)
@@ -230,15 +246,28 @@ def main() -> None:
     separate = args.sequencer == "separate"
     if separate:
         env["LEDGER_AUDIT_SEQUENCER_ENABLED"] = "false"
+    for setting in args.set:
+        name, _, value = setting.partition("=")
+        if not name.startswith("LEDGER_") or not _:
+            parser.error(f"--set takes LEDGER_NAME=VALUE, not {setting!r}")
+        env[name] = value
     with scratch_postgres(args.postgres, keep=args.keep_database) as url:
         env["LEDGER_DATABASE_URL"] = url
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         with running_server(env) as server, _sequencer(server, separate=separate) as pids:
             seeded = _ensure_seeded(server, dsn, subjects, args.reports)
-            ledger, ledger_cpu, audited, bare, bare_cpu = _run(
-                server, pids, dsn, subjects, rng, args
-            )
+            figures = _run(server, pids, dsn, subjects, rng, args)
             waiting, drain = _drained(dsn)
+    _print(args, figures, seeded, waiting, drain)
+
+
+def _print(
+    args: argparse.Namespace,
+    figures: Figures,
+    seeded: float | None,
+    waiting: int,
+    drain: float,
+) -> None:
     seeded_text = f"{args.subjects:,} subjects, {args.reports:,} reports" + (
         f" seeded in {seeded:.0f} s" if seeded else " (seeded earlier)"
     )
@@ -249,22 +278,37 @@ def main() -> None:
     )
     print("| endpoint | req/s | p50 ms | p99 ms | non-2xx | server CPU per request |")
     print("|---|---:|---:|---:|---:|---:|")
+    ledger, ceiling = figures.ledger, figures.ceiling
     if ledger is not None:
         name = "POST /v1/risk/query (ledger: auth, score, audited)"
-        print(f"{ledger.row(name)} {ledger_cpu:,.0f} µs |")
-    if bare is not None:
-        print(f"{bare.row('ceiling: Starlette + asyncpg, same read')} {bare_cpu:,.0f} µs |")
-    if ledger is not None and bare is not None:
-        share = ledger.requests_per_second / bare.requests_per_second
+        print(f"{ledger.row(name)} {figures.ledger_cpu:,.0f} µs |")
+    if ceiling is not None:
+        name = "ceiling: Starlette + asyncpg, same read"
+        print(f"{ceiling.row(name)} {figures.ceiling_cpu:,.0f} µs |")
+    if ledger is not None and ceiling is not None:
+        share = ledger.requests_per_second / ceiling.requests_per_second
         print(f"\nthe ledger serves {share:.0%} of the ceiling")
     if ledger is not None:
         print(
-            f"audited: {audited:,} risk-query events for {ledger.requests:,} answers "
+            f"audited: {figures.audited:,} risk-query events for {ledger.requests:,} answers "
             "(events also count requests still in flight when wrk stopped)"
         )
         print(
             f"sequencer: {waiting:,} events waiting for the tree at the end, {drain:.1f} s to drain"
         )
+    if figures.paced:
+        print(
+            f"\nPaced: {args.connections} connections, each pausing a random (exponential) time "
+            "after every answer; the pause is set from the ledger's saturated rate above:\n"
+        )
+        print("| offered | ledger req/s | p50 ms | p99 ms | ceiling req/s | p50 ms | p99 ms |")
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        for share, led, bare in figures.paced:
+            print(
+                f"| {share:.0%} | {led.requests_per_second:,.0f} | {led.p50_ms:.2f} | "
+                f"{led.p99_ms:.2f} | {bare.requests_per_second:,.0f} | {bare.p50_ms:.2f} | "
+                f"{bare.p99_ms:.2f} |"
+            )
 
 
 def _ensure_seeded(server: Server, dsn: str, subjects: list[str], reports: int) -> float | None:
@@ -301,6 +345,27 @@ def _seeded(dsn: str) -> bool:
     return asyncio.run(count()) > 0
 
 
+@dataclass
+class Figures:
+    ledger: WrkResult | None = None
+    ledger_cpu: float = 0.0
+    audited: int = 0
+    ceiling: WrkResult | None = None
+    ceiling_cpu: float = 0.0
+    # (offered share of the ledger's saturated rate, ledger, ceiling), both paced alike
+    paced: list[tuple[float, WrkResult, WrkResult]] = field(default_factory=list)
+
+
+# Paced runs: each connection pauses for an exponentially distributed time after every
+# answer, so requests arrive about as independent refunds do, at a rate the server can
+# sustain, instead of as fast as it answers. wrk calls ``delay()`` before each request.
+PACED = """
+delay = function()
+  return -math.log(1 - math.random()) * %f
+end
+"""
+
+
 def _run(  # noqa: PLR0917
     server: Server,
     pids: list[int],
@@ -308,7 +373,7 @@ def _run(  # noqa: PLR0917
     subjects: list[str],
     rng: random.Random,
     args: argparse.Namespace,
-) -> tuple[WrkResult | None, float, int, WrkResult | None, float]:
+) -> Figures:
     async def a_member() -> uuid.UUID:
         conn = await asyncpg.connect(dsn)
         try:
@@ -319,29 +384,47 @@ def _run(  # noqa: PLR0917
     member_id = asyncio.run(a_member())
     token = server.token(str(member_id), "risk:read")
     pool = rng.sample(subjects, 5000)
-    ledger = bare = None
-    ledger_cpu = bare_cpu = 0.0
-    audited: int | None = 0
+    figures = Figures()
+    url = f"{server.base}/v1/risk/query"
     with tempfile.TemporaryDirectory() as tmp:
         lua = Path(tmp) / "risk.lua"
         lua.write_text(LUA % (",".join(f'"{s}"' for s in pool), token))
         if args.only in (None, "ledger"):
-            ledger, ledger_cpu, audited = _measure(
-                f"{server.base}/v1/risk/query",
+            figures.ledger, figures.ledger_cpu, audited = _measure(
+                url,
                 pids,
                 str(lua),
                 args.seconds,
                 args.connections,
                 audited=lambda: _count(dsn, _QUERIED),
             )
+            figures.audited = audited or 0
         if args.only in (None, "ceiling"):
-            bare, bare_cpu = _ceiling(dsn, pool[0], str(lua), args.seconds, args.connections)
-    return ledger, ledger_cpu, audited or 0, bare, bare_cpu
+            with _ceiling(dsn, pool[0]) as (ceiling_url, pid):
+                figures.ceiling, figures.ceiling_cpu, _ = _measure(
+                    ceiling_url, [pid], str(lua), args.seconds, args.connections
+                )
+        if figures.ledger is None or figures.ceiling is None:
+            return figures
+        for share in args.paced:
+            pause_ms = args.connections / (share * figures.ledger.requests_per_second) * 1000
+            paced = Path(tmp) / f"paced-{share}.lua"
+            paced.write_text(lua.read_text() + PACED % pause_ms)
+            ledger = wrk(url, connections=args.connections, seconds=args.seconds, script=str(paced))
+            with _ceiling(dsn, pool[0]) as (ceiling_url, _pid):
+                ceiling = wrk(
+                    ceiling_url,
+                    connections=args.connections,
+                    seconds=args.seconds,
+                    script=str(paced),
+                )
+            figures.paced.append((share, ledger, ceiling))
+    return figures
 
 
-def _ceiling(
-    dsn: str, subject: str, lua: str, seconds: int, connections: int
-) -> tuple[WrkResult, float]:
+@contextmanager
+def _ceiling(dsn: str, subject: str) -> Iterator[tuple[str, int]]:
+    """bench/ceiling.py served by uvicorn: its URL and process id."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -366,8 +449,7 @@ def _ceiling(
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        result, cpu, _ = _measure(url, [proc.pid], lua, seconds, connections)
-        return result, cpu
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
