@@ -96,22 +96,17 @@ async def _principal(claims: TokenClaims, runtime: Runtime, request: Request) ->
     cache = runtime.access_cache
     if not cache.is_active(key):
         generation = cache.generation
-        # Requests that miss together share one read; a change (a new generation) since
-        # that read began starts a new one.
-        state = await runtime.client_reads.run(
-            (client_id, member_id, generation),
-            lambda: _client_state(runtime, client_id, member_id),
-        )
+        state = await cache.read(key, lambda: _client_state(runtime, client_id, member_id))
         if state is not ClientState.ACTIVE:
             reason = CLIENT_REFUSALS[state]
             if state is not ClientState.UNKNOWN:  # a known client: revoked or suspended
-                actor = Actor.client(member_id, claims.client_id)
+                actor = Actor.client(member_id, client_id)
                 await _audit_refusal(runtime, actor, request, reason)
             raise InvalidToken(reason)
         cache.remember(key, generation)
     return ClientPrincipal(
         member_id=member_id,
-        client_id=claims.client_id,
+        client_id=client_id,
         scopes=claims.scopes,
         token_id=claims.token_id,
         token_expires_at=claims.expires_at,

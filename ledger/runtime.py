@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -18,14 +17,12 @@ from ledger.clock import Clock, SystemClock
 from ledger.config import Settings
 from ledger.db import create_engine, create_sessionmaker, postgres_dsn
 from ledger.maintenance import MaintenanceLoop
-from ledger.members.service import ClientState
 from ledger.pseudonyms.keys import KEY_DIR as PSEUDONYM_KEY_DIR
 from ledger.pseudonyms.keys import PseudonymKey, load_key
 from ledger.pseudonyms.limits import EvaluationLimiter
 from ledger.reports.policy import ReportPolicy
 from ledger.scoring.policies import PolicySource
 from ledger.scoring.service import PostgresReports
-from ledger.single_flight import SingleFlight
 
 TOKEN_RING = "token"  # noqa: S105  (a directory name, not a secret)
 CHECKPOINT_RING = "checkpoint"
@@ -63,10 +60,6 @@ class Runtime:
     pseudonym_key: PseudonymKey
     evaluation_limiter: EvaluationLimiter
     sign_in_guard: SignInGuard
-    # Client-state reads in flight, by (client id, member id, access-cache generation).
-    client_reads: SingleFlight[tuple[str, uuid.UUID, int], ClientState] = field(
-        default_factory=SingleFlight
-    )
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:

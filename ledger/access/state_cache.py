@@ -27,8 +27,12 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
+
+from ledger.single_flight import SingleFlight
 
 log = logging.getLogger("ledger.access")
 
@@ -36,6 +40,7 @@ CHANNEL = "ledger_access"
 APPLICATION_NAME = "ledger-access-listener"
 
 Key = tuple[str, uuid.UUID]
+S = TypeVar("S")
 
 
 class AccessCache:
@@ -48,6 +53,7 @@ class AccessCache:
         self.generation = 0
         self.enabled = False
         self._changed = asyncio.Event()
+        self._reads: SingleFlight[tuple[Key, int], Any] = SingleFlight()
 
     def is_active(self, key: Key) -> bool:
         """True if ``key`` is known active; False means: read the database."""
@@ -60,6 +66,12 @@ class AccessCache:
             self._active.pop(key, None)
             return False
         return True
+
+    async def read(self, key: Key, read: Callable[[], Awaitable[S]]) -> S:
+        """``read()`` for a miss, shared by the requests that miss ``key`` together (with
+        the cache on or off); a change since that read began starts a new one."""
+        result: S = await self._reads.run((key, self.generation), read)
+        return result
 
     def remember(self, key: Key, generation: int) -> None:
         """Keep ``key`` as active, unless something changed since ``generation``."""
