@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api import console, errors
 from api.hot import HotPath
 from api.middleware import Metrics, RequestContextMiddleware
+from api.retry import RetryContention
 from api.routers import (
     audit,
     auth,
@@ -120,6 +121,9 @@ def create_app(
     app.include_router(pseudonyms.router)
     console.install(app)
     app.include_router(health.router)
+    # Middlewares added first sit innermost. The hot path's query writes no transaction
+    # that could lose to another, so it sits outside the retries.
+    app.add_middleware(RetryContention)
     if hot_path:
         app.add_middleware(HotPath)  # inside the request context: added before it
     app.add_middleware(RequestContextMiddleware, metrics=metrics)

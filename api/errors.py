@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.retry import mark_retryable
 from ledger import errors
 from ledger.logs import request_id_var
 
@@ -136,8 +137,10 @@ def _quote(text: str) -> str:
     return "".join(c for c in text if 0x20 <= ord(c) <= 0x7E and c not in '"\\')
 
 
-async def _ledger_error(_request: Request, exc: Exception) -> Response:
+async def _ledger_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.LedgerError)
+    if isinstance(exc, errors.Contention):
+        mark_retryable(request.scope)
     problem = problem_for(exc)
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
@@ -215,6 +218,36 @@ async def _database_unavailable(_request: Request, exc: Exception) -> Response:
     )
 
 
+# PostgreSQL's serialization_failure and deadlock_detected: the transaction was rolled
+# back because a concurrent one won, and the same request may simply run again.
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` lost a race with a concurrent transaction (nothing was kept)."""
+    if isinstance(exc, errors.Contention):
+        return True
+    orig = getattr(exc, "orig", None)
+    return isinstance(exc, sa_exc.DBAPIError) and getattr(orig, "sqlstate", None) in (
+        TRANSIENT_SQLSTATES
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    if not is_transient(exc):
+        return await _unexpected(request, exc)
+    # Retried by api/retry.py; this answer reaches the client after the last attempt.
+    mark_retryable(request.scope)
+    log.info("transaction lost to a concurrent one", extra={"error": type(exc).__name__})
+    return problem_response(
+        503,
+        "unavailable",
+        "Service unavailable",
+        "concurrent requests changed the same records; nothing was changed, retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
 def internal_error_response() -> JSONResponse:
     return problem_response(
         INTERNAL.status,
@@ -245,6 +278,8 @@ _HANDLERS: list[tuple[type[Exception], Handler]] = [
     (RequestValidationError, _validation_error),
     (StarletteHTTPException, _http_error),
     *((db_error, _database_unavailable) for db_error in _DATABASE_ERRORS),
+    # Last: every other database error (a deadlock among them) that the above do not take.
+    (sa_exc.DBAPIError, _database_error),
 ]
 
 

@@ -12,6 +12,7 @@
     ├── PermissionDenied        the caller is known but may not do this
     │   └── InsufficientScope   the token lacks a scope the operation needs
     └── Unavailable             a dependency (database, audit log) cannot serve right now
+        └── Contention          concurrent requests collided; the whole request may be retried
 
 Every message says what the caller can do about it, and never contains a raw identifier.
 """
@@ -87,6 +88,12 @@ class InsufficientScope(PermissionDenied):
 
 class Unavailable(LedgerError):
     """A dependency cannot serve right now; the caller may retry later."""
+
+
+class Contention(Unavailable):
+    """Concurrent transactions collided (a deadlock, a serialization failure, a row not
+    yet visible). Nothing was written; the server retries the request a few times before
+    it answers that the caller may retry."""
 
 
 class RateLimited(LedgerError):

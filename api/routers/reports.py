@@ -99,8 +99,11 @@ async def file_batch(
     raw = await request.body()
     caller = client(principal)
     digest = idempotency.request_digest(raw)
+    op = operation(runtime, principal)
     if idempotency_key is not None:
-        stored = await idempotency.lookup(session, caller.member_id, idempotency_key, digest)
+        stored = await idempotency.claim(
+            session, caller.member_id, idempotency_key, digest, now=op.now
+        )
         if stored is not None:
             return Response(
                 stored.response,
@@ -114,7 +117,6 @@ async def file_batch(
         raise InvalidInput(
             'the body is {"reports": [...]} with 1 to 1,000 reports', fields=("reports",)
         ) from exc
-    op = operation(runtime, principal)
     items: list[BatchItemOut | None] = [None] * len(batch.reports)
     valid: list[tuple[int, ReportInput]] = []
     for index, raw_item in enumerate(batch.reports):
@@ -142,14 +144,8 @@ async def file_batch(
     )
     text = answer.model_dump_json()
     if idempotency_key is not None:
-        await idempotency.store(
-            session,
-            caller.member_id,
-            idempotency_key,
-            digest,
-            status_code=200,
-            response=text,
-            now=op.now,
+        await idempotency.complete(
+            session, caller.member_id, idempotency_key, status_code=200, response=text
         )
     return Response(text, media_type="application/json")
 

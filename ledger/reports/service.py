@@ -26,7 +26,14 @@ from ledger.audit.tags import Tag
 from ledger.context import Operation
 from ledger.db import insert_or_ignore
 from ledger.disputes.models import Dispute, DisputeItem, Resolution
-from ledger.errors import Conflict, DuplicateReport, InvalidInput, LedgerError, NotFound
+from ledger.errors import (
+    Conflict,
+    Contention,
+    DuplicateReport,
+    InvalidInput,
+    LedgerError,
+    NotFound,
+)
 from ledger.members.models import Member
 from ledger.reports.models import Report, ReportAction, ReportStatement
 from ledger.reports.policy import Basis, Category, ReportPolicy, State, Status, status
@@ -343,9 +350,11 @@ async def file_reports(
         )
         for _, data, report_id, expires_at in fresh.values()
     }
+    # Inserted in (member, case_ref) order: two batches that share case_refs then wait
+    # on each other's unique-index entries in the same order, and cannot deadlock.
     rows = [
         {c.key: getattr(report, c.key) for c in REPORTS_TABLE.columns if c.key != "audit_event_id"}
-        for report in candidates.values()
+        for report in sorted(candidates.values(), key=lambda r: r.case_ref or "")
     ]
     inserted: set[uuid.UUID] = set()
     if rows:
@@ -353,7 +362,12 @@ async def file_reports(
         inserted = set(await session.scalars(statement, rows))
     # Not inserted: filed before (or a moment ago, concurrently): answered as such.
     known = [case_ref for case_ref, (_, _, rid, _) in fresh.items() if rid not in inserted]
-    for case_ref, report in (await _existing(session, member_id, known)).items():
+    found = await _existing(session, member_id, known)
+    if len(found) != len(known):
+        # The row that stopped the insert is not visible to this transaction (a
+        # snapshot older than its commit): the request is retried as a whole.
+        raise Contention("a concurrent filing of the same case_ref is still settling")
+    for case_ref, report in found.items():
         index, data, _, _ = fresh.pop(case_ref)
         results[index] = await _duplicate(session, report, data, op.now, policy)
 
@@ -407,21 +421,17 @@ async def _existing(
     return found
 
 
-async def _by_case_ref(session: AsyncSession, member_id: uuid.UUID, case_ref: str) -> Report | None:
-    return await session.scalar(
-        sa.select(Report).where(Report.member_id == member_id, Report.case_ref == case_ref)
-    )
-
-
 async def _duplicate(
     session: AsyncSession,
     existing: Report,
     data: ReportInput,
     now: dt.datetime,
     policy: ReportPolicy,
-) -> FileResult:
+) -> FileResult | DuplicateReport:
+    """The answer to an item whose case_ref is taken: the same report (filed before, and
+    answered again), or a different one, refused for this item alone."""
     if existing.fingerprint != data.fingerprint():
-        raise DuplicateReport(
+        return DuplicateReport(
             "another report already uses this case_ref; choose a new case_ref, or withdraw "
             "the existing report first",
             report_id=str(existing.id),
