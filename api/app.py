@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from api import console, errors
 from api.hot import HotPath
-from api.middleware import Metrics, RequestContextMiddleware
+from api.middleware import Metrics, RequestContextMiddleware, RequestLimits, route_body_limits
 from api.retry import RetryContention
 from api.routers import (
     audit,
@@ -126,6 +126,7 @@ def create_app(
     app.add_middleware(RetryContention)
     if hot_path:
         app.add_middleware(HotPath)  # inside the request context: added before it
+    app.add_middleware(RequestLimits, limits=route_body_limits(app.routes))
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
 

@@ -7,7 +7,7 @@ a short description at each. A problem never echoes the input that caused it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,13 @@ class ProblemType:
     title: str
 
 
+# One status and shape for every input the ledger cannot accept, whether it fails to
+# parse, has unknown fields or wrong types, or breaks a rule of the domain: 422
+# Unprocessable Content (RFC 9110 §15.5.21), with ``errors`` naming each field.
+VALIDATION = ProblemType(422, "validation", "Request validation failed")
+INTERNAL = ProblemType(500, "internal", "Internal error")
+BAD_REQUEST = ProblemType(400, "bad-request", "Bad request")
+
 # Most specific first: the first entry the error is an instance of wins.
 _PROBLEMS: list[tuple[type[Exception], ProblemType]] = [
     (errors.InvalidToken, ProblemType(401, "invalid-token", "Invalid access token")),
@@ -48,19 +55,17 @@ _PROBLEMS: list[tuple[type[Exception], ProblemType]] = [
     ),
     (errors.InsufficientScope, ProblemType(403, "insufficient-scope", "Insufficient scope")),
     (errors.PermissionDenied, ProblemType(403, "forbidden", "Forbidden")),
-    (errors.InvalidInput, ProblemType(400, "invalid-input", "Invalid input")),
+    (errors.InvalidInput, VALIDATION),
     (errors.NotFound, ProblemType(404, "not-found", "Not found")),
     (errors.Conflict, ProblemType(409, "conflict", "Conflict")),
     (errors.RateLimited, ProblemType(429, "rate-limited", "Too many requests")),
     (errors.Unavailable, ProblemType(503, "unavailable", "Service unavailable")),
 ]
 
-VALIDATION = ProblemType(422, "validation", "Request validation failed")
-INTERNAL = ProblemType(500, "internal", "Internal error")
 
 PROBLEM_TYPES: dict[str, ProblemType] = {p.slug: p for _, p in _PROBLEMS} | {
-    VALIDATION.slug: VALIDATION,
     INTERNAL.slug: INTERNAL,
+    BAD_REQUEST.slug: BAD_REQUEST,
 }
 
 _HTTP_SLUGS = {
@@ -70,7 +75,7 @@ _HTTP_SLUGS = {
     404: "not-found",
     405: "method-not-allowed",
     406: "not-acceptable",
-    413: "payload-too-large",
+    413: "payload-too-large",  # "Content Too Large" in RFC 9110
     415: "unsupported-media-type",
     429: "too-many-requests",
 }
@@ -86,6 +91,22 @@ class OAuthError(Exception):
         self.status = status
 
 
+def _too_large(limit: int) -> str:
+    return f"the body is larger than this route accepts ({limit:,} bytes); send less, or split it"
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """A request body that streamed past its route's cap (api/middleware.py). An HTTP
+    exception, so that FastAPI's body parsing lets it through as it is."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, _too_large(limit))
+
+
+def too_large_response(limit: int) -> JSONResponse:
+    return problem_response(413, "payload-too-large", "Content too large", _too_large(limit))
+
+
 async def _oauth_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OAuthError)
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -99,10 +120,12 @@ async def _oauth_error(_request: Request, exc: Exception) -> Response:
 
 
 def problem_for(exc: errors.LedgerError) -> ProblemType:
+    if isinstance(exc, errors.InvalidInput) and exc.fields == ("authorization",):
+        return BAD_REQUEST  # a malformed Authorization header: RFC 6750 §3.1 invalid_request
     for cls, problem in _PROBLEMS:
         if isinstance(exc, cls):
             return problem
-    return ProblemType(400, "invalid-input", "Invalid input")
+    return BAD_REQUEST
 
 
 def problem_response(
@@ -154,8 +177,11 @@ async def _ledger_error(request: Request, exc: Exception) -> Response:
         headers["WWW-Authenticate"] = BEARER_REALM
     elif isinstance(exc, errors.InvalidInput) and exc.fields == ("authorization",):
         headers["WWW-Authenticate"] = _bearer_challenge("invalid_request", exc.message)
-    if isinstance(exc, errors.InvalidInput) and exc.fields:
-        extra["errors"] = [{"field": f, "detail": exc.message} for f in exc.fields]
+    if isinstance(exc, errors.InvalidInput):
+        fields = [{"field": f, "detail": exc.message} for f in exc.fields or ("body",)]
+        if problem is VALIDATION:
+            return validation_response(fields, exc.message)
+        extra["errors"] = fields
     if isinstance(exc, errors.Conflict) and exc.current_state is not None:
         extra["current_state"] = exc.current_state
     if isinstance(exc, errors.DuplicateReport):
@@ -170,26 +196,62 @@ async def _ledger_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def _field(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+def field_name(loc: Sequence[int | str]) -> str:
+    """A field as the caller wrote it: ``amount_minor``, ``reports.3.subject`` in the
+    body; ``query.limit``, ``path.event_id``, ``header.idempotency-key`` elsewhere."""
+    parts = [str(part) for part in loc]
+    if parts[:1] == ["body"]:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
 
 
-async def _validation_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    # pydantic's messages describe the rule, not the value; the input is left out.
-    fields = [{"field": _field(e["loc"]), "detail": e["msg"]} for e in exc.errors()]
-    names = ", ".join(f["field"] for f in fields) or "the request"
+_MESSAGES = {
+    "extra_forbidden": "unknown field: remove it (the schema is at /docs)",
+    "missing": "required: send this field",
+}
+
+
+def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """pydantic's errors as ``{"field", "detail"}``; the input itself is left out."""
+    out = []
+    for e in errors:
+        kind = e.get("type")
+        if kind == "json_invalid":
+            # The position of the syntax error, never the text around it.
+            reason = str(e.get("ctx", {}).get("error") or e["msg"]).removeprefix("Invalid JSON: ")
+            out.append({"field": "body", "detail": f"the body is not valid JSON: {reason}"})
+            continue
+        out.append({"field": field_name(e["loc"]), "detail": _MESSAGES.get(kind, e["msg"])})
+    return out
+
+
+def validation_response(fields: list[dict[str, str]], detail: str | None = None) -> JSONResponse:
+    """The one answer to input that cannot be accepted, on every route (docs/api.md)."""
+    names = ", ".join(dict.fromkeys(f["field"] for f in fields)) or "the request"
     return problem_response(
         VALIDATION.status,
         VALIDATION.slug,
         VALIDATION.title,
-        f"fix these fields and send again: {names}",
+        detail or f"fix these fields and send again: {names}",
         errors=fields,
     )
 
 
+async def _validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return validation_response(field_errors(exc.errors()))
+
+
+FASTAPI_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == FASTAPI_UNPARSABLE_BODY:
+        # FastAPI parsed the body with ``json.loads``, which gave up (nesting too deep):
+        # as malformed as any other JSON the ledger cannot read, and answered alike.
+        detail = "the body is not valid JSON: nested too deeply"
+        return validation_response([{"field": "body", "detail": detail}])
     slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
     detail = exc.detail if isinstance(exc.detail, str) else "the request cannot be served"
     if exc.status_code == 404 and detail == "Not Found":

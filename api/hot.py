@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -31,7 +30,6 @@ from ledger.access.permissions import Permission
 from ledger.runtime import Runtime
 
 PATH = "/v1/risk/query"
-MAX_BODY_BYTES = 64 * 1024  # a query is a few hundred bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,24 +53,10 @@ class HotPath:
         runtime: Runtime = scope["app"].state.runtime
         try:
             principal = await authenticate(request, runtime, Permission.RISK_READ)
-            response = await answer_query(runtime, principal, await _body(request))
+            response = await answer_query(runtime, principal, await request.body())
         except Exception as exc:
             handled = await error_response(request, exc)
             if handled is None:
                 raise
             response = handled
         await response(scope, receive, send)
-
-
-async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise HTTPException(413, f"a risk query is at most {MAX_BODY_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise HTTPException(413, f"a risk query is at most {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -11,10 +11,11 @@ import re
 import time
 from typing import Any
 
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import internal_error_response
+from api.errors import BodyTooLarge, internal_error_response, problem_response, too_large_response
 from ledger.logs import request_id_var
 
 access_log = logging.getLogger("ledger.access")
@@ -126,3 +127,91 @@ def _incoming_request_id(scope: Scope) -> str | None:
                 return None
             return text if _VALID_REQUEST_ID.match(text) else None
     return None
+
+
+DEFAULT_BODY_LIMIT = 64 * 1024
+BODY_LIMIT_KEY = "x-body-limit-bytes"  # a route's own cap, declared in its openapi_extra
+_JSON_TYPES = (b"application/json", b"application/problem+json")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def body_limit(bytes_: int) -> dict[str, Any]:
+    """``openapi_extra`` for a route whose bodies may be larger than the default cap."""
+    return {BODY_LIMIT_KEY: bytes_}
+
+
+def route_body_limits(routes: list[Any]) -> dict[str, int]:
+    """The caps that routes declare, by path (routes with path parameters get the
+    default: none of them takes a large body)."""
+    limits = {}
+    for context in iter_route_contexts(routes):
+        extra = getattr(context.original_route, "openapi_extra", None) or {}
+        path = context.path
+        if BODY_LIMIT_KEY in extra and path is not None and "{" not in path:
+            limits[path] = int(extra[BODY_LIMIT_KEY])
+    return limits
+
+
+class RequestLimits:
+    """Size and media type of request bodies, checked before anything reads them.
+
+    Every body has a cap (413 past it), declared per route and 64 KiB by default, checked
+    against ``Content-Length`` and again while the body streams in, so a body without a
+    length cannot exceed it either. A body sent to the JSON API (``/v1/``) must say
+    ``Content-Type: application/json`` (415 otherwise): a form or text body there is a
+    client bug that deserves its own answer, not a confusing validation error.
+    """
+
+    def __init__(self, app: ASGIApp, *, limits: dict[str, int]) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        limit = self.limits.get(path, DEFAULT_BODY_LIMIT)
+        length: int | None = None
+        content_type = b""
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+            elif name == b"content-type":
+                content_type = value.split(b";", 1)[0].strip().lower()
+            elif name == b"transfer-encoding":
+                chunked = True
+        problem = None
+        if length is not None and length > limit:
+            problem = too_large_response(limit)
+        elif (
+            path.startswith("/v1/")
+            and (chunked or (length or 0) != 0)
+            and content_type not in _JSON_TYPES
+        ):
+            problem = problem_response(
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the body as JSON, with the header Content-Type: application/json",
+            )
+        if problem is not None:
+            await problem(scope, receive, send)
+            return
+        await self.app(scope, _capped(receive, limit), send)
+
+
+def _capped(receive: Receive, limit: int) -> Receive:
+    seen = 0
+
+    async def capped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return capped

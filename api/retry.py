@@ -48,11 +48,11 @@ class RetryContention:
             return message
 
         for attempt in range(self.attempts):
-            attempt_scope = dict(scope)
-            if isinstance(scope.get("state"), dict):
-                attempt_scope["state"] = dict(scope["state"])
-            retry = _Attempt(attempt_scope, send, last=attempt == self.attempts - 1)
-            await self.app(attempt_scope, _replaying(list(body), from_client), retry.send)
+            # The same scope each time (what routing writes into it, the route template
+            # that the access log reads, is written again), without the last mark.
+            scope.pop(RETRYABLE, None)
+            retry = _Attempt(scope, send, last=attempt == self.attempts - 1)
+            await self.app(scope, _replaying(list(body), from_client), retry.send)
             if not retry.held_back:
                 return
             await asyncio.sleep(BACKOFF_SECONDS * 2**attempt * (0.5 + random.random()))  # noqa: S311

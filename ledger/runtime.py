@@ -108,6 +108,7 @@ class Runtime:
                 issuer=settings.base_url,
                 audience=settings.token_audience,
                 leeway_seconds=settings.token_leeway_seconds,
+                max_lifetime_seconds=settings.token_ttl_seconds,
                 clock=clock,
                 cache_size=settings.token_cache_size,
             ),

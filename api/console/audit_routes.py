@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from api.console.web import PREFIX, ConsoleError, Viewer, checked_form, needs, render, runtime_of
 from api.routers.audit import PSEUDONYM, audit_read, exported, receipt_out
+from api.schemas import EventId
 from ledger.access.permissions import Permission
 from ledger.audit import activity, checkpoints, queries, verify
 from ledger.audit.queries import EventFilter
@@ -207,7 +208,7 @@ def _flat(record: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/audit/events/{event_id}")
-async def event_page(request: Request, event_id: int, who: Auditor) -> HTMLResponse:
+async def event_page(request: Request, event_id: EventId, who: Auditor) -> HTMLResponse:
     """One event, its leaf, and its inclusion proof against the latest checkpoint,
     checked here with the published checkpoint key."""
     runtime = runtime_of(request)

@@ -13,11 +13,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from api.auth import authorize, operation
 from api.deps import ReadSessionDep, RuntimeDep
+from api.schemas import EventId, LeafIndex, TreeSize, tree_size_query
 from api.schemas.audit import (
     CheckpointList,
     CheckpointOut,
@@ -83,7 +84,7 @@ async def latest_checkpoint(_: ProofReader, session: ReadSessionDep) -> Checkpoi
 async def checkpoint_history(
     _: ProofReader,
     session: ReadSessionDep,
-    before: Annotated[int | None, Query(ge=1, description="tree sizes below this")] = None,
+    before: Annotated[int | None, tree_size_query("tree sizes below this")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> CheckpointList:
     """Signed checkpoints, newest first."""
@@ -93,7 +94,7 @@ async def checkpoint_history(
 
 @router.get("/checkpoints/{tree_size}", response_model=CheckpointOut)
 async def checkpoint_at(
-    tree_size: Annotated[int, Path(ge=0)], _: ProofReader, session: ReadSessionDep
+    tree_size: TreeSize, _: ProofReader, session: ReadSessionDep
 ) -> CheckpointOut:
     """The checkpoint signed at exactly this tree size."""
     return _checkpoint(await checkpoints.at_size(session, tree_size))
@@ -103,8 +104,8 @@ async def checkpoint_at(
 async def consistency(
     _: ProofReader,
     session: ReadSessionDep,
-    old_size: Annotated[int, Query(ge=1)],
-    new_size: Annotated[int, Query(ge=1)],
+    old_size: Annotated[int, tree_size_query("the older tree's size")],
+    new_size: Annotated[int, tree_size_query("the newer tree's size")],
 ) -> ConsistencyProofOut:
     """Proof that the tree of ``new_size`` extends the tree of ``old_size`` (RFC 9162)."""
     if old_size > new_size or new_size > await tree.tree_size(session):
@@ -141,11 +142,11 @@ async def audit_read(runtime: Runtime, principal: Principal, tag: Tag, /, **fiel
 
 @router.get("/events/{event_id}/receipt", response_model=ReceiptOut)
 async def event_receipt(
-    event_id: int,
+    event_id: EventId,
     principal: ProofReader,
     session: ReadSessionDep,
     runtime: RuntimeDep,
-    tree_size: Annotated[int | None, Query(ge=1)] = None,
+    tree_size: Annotated[int | None, tree_size_query("prove against this checkpoint")] = None,
 ) -> ReceiptOut:
     """A receipt for an event: a member may fetch its own, an auditor any.
 
@@ -159,11 +160,11 @@ async def event_receipt(
 
 @router.get("/leaves/{leaf_index}/receipt", response_model=ReceiptOut)
 async def leaf_receipt(
-    leaf_index: int,
+    leaf_index: LeafIndex,
     principal: ProofReader,
     session: ReadSessionDep,
     runtime: RuntimeDep,
-    tree_size: Annotated[int | None, Query(ge=1)] = None,
+    tree_size: Annotated[int | None, tree_size_query("prove against this checkpoint")] = None,
 ) -> ReceiptOut:
     """The event at a leaf index, with its inclusion proof (same rules as above)."""
     receipt = await queries.receipt_for_leaf(session, principal, leaf_index, tree_size=tree_size)

@@ -10,6 +10,9 @@ from pydantic import AwareDatetime, ValidationError
 
 from api.auth import authorize, operation
 from api.deps import ReadSessionDep, RuntimeDep, SessionDep
+from api.errors import field_errors
+from api.middleware import body_limit
+from api.schemas import json_body, parse_body
 from api.schemas.reports import (
     BatchIn,
     BatchItemOut,
@@ -82,7 +85,12 @@ async def file_report(
     return report_out(result.report)
 
 
-@router.post("/reports:batch", response_model=BatchOut)
+@router.post(
+    "/reports:batch",
+    response_model=BatchOut,
+    # 1,000 reports of up to 20 digests each, with room for their evidence photos.
+    openapi_extra=json_body(BatchIn) | body_limit(4 * 1024 * 1024),
+)
 async def file_batch(
     request: Request,
     principal: Reporter,
@@ -111,22 +119,14 @@ async def file_batch(
                 media_type="application/json",
                 headers={"Idempotent-Replayed": "true"},
             )
-    try:
-        batch = BatchIn.model_validate_json(raw)
-    except ValidationError as exc:
-        raise InvalidInput(
-            'the body is {"reports": [...]} with 1 to 1,000 reports', fields=("reports",)
-        ) from exc
+    batch = parse_body(BatchIn, raw)
     items: list[BatchItemOut | None] = [None] * len(batch.reports)
     valid: list[tuple[int, ReportInput]] = []
     for index, raw_item in enumerate(batch.reports):
         try:
             valid.append((index, to_input(ReportIn.model_validate(raw_item))))
         except ValidationError as exc:
-            errors = [
-                ItemError(field=".".join(str(p) for p in e["loc"]) or "report", detail=e["msg"])
-                for e in exc.errors()
-            ]
+            errors = [ItemError(**e) for e in field_errors(exc.errors(include_input=False))]
             items[index] = BatchItemOut(
                 index=index, status="rejected", type="/problems/validation", errors=errors
             )
@@ -163,7 +163,7 @@ def _item_out(index: int, result: FileResult | LedgerError) -> BatchItemOut:
         return BatchItemOut(
             index=index,
             status="rejected",
-            type="/problems/invalid-input",
+            type="/problems/validation",
             errors=[
                 ItemError(field=f, detail=result.message) for f in result.fields or ("report",)
             ],
@@ -172,7 +172,7 @@ def _item_out(index: int, result: FileResult | LedgerError) -> BatchItemOut:
         return BatchItemOut(
             index=index,
             status="rejected",
-            type="/problems/invalid-input",
+            type="/problems/validation",
             errors=[ItemError(field="report", detail=result.message)],
         )
     status = "accepted" if result.outcome is Filed.CREATED else "duplicate"

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from api.auth import authorize, operation
 from api.deps import RuntimeDep
+from api.errors import field_errors
+from api.middleware import body_limit
 from api.routers.reports import client
-from api.schemas import json_body
+from api.schemas import json_body, parse_body
 from api.schemas.risk import (
     CountsOut,
     Explanation,
@@ -117,20 +119,22 @@ async def _query(
     return _answer(body.subject, assessment, event_id)
 
 
+async def _refused(
+    runtime: Runtime, principal: Principal, exc: RequestValidationError
+) -> RequestValidationError:
+    """Audit the refusal of a query that could not be read; the error to raise."""
+    fields = [f["field"] for f in field_errors(exc.errors())]
+    await _refuse(runtime, principal, fields, "invalid query")
+    return exc
+
+
 async def _validated(runtime: Runtime, principal: Principal, raw: object) -> RiskQueryIn:
-    """The query, or an audited refusal that says what to fix."""
-    if not isinstance(raw, dict):
-        await _refuse(runtime, principal, ["body"], "not a JSON object")
-        raise InvalidInput("send a JSON object: subject, purpose, reference", fields=("body",))
+    """One query of a batch, or an audited refusal that names its fields."""
     try:
         return RiskQueryIn.model_validate(raw)
     except ValidationError as exc:
-        fields = _fields(exc)
-        await _refuse(runtime, principal, fields, "invalid query")
-        raise InvalidInput(
-            "a risk query names subject, purpose (refund_review, dispute_review or "
-            "account_review) and reference (your refund request id)",
-            fields=fields,
+        raise await _refused(
+            runtime, principal, RequestValidationError(exc.errors(include_input=False))
         ) from None
 
 
@@ -153,13 +157,9 @@ async def answer_query(runtime: Runtime, principal: Principal, payload: bytes) -
     """The whole query, from the request body to the response (shared by the route below
     and by api/hot.py, which serves it without FastAPI's routing and dependency layers)."""
     try:
-        body = RiskQueryIn.model_validate_json(payload)
-    except ValidationError:
-        try:
-            raw = json.loads(payload)
-        except ValueError:
-            raw = None
-        body = await _validated(runtime, principal, raw)
+        body = parse_body(RiskQueryIn, payload)
+    except RequestValidationError as exc:
+        raise await _refused(runtime, principal, exc) from None
     async with _reports(runtime) as source:
         return _json(await _query(runtime, principal, source, body))
 
@@ -175,24 +175,28 @@ async def risk_query(request: Request, principal: RiskReader, runtime: RuntimeDe
     return await answer_query(runtime, principal, await request.body())
 
 
-@router.post("/query:batch", response_model=RiskBatchOut, openapi_extra=json_body(RiskBatchIn))
+@router.post(
+    "/query:batch",
+    response_model=RiskBatchOut,
+    openapi_extra=json_body(RiskBatchIn) | body_limit(256 * 1024),  # 100 queries
+)
 async def risk_query_batch(
     request: Request, principal: RiskReader, runtime: RuntimeDep
 ) -> Response:
     """Up to 100 queries in one call: one audit event (and one answer or error) each."""
     try:
-        batch = RiskBatchIn.model_validate_json(await request.body())
-    except ValidationError:
-        await _refuse(runtime, principal, ["queries"], "invalid batch")
-        raise InvalidInput(
-            'the body is {"queries": [...]} with 1 to 100 queries', fields=("queries",)
-        ) from None
+        batch = parse_body(RiskBatchIn, await request.body())
+    except RequestValidationError as exc:
+        raise await _refused(runtime, principal, exc) from None
 
     async def one(source: ReportSource, index: int, raw: dict[str, Any]) -> RiskBatchItem:
         try:
             answer = await _query(
                 runtime, principal, source, await _validated(runtime, principal, raw)
             )
+        except RequestValidationError as exc:
+            errors = field_errors(exc.errors())
+            return RiskBatchItem(index=index, status="rejected", errors=errors)
         except InvalidInput as exc:
             errors = [{"field": f, "detail": exc.message} for f in exc.fields or ("query",)]
             return RiskBatchItem(index=index, status="rejected", errors=errors)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from api.schemas import RequestModel
 from ledger.pseudonyms.service import MAX_ELEMENTS
 
 
-class EvaluateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EvaluateIn(RequestModel):
     blinded_elements: list[str] = Field(
         min_length=1,
         max_length=MAX_ELEMENTS,

@@ -6,24 +6,21 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from api.schemas import Integer, RequestModel
 from ledger.disputes.models import Resolution
 from ledger.disputes.service import ReasonCode
 from ledger.reports.policy import Basis, Category, Status
 from ledger.reports.service import WithdrawalReason
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReportIn(Strict):
+class ReportIn(RequestModel):
     """A confirmed case. No free-text fields."""
 
     case_ref: str = Field(description="your own reference for the case; unique per member")
     subject: str = Field(description="the buyer's pseudonym (43 characters, base64url)")
     category: Category
     basis: Basis = Field(description="how the abuse was confirmed")
-    amount_minor: int = Field(description="the refund at stake, in minor units (fen, cents)")
+    amount_minor: Integer = Field(description="the refund at stake, in minor units (fen, cents)")
     currency: str = Field(description="ISO 4217, e.g. CNY")
     occurred_at: AwareDatetime
     confirmed_at: AwareDatetime
@@ -69,7 +66,7 @@ class ReportPage(BaseModel):
     next_cursor: str | None
 
 
-class BatchIn(BaseModel):
+class BatchIn(RequestModel):
     reports: list[dict[str, object]] = Field(max_length=1000, min_length=1)
 
 
@@ -93,15 +90,15 @@ class BatchOut(BaseModel):
     items: list[BatchItemOut]
 
 
-class WithdrawalIn(Strict):
+class WithdrawalIn(RequestModel):
     reason: WithdrawalReason
 
 
-class NoticeIn(Strict):
+class NoticeIn(RequestModel):
     notified_at: AwareDatetime
 
 
-class DisputeIn(Strict):
+class DisputeIn(RequestModel):
     subject: str
     report_ids: list[uuid.UUID] = Field(min_length=1, max_length=50)
     reference: str = Field(description="your reference for the buyer's request")
@@ -133,7 +130,7 @@ class DisputeList(BaseModel):
     disputes: list[DisputeOut] = Field(default_factory=list)
 
 
-class ResolutionIn(Strict):
+class ResolutionIn(RequestModel):
     outcome: Literal["upheld", "withdrawn"]
     reason_code: ReasonCode
     evidence_sha256: str | None = Field(
@@ -141,13 +138,13 @@ class ResolutionIn(Strict):
     )
 
 
-class StatementIn(Strict):
+class StatementIn(RequestModel):
     subject: str
     report_id: uuid.UUID
     text: str = Field(description="the buyer's own words, at most 200 characters")
 
 
-class DisclosureIn(Strict):
+class DisclosureIn(RequestModel):
     subject: str
     purpose: Literal["subject_request"]
     reference: str = Field(min_length=1, max_length=128)

@@ -2,20 +2,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from api.schemas import Integer, RequestModel
 from ledger.scoring.service import Purpose
 
 
-class Amount(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    minor: int = Field(gt=0)
+class Amount(RequestModel):
+    minor: Integer = Field(gt=0)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
-class RiskQueryIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RiskQueryIn(RequestModel):
     subject: str = Field(description="the buyer's pseudonym")
     purpose: Purpose = Field(description="what the answer will be used for, and only for")
     reference: str = Field(
@@ -27,7 +25,7 @@ class RiskQueryIn(BaseModel):
     amount: Amount | None = Field(default=None, description="the refund at stake")
 
 
-class RiskBatchIn(BaseModel):
+class RiskBatchIn(RequestModel):
     queries: list[dict[str, object]] = Field(min_length=1, max_length=100)
 
 

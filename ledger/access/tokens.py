@@ -113,6 +113,12 @@ class TokenIssuer:
         )
 
 
+def _seconds(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidToken("the access token's time claims are not integers")
+    return value
+
+
 class TokenVerifier:
     """Checks access tokens; raises ``InvalidToken`` with the reason."""
 
@@ -123,10 +129,12 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         leeway_seconds: int,
+        max_lifetime_seconds: int,
         clock: Clock,
         cache_size: int = 10_000,
     ) -> None:
         self._keys = keys
+        self._max_lifetime = max_lifetime_seconds
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_seconds
@@ -204,12 +212,13 @@ class TokenVerifier:
 
     def _claims(self, payload: dict[str, object], kid: str) -> TokenClaims:
         now = self._clock.now().timestamp()
-        nbf = payload.get("nbf", payload["iat"])
-        exp = payload["exp"]
-        if not isinstance(nbf, int) or not isinstance(exp, int):
-            raise InvalidToken("the access token's time claims are not integers")
-        if now + self._leeway < nbf:
+        iat, nbf, exp = (_seconds(payload.get(c, payload["iat"])) for c in ("iat", "nbf", "exp"))
+        if now + self._leeway < max(iat, nbf):
             raise InvalidToken("the access token is not valid yet; check your clock")
+        # Signed by our key, yet living longer than this ledger issues tokens for: refused,
+        # whatever its claims say (and an expiry past year 9999 is never turned into a date).
+        if not 0 < exp - iat <= self._max_lifetime:
+            raise InvalidToken("the access token's lifetime is longer than this ledger issues")
         client_id, sub = payload["client_id"], payload["sub"]
         if not isinstance(client_id, str) or not isinstance(sub, str):
             raise InvalidToken("the access token's claims are malformed")

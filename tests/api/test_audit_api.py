@@ -222,7 +222,7 @@ async def test_checkpoints_and_consistency_proofs(
     bad = await client.get(
         "/v1/audit/consistency", params={"old_size": 5, "new_size": 10**9}, headers=bearer(auditor)
     )
-    assert bad.status_code == 400
+    assert bad.status_code == 422
 
 
 async def test_a_read_that_cannot_be_audited_is_not_answered(

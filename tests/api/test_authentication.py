@@ -349,3 +349,31 @@ async def test_a_token_without_the_needed_scope_gets_403_insufficient_scope(
     allowed = await client.get("/v1/test-risk", headers=bearer(wide))
     assert allowed.status_code == 200
     assert allowed.json() == {"client_id": credential.client_id}
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"exp": 253_402_300_800 + 1},  # after 9999-12-31: no datetime can hold it
+        {"exp": 2**62},
+        {"iat": -(2**62)},  # a lifetime measured in aeons
+        {"exp_after_iat": 3600 * 24},  # longer than this ledger ever issues
+        {"exp_after_iat": 0},
+        {"iat": True},
+        {"exp": 1.5e9},
+    ],
+)
+async def test_a_signed_token_with_impossible_times_is_refused_not_a_500(
+    client: httpx.AsyncClient,
+    credential: Credential,
+    runtime: Runtime,
+    clock: FrozenClock,
+    times: dict[str, Any],
+) -> None:
+    claims = _claims(credential, clock)
+    after = times.pop("exp_after_iat", None)
+    claims.update(times)
+    if after is not None:
+        claims["exp"] = claims["iat"] + after
+    token = _mint(runtime, claims)
+    _assert_invalid_token(await client.get("/v1/me", headers=bearer(token)))

@@ -62,7 +62,7 @@ async def test_a_dispute_is_routed_to_the_reporting_member(
     assert [d["id"] for d in opened] == [dispute["id"]]
     shown = (await acme.get(f"/v1/reports/{report['id']}")).json()
     assert (shown["status"], shown["open_disputes"]) == ("disputed", 1)
-    assert (await acme.get("/v1/disputes")).status_code == 400
+    assert (await acme.get("/v1/disputes")).status_code == 422
 
 
 async def test_only_the_reporting_member_resolves_and_upholding_needs_new_evidence(
@@ -79,7 +79,7 @@ async def test_only_the_reporting_member_resolves_and_upholding_needs_new_eviden
     }
     assert (await shop.post(path, upheld)).status_code == 404
     missing = await acme.post(path, {"outcome": "upheld", "reason_code": "evidence_rechecked"})
-    assert missing.status_code == 400
+    assert missing.status_code == 422
     assert missing.json()["errors"][0]["field"] == "evidence_sha256"
     done = await acme.post(path, upheld)
     assert done.status_code == 200
@@ -150,7 +150,7 @@ async def test_disputes_name_reports_on_the_subject_that_still_count(
         "/v1/disputes",
         {"subject": "+8613800138000", "report_ids": [report["id"]], "reference": "t-3"},
     )
-    assert raw.status_code == 400
+    assert raw.status_code == 422
     assert "8613800138000" not in raw.text
 
 
@@ -168,7 +168,7 @@ async def test_a_statement_is_kept_and_shown_with_the_report(
         "/v1/subjects/statements",
         {"subject": subject, "report_id": report["id"], "text": "x" * 201},
     )
-    assert too_long.status_code == 400
+    assert too_long.status_code == 422
     wrong = await shop.post(
         "/v1/subjects/statements", {"subject": pseudonym(), "report_id": report["id"], "text": text}
     )

@@ -218,7 +218,7 @@ async def test_an_oversized_query_is_refused_before_it_is_read(
     response = await client.post("/v1/risk/query", content=body, headers=bearer(token))
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
-    assert "at most" in response.json()["detail"]
+    assert "larger than this route accepts (65,536 bytes)" in response.json()["detail"]
 
 
 async def test_an_unreachable_database_is_a_503_and_nothing_is_audited(

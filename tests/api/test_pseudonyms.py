@@ -118,7 +118,7 @@ async def test_an_invalid_element_is_named_not_echoed_and_nothing_is_counted(
     acme: Member, runtime: Runtime, elements: list[str], field: str
 ) -> None:
     response = await acme.post("/v1/pseudonyms:evaluate", {"blinded_elements": elements})
-    assert response.status_code == 400
+    assert response.status_code == 422
     problem = response.json()
     assert [e["field"] for e in problem["errors"]] == [field]
     for element in elements:

@@ -144,7 +144,7 @@ async def test_invalid_fields_are_named(
     acme: Member, clock: FrozenClock, override: dict[str, Any], field: str
 ) -> None:
     response = await acme.post("/v1/reports", payload(clock, **override))
-    assert response.status_code == 400, response.text
+    assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == field
 
 
@@ -153,7 +153,7 @@ async def test_nothing_in_the_future_and_confirmation_not_before_the_event(
 ) -> None:
     tomorrow = (clock.now() + DAY).isoformat()
     for override in ({"occurred_at": tomorrow}, {"subject_notified_at": tomorrow}):
-        assert (await acme.post("/v1/reports", payload(clock, **override))).status_code == 400
+        assert (await acme.post("/v1/reports", payload(clock, **override))).status_code == 422
     early = payload(clock, confirmed_at=(clock.now() - 20 * DAY).isoformat())
     response = await acme.post("/v1/reports", early)
     assert response.json()["errors"][0]["field"] == "confirmed_at"
@@ -172,7 +172,7 @@ async def test_a_raw_identifier_is_refused_and_never_echoed_or_logged(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     response = await acme.post("/v1/reports", payload(clock, subject=raw))
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "raw identifiers must never be sent" in response.json()["detail"]
     assert raw not in response.text
     assert all(
@@ -287,7 +287,7 @@ async def test_a_case_older_than_retention_cannot_be_filed(
     response = await acme.post(
         "/v1/reports", payload(clock, occurred_at=old, confirmed_at=old, subject_notified_at=old)
     )
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "occurred_at"
 
 
@@ -356,11 +356,19 @@ async def test_a_batch_retried_with_the_same_idempotency_key_files_nothing_twice
 
 
 async def test_a_malformed_batch_is_one_clear_error(acme: Member) -> None:
-    bodies: list[object] = [{"reports": []}, {"items": []}, [1, 2]]
-    for body in bodies:
+    bodies: list[tuple[object, str]] = [
+        ({"reports": []}, "reports"),
+        ({"items": []}, "reports"),
+        ([1, 2], "body"),
+    ]
+    for body, field in bodies:
         response = await acme.post("/v1/reports:batch", body)
-        assert response.status_code == 400
-        assert response.json()["errors"][0]["field"] == "reports"
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == field
+    unknown = (await acme.post("/v1/reports:batch", {"reports": [{}], "x": 1})).json()
+    assert {"field": "x", "detail": "unknown field: remove it (the schema is at /docs)"} in (
+        unknown["errors"]
+    )
 
 
 async def test_concurrent_duplicate_submissions_create_exactly_one_report(

@@ -116,7 +116,7 @@ async def test_a_query_without_purpose_or_reference_is_refused_and_the_refusal_a
     acme: Member, runtime: Runtime, missing: str
 ) -> None:
     response = await acme.post("/v1/risk/query", query(pseudonym(), **{missing: None}))
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == missing
     (refused,) = await events(runtime, tag="risk:subject:queried", outcome="refused")
     assert missing in refused.body
@@ -124,12 +124,12 @@ async def test_a_query_without_purpose_or_reference_is_refused_and_the_refusal_a
 
 async def test_a_purpose_outside_the_closed_list_is_refused(acme: Member) -> None:
     response = await acme.post("/v1/risk/query", query(pseudonym(), purpose="marketing"))
-    assert response.status_code == 400
+    assert response.status_code == 422
 
 
 async def test_a_raw_identifier_is_refused_unechoed(acme: Member, runtime: Runtime) -> None:
     response = await acme.post("/v1/risk/query", query("+8613800138000"))
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "raw identifiers must never be sent" in response.json()["detail"]
     assert "8613800138000" not in response.text
     (refused,) = await events(runtime, tag="risk:subject:queried", outcome="refused")
@@ -152,7 +152,7 @@ async def test_the_batch_query_answers_each_and_audits_each(
     assert sorted(e.subject or "" for e in answered) == sorted(subjects)
     assert len(await events(runtime, tag="risk:subject:queried", outcome="refused")) == 1
     too_many = await acme.post("/v1/risk/query:batch", {"queries": [query(pseudonym())] * 101})
-    assert too_many.status_code == 400
+    assert too_many.status_code == 422
 
 
 async def test_the_query_needs_risk_read(
