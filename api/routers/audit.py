@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 
 from api.auth import authorize, operation
 from api.deps import ReadSessionDep, RuntimeDep
-from api.schemas import EventId, LeafIndex, TreeSize, tree_size_query
+from api.schemas import Cursor, EventId, LeafIndex, TreeSize, tree_size_query
 from api.schemas.audit import (
     CheckpointList,
     CheckpointOut,
@@ -29,6 +29,7 @@ from api.schemas.audit import (
     VerifierKey,
     VerifierKeys,
 )
+from ledger import pagination
 from ledger.access.permissions import Permission
 from ledger.access.principals import Principal
 from ledger.audit import checkpoints, merkle, queries, tree
@@ -84,12 +85,17 @@ async def latest_checkpoint(_: ProofReader, session: ReadSessionDep) -> Checkpoi
 async def checkpoint_history(
     _: ProofReader,
     session: ReadSessionDep,
-    before: Annotated[int | None, tree_size_query("tree sizes below this")] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> CheckpointList:
     """Signed checkpoints, newest first."""
-    views = await checkpoints.history(session, before=before, limit=limit)
-    return CheckpointList(checkpoints=[_checkpoint(v) for v in views])
+    before = None if cursor is None else pagination.decode_int(cursor, "checkpoints")
+    views = await checkpoints.history(session, before=before, limit=limit + 1)
+    next_cursor = None
+    if len(views) > limit:
+        views = views[:limit]
+        next_cursor = pagination.encode("checkpoints", views[-1].tree_size)
+    return CheckpointList(checkpoints=[_checkpoint(v) for v in views], next_cursor=next_cursor)
 
 
 @router.get("/checkpoints/{tree_size}", response_model=CheckpointOut)
@@ -210,7 +216,7 @@ async def list_events(
     filt: Filter,
     session: ReadSessionDep,
     runtime: RuntimeDep,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
 ) -> EventPage:
     """Audit events matching the filters, newest first (auditors only)."""

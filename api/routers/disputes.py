@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from api.auth import authorize, operation
 from api.deps import ReadSessionDep, RuntimeDep, SessionDep
 from api.routers.reports import client
+from api.schemas import Cursor
 from api.schemas.reports import (
     DisputeIn,
     DisputeItemOut,
@@ -88,6 +89,8 @@ async def list_disputes(
     assigned: Annotated[Literal["me"] | None, Query(description="disputes on your reports")] = None,
     opened: Annotated[Literal["me"] | None, Query(description="disputes you opened")] = None,
     status: Resolution | None = None,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DisputeList:
     """``assigned=me``: dispute items on your reports, nearest deadline first (filter by
     ``status``, e.g. ``open``); ``opened=me``: the disputes you opened for buyers."""
@@ -96,11 +99,19 @@ async def list_disputes(
     now = runtime.clock.now()
     caller = client(principal)
     if assigned:
-        items = await disputes.list_assigned(session, caller, resolution=status, now=now)
-        answer = DisputeList(items=[item_out(i, now.timestamp()) for i in items])
+        items, next_cursor = await disputes.list_assigned(
+            session, caller, resolution=status, now=now, cursor=cursor, limit=limit
+        )
+        answer = DisputeList(
+            items=[item_out(i, now.timestamp()) for i in items], next_cursor=next_cursor
+        )
     else:
-        views = await disputes.list_opened(session, caller, now=now)
-        answer = DisputeList(disputes=[dispute_out(v, now.timestamp()) for v in views])
+        views, next_cursor = await disputes.list_opened(
+            session, caller, now=now, cursor=cursor, limit=limit
+        )
+        answer = DisputeList(
+            disputes=[dispute_out(v, now.timestamp()) for v in views], next_cursor=next_cursor
+        )
     event = operation(runtime, principal).event(
         Tag.DISPUTES_LISTED, body={"assigned": assigned or "", "opened": opened or ""}
     )

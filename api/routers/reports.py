@@ -12,7 +12,7 @@ from api.auth import authorize, operation
 from api.deps import ReadSessionDep, RuntimeDep, SessionDep
 from api.errors import field_errors
 from api.middleware import body_limit
-from api.schemas import json_body, parse_body
+from api.schemas import Cursor, json_body, parse_body
 from api.schemas.reports import (
     BatchIn,
     BatchItemOut,
@@ -204,7 +204,7 @@ async def list_reports(
     subject: Annotated[str | None, Query(max_length=64)] = None,
     filed_since: Annotated[AwareDatetime | None, Query(description="ISO 8601, with offset")] = None,
     filed_until: Annotated[AwareDatetime | None, Query(description="ISO 8601, with offset")] = None,
-    cursor: uuid.UUID | None = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ReportPage:
     """Your reports, oldest first, with filters and a cursor."""
@@ -221,16 +221,14 @@ async def list_reports(
         filt,
         now=runtime.clock.now(),
         policy=runtime.policy,
-        after=cursor,
+        cursor=cursor,
         limit=limit,
     )
     event = operation(runtime, principal).event(
         Tag.REPORTS_LISTED, subject=subject, body={"count": len(page)}
     )
     await runtime.audit.writer.write(event)
-    return ReportPage(
-        reports=[report_out(v) for v in page], next_cursor=str(next_cursor) if next_cursor else None
-    )
+    return ReportPage(reports=[report_out(v) for v in page], next_cursor=next_cursor)
 
 
 @router.post("/reports/{report_id}/withdrawal", response_model=ReportOut)

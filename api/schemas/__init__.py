@@ -33,6 +33,13 @@ LeafIndex = Annotated[int, Path(ge=0, le=INT64_MAX, description="a leaf index")]
 TreeSize = Annotated[int, Path(ge=0, le=INT64_MAX, description="a tree size")]
 
 
+# Every list endpoint: ``limit`` items, then ``next_cursor`` to pass back (docs/api.md).
+Cursor = Annotated[
+    str | None,
+    Query(max_length=512, description="next_cursor from the previous page, unchanged"),
+]
+
+
 def tree_size_query(description: str) -> Any:
     """A tree size given in the query string."""
     return Query(ge=1, le=INT64_MAX, description=description)

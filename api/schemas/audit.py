@@ -16,6 +16,7 @@ class CheckpointOut(BaseModel):
 
 class CheckpointList(BaseModel):
     checkpoints: list[CheckpointOut]
+    next_cursor: str | None = Field(default=None, description="the next page; none when last")
 
 
 class VerifierKey(BaseModel):

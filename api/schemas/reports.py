@@ -128,6 +128,7 @@ class DisputeOut(BaseModel):
 class DisputeList(BaseModel):
     items: list[DisputeItemOut] = Field(default_factory=list)
     disputes: list[DisputeOut] = Field(default_factory=list)
+    next_cursor: str | None = Field(default=None, description="the next page; none when last")
 
 
 class ResolutionIn(RequestModel):

@@ -6,8 +6,6 @@ events its own clients caused (another member's event is "not found").
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
@@ -17,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ledger import pagination
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, Principal, require
 from ledger.audit import checkpoints, merkle
@@ -97,21 +96,11 @@ class Receipt:
 
 
 def encode_cursor(event_id: int) -> str:
-    return base64.urlsafe_b64encode(f"e{event_id}".encode()).rstrip(b"=").decode()
+    return pagination.encode("events", event_id)
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        value = int(text[1:]) if text.startswith("e") else None
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        value = None
-    if value is None:
-        raise InvalidInput(
-            "the cursor is not one this ledger gave out: pass next_cursor unchanged",
-            fields=("cursor",),
-        )
-    return value
+    return pagination.decode_int(cursor, "events")
 
 
 def _query(principal: Principal, filt: EventFilter) -> sa.Select[AuditEventRow, int]:

@@ -19,6 +19,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ledger import pagination
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, Principal, require
 from ledger.audit.log import record
@@ -156,6 +157,10 @@ async def _dispute_view(session: AsyncSession, dispute: Dispute, now: dt.datetim
         .where(DisputeItem.dispute_id == dispute.id)
         .order_by(DisputeItem.report_id)
     )
+    return _dispute_view_of(dispute, list(items), now)
+
+
+def _dispute_view_of(dispute: Dispute, items: list[DisputeItem], now: dt.datetime) -> DisputeView:
     assert dispute.subject is not None
     return DisputeView(
         id=dispute.id,
@@ -186,17 +191,27 @@ async def list_assigned(
     *,
     resolution: Resolution | None,
     now: dt.datetime,
-    limit: int = 200,
-) -> list[ItemView]:
-    """Dispute items on the caller's reports (``assigned=me``), oldest deadline first."""
+    cursor: str | None = None,
+    limit: int = 100,
+) -> tuple[list[ItemView], str | None]:
+    """Dispute items on the caller's reports (``assigned=me``), oldest deadline first;
+    a page and the cursor of the next."""
+    order = (Dispute.deadline, DisputeItem.report_id, DisputeItem.dispute_id)
     query = (
         sa.select(DisputeItem, Dispute)
         .join(Dispute, Dispute.id == DisputeItem.dispute_id)
         .where(DisputeItem.reporting_member_id == _member(principal))
-        .order_by(Dispute.deadline, DisputeItem.report_id)
+        .order_by(*order)
     )
-    rows = await session.execute(_with_resolution(query, resolution, now).limit(limit))
-    return [_item(item, dispute, now) for item, dispute in rows]
+    if cursor is not None:
+        after = pagination.decode(cursor, "assigned", [dt.datetime, uuid.UUID, uuid.UUID])
+        query = query.where(sa.tuple_(*order) > sa.tuple_(*(sa.literal(v) for v in after)))
+    rows = list(await session.execute(_with_resolution(query, resolution, now).limit(limit + 1)))
+    items = [_item(item, dispute, now) for item, dispute in rows[:limit]]
+    if len(rows) <= limit:
+        return items, None
+    last = items[-1]
+    return items, pagination.encode("assigned", last.deadline, last.report_id, last.dispute_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,16 +269,38 @@ def _with_resolution(
 
 
 async def list_opened(
-    session: AsyncSession, principal: ClientPrincipal, *, now: dt.datetime, limit: int = 200
-) -> list[DisputeView]:
-    """Disputes the caller opened on buyers' behalf, newest first."""
-    disputes = await session.scalars(
+    session: AsyncSession,
+    principal: ClientPrincipal,
+    *,
+    now: dt.datetime,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> tuple[list[DisputeView], str | None]:
+    """Disputes the caller opened on buyers' behalf, newest first; a page and the cursor
+    of the next. Two statements, whatever the page's size."""
+    order = (Dispute.opened_at, Dispute.id)
+    query = (
         sa.select(Dispute)
         .where(Dispute.opened_by == _member(principal), Dispute.subject.is_not(None))
-        .order_by(Dispute.opened_at.desc())
-        .limit(limit)
+        .order_by(*(c.desc() for c in order))
     )
-    return [await _dispute_view(session, d, now) for d in disputes]
+    if cursor is not None:
+        after = pagination.decode(cursor, "opened", [dt.datetime, uuid.UUID])
+        query = query.where(sa.tuple_(*order) < sa.tuple_(*(sa.literal(v) for v in after)))
+    disputes = list(await session.scalars(query.limit(limit + 1)))
+    page = disputes[:limit]
+    items: dict[uuid.UUID, list[DisputeItem]] = {d.id: [] for d in page}
+    if page:
+        for item in await session.scalars(
+            sa.select(DisputeItem)
+            .where(DisputeItem.dispute_id.in_(items))
+            .order_by(DisputeItem.report_id)
+        ):
+            items[item.dispute_id].append(item)
+    views = [_dispute_view_of(d, items[d.id], now) for d in page]
+    if len(disputes) <= limit:
+        return views, None
+    return views, pagination.encode("opened", page[-1].opened_at, page[-1].id)
 
 
 async def resolve(

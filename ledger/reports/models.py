@@ -23,6 +23,8 @@ class Report(Base):
         sa.UniqueConstraint("member_id", "case_ref", name="uq_reports_member_case_ref"),
         sa.Index("ix_reports_subject", "subject"),
         sa.Index("ix_reports_member_filed", "member_id", "filed_at"),
+        # A member's list, filtered by status and paged by id (ledger/reports/queries.py).
+        sa.Index("ix_reports_member_state_id", "member_id", "state", "id"),
         sa.Index("ix_reports_expires_at", "expires_at"),
         sa.CheckConstraint("amount_minor > 0", name="amount_positive"),
     )

@@ -19,6 +19,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ledger import pagination
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, require
 from ledger.audit.log import record, record_many
@@ -37,6 +38,7 @@ from ledger.errors import (
 from ledger.members.models import Member
 from ledger.reports.models import Report, ReportAction, ReportStatement
 from ledger.reports.policy import Basis, Category, ReportPolicy, State, Status, status
+from ledger.reports.queries import status_is
 from ledger.subjects.pseudonyms import check_pseudonym
 from ledger.types import uuid7
 
@@ -473,15 +475,21 @@ async def list_reports(
     *,
     now: dt.datetime,
     policy: ReportPolicy,
-    after: uuid.UUID | None = None,
+    cursor: str | None = None,
     limit: int = 100,
-) -> tuple[list[ReportView], uuid.UUID | None]:
-    """The caller's reports, oldest first; returns the page and the cursor for the next."""
+) -> tuple[list[ReportView], str | None]:
+    """The caller's reports, oldest first: a page and the cursor of the next one.
+
+    Every filter, status included, is a condition in one statement on the member's
+    ``(member_id, state, id)`` index: a page costs what it returns, however many reports
+    the member has (a test counts the statements)."""
     query = sa.select(Report).where(
         Report.member_id == _member(principal),
         Report.expires_at > now,
         Report.state != State.PURGED,
     )
+    if filt.status is not None:
+        query = query.where(status_is(filt.status, now=now, policy=policy))
     if filt.category is not None:
         query = query.where(Report.category == filt.category)
     if filt.subject is not None:
@@ -490,20 +498,13 @@ async def list_reports(
         query = query.where(Report.filed_at >= filt.filed_since)
     if filt.filed_until is not None:
         query = query.where(Report.filed_at < filt.filed_until)
-    # Status depends on time and disputes, so it is filtered after the read.
-    page: list[ReportView] = []
-    cursor = after
-    while True:
-        batch_query = query if cursor is None else query.where(Report.id > cursor)
-        batch = list(await session.scalars(batch_query.order_by(Report.id).limit(limit)))
-        for view in await views(session, batch, now=now, policy=policy):
-            if filt.status is None or view.status is filt.status:
-                page.append(view)
-                if len(page) == limit:
-                    return page, view.id
-        if len(batch) < limit:
-            return page, None
-        cursor = batch[-1].id
+    if cursor is not None:
+        (after,) = pagination.decode(cursor, "reports", [uuid.UUID])
+        query = query.where(Report.id > after)
+    rows = list(await session.scalars(query.order_by(Report.id).limit(limit + 1)))
+    page = await views(session, rows[:limit], now=now, policy=policy)
+    more = len(rows) > limit
+    return page, pagination.encode("reports", rows[limit - 1].id) if more else None
 
 
 async def record_notice(
