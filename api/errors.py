@@ -189,6 +189,8 @@ async def _ledger_error(request: Request, exc: Exception) -> Response:
         extra["existing_report_id"] = exc.report_id
     if isinstance(exc, errors.Unavailable):
         headers["Retry-After"] = "1"
+    if isinstance(exc, errors.NotYet):
+        headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, errors.RateLimited):
         headers.update(exc.headers)
     return problem_response(

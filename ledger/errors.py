@@ -4,7 +4,8 @@
     ├── InvalidInput            the caller sent something that cannot be accepted
     ├── NotFound                no such object, or not one the caller may see
     ├── Conflict                the object exists in a state that forbids the change
-    │   └── DuplicateReport     another report already uses this case reference
+    │   ├── DuplicateReport     another report already uses this case reference
+    │   └── NotYet              it will exist shortly (a receipt before its checkpoint)
     ├── AuthenticationFailed    who the caller is could not be established
     │   ├── InvalidClient       client id or secret wrong, client revoked, member suspended
     │   ├── InvalidCredentials  a user's name or password is wrong, or the user is disabled
@@ -56,6 +57,15 @@ class DuplicateReport(Conflict):
     def __init__(self, message: str, *, report_id: str) -> None:
         super().__init__(message, current_state="exists")
         self.report_id = report_id
+
+
+class NotYet(Conflict):
+    """What was asked for exists, but not yet in the form asked for; ask again in
+    ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, current_state="pending")
+        self.retry_after = retry_after
 
 
 class AuthenticationFailed(LedgerError):

@@ -26,7 +26,7 @@ from ledger.access.permissions import Permission
 from ledger.audit import activity, checkpoints, queries, verify
 from ledger.audit.queries import EventFilter
 from ledger.audit.tags import ActorType, Outcome, Tag
-from ledger.client.receipts import Invalid, verify_receipt
+from ledger.client.proofs import Invalid, verify_receipt
 from ledger.db import create_snapshot_sessionmaker
 from ledger.disputes import service as disputes
 from ledger.disputes.models import Resolution

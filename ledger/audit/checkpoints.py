@@ -48,17 +48,15 @@ async def at_size(session: AsyncSession, size: int) -> CheckpointView:
     return _view(row)
 
 
-async def covering(session: AsyncSession, size: int) -> CheckpointView:
-    """The smallest checkpoint whose tree includes the first ``size`` leaves."""
+async def covering(session: AsyncSession, size: int) -> CheckpointView | None:
+    """The smallest checkpoint whose tree includes the first ``size`` leaves, if any."""
     row = await session.scalar(
         sa.select(AuditCheckpoint)
         .where(AuditCheckpoint.tree_size >= size)
         .order_by(AuditCheckpoint.tree_size)
         .limit(1)
     )
-    if row is None:
-        raise NotFound("no checkpoint covers that leaf yet; try again shortly")
-    return _view(row)
+    return None if row is None else _view(row)
 
 
 async def history(

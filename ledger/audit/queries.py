@@ -23,7 +23,7 @@ from ledger.audit.checkpoints import CheckpointView
 from ledger.audit.models import AuditEventRow, AuditLeaf
 from ledger.audit.sequencer import stored_event
 from ledger.audit.tree import inclusion_proof
-from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.errors import InvalidInput, NotFound, NotYet
 
 MAX_PAGE = 500
 
@@ -93,6 +93,10 @@ class Receipt:
     leaf_hash: bytes
     proof: list[bytes]
     checkpoint: CheckpointView
+
+
+# How long a receipt waits for its checkpoint, at most: the service signs one a minute.
+CHECKPOINT_RETRY_SECONDS = 60
 
 
 def encode_cursor(event_id: int) -> str:
@@ -177,9 +181,9 @@ async def receipt_for_event(
         sa.select(AuditLeaf.leaf_index).where(AuditLeaf.event_id == event_id)
     )
     if leaf_index is None:
-        raise Conflict(
+        raise NotYet(
             "the event is not in the tree yet; a receipt is available within seconds",
-            current_state="pending",
+            retry_after=1,
         )
     return await _receipt(session, row, int(leaf_index), tree_size)
 
@@ -202,6 +206,12 @@ async def _receipt(
 ) -> Receipt:
     if tree_size is None:
         checkpoint = await checkpoints.covering(session, leaf_index + 1)
+        if checkpoint is None:
+            raise NotYet(
+                "the event is in the tree but no checkpoint covers it yet; checkpoints are "
+                "signed every minute",
+                retry_after=CHECKPOINT_RETRY_SECONDS,
+            )
     else:
         checkpoint = await checkpoints.at_size(session, tree_size)
         if checkpoint.tree_size <= leaf_index:

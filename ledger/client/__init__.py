@@ -16,7 +16,7 @@ from ledger.client._core import (
 )
 from ledger.client.client import AsyncLedgerClient, LedgerClient
 from ledger.client.identifiers import InvalidIdentifier, Kind, normalize, oprf_input
-from ledger.client.receipts import Invalid as InvalidReceipt
+from ledger.client.proofs import Invalid as InvalidReceipt
 from ledger.pseudonyms.voprf import InvalidProof
 
 __all__ = [

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from ledger.client.identifiers import Kind, oprf_input
-from ledger.client.receipts import verify_receipt
+from ledger.client.proofs import verify_receipt
 from ledger.pseudonyms.voprf import VOPRF, Suite, output_to_pseudonym
 
 SUITE = Suite(VOPRF)

@@ -180,7 +180,7 @@ class _Api:
     def audit_receipt(self, event_id: int, verifier_key: str) -> Any:
         """Fetch the receipt of one of your audit events (e.g. a risk answer's
         ``audit_event_id``) and verify it against the pinned checkpoint key; returns
-        the event. Raises ``ledger.client.receipts.Invalid`` if it does not verify."""
+        the event. Raises ``ledger.client.proofs.Invalid`` if it does not verify."""
         return self._run(self._flows.audit_receipt(event_id, verifier_key))
 
     def _map(self, flow: Flow, f: Any) -> Any:

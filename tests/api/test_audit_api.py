@@ -3,8 +3,12 @@ operators cannot, members get receipts for their own events that verify offline.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.permissions import Role
 from ledger.audit import merkle
-from ledger.client.receipts import Invalid, verify_receipt
+from ledger.client.proofs import Invalid, verify_receipt
 from ledger.members import service as members
 from ledger.runtime import Runtime
 from tests.factories import Credential, bearer, get_token, make_credential, make_user, op
@@ -156,7 +160,7 @@ async def _token_event(client: httpx.AsyncClient, auditor: str, credential: Cred
 
 
 async def test_members_get_receipts_for_their_own_events_that_verify_offline(
-    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime, auditor: str
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime, auditor: str, tmp_path: Path
 ) -> None:
     mine = await make_credential(session, runtime)
     theirs = await make_credential(session, runtime)
@@ -168,6 +172,12 @@ async def test_members_get_receipts_for_their_own_events_that_verify_offline(
     pending = await client.get(f"/v1/audit/events/{my_event}/receipt", headers=bearer(token))
     assert pending.status_code == 409
     assert pending.json()["current_state"] == "pending"
+    assert pending.headers["retry-after"] == "1"
+    await runtime.audit.integrate()
+    # In the tree, but no checkpoint signs it yet: "come back", not "not yours" (404).
+    unsigned = await client.get(f"/v1/audit/events/{my_event}/receipt", headers=bearer(token))
+    assert unsigned.status_code == 409, unsigned.text
+    assert unsigned.headers["retry-after"] == "60"
 
     await runtime.audit.checkpoint()
     response = await client.get(f"/v1/audit/events/{my_event}/receipt", headers=bearer(token))
@@ -187,6 +197,44 @@ async def test_members_get_receipts_for_their_own_events_that_verify_offline(
     tampered = dict(receipt, leaf_index=receipt["leaf_index"] ^ 1)
     with pytest.raises(Invalid):
         verify_receipt(tampered, verifier_key)
+    # RFC 9162's checks on the inputs: integers in range, 32-byte hashes, the right types.
+    short_hash = base64.b64encode(b"\x00" * 31).decode()
+    malformed: list[object] = [
+        dict(receipt, leaf_index=-128),
+        dict(receipt, leaf_index=str(receipt["leaf_index"])),
+        dict(receipt, leaf_index=receipt["leaf_index"] + 0.9),
+        dict(receipt, leaf_index=True),
+        dict(receipt, leaf_index=receipt["tree_size"]),
+        dict(receipt, tree_size=str(receipt["tree_size"])),
+        dict(receipt, inclusion_proof=[short_hash, *receipt["inclusion_proof"]]),
+        dict(receipt, inclusion_proof="nope"),
+        dict(receipt, leaf_hash="***"),
+        {k: v for k, v in receipt.items() if k != "checkpoint"},
+        [receipt],
+    ]
+    for bad in malformed:
+        with pytest.raises(Invalid):
+            verify_receipt(bad, verifier_key)
+    for bad_key in ["", "no-plus-signs", verifier_key[:-4] + "AAAA", 7]:
+        with pytest.raises(Invalid):
+            verify_receipt(receipt, bad_key)
+    # The command line: one line either way, no warning, no traceback.
+    good_file, bad_file = tmp_path / "receipt.json", tmp_path / "bad.json"
+    good_file.write_text(json.dumps(receipt))
+    bad_file.write_text(json.dumps(dict(receipt, leaf_index=-128)))
+    command = [sys.executable, "-W", "error", "-m", "ledger.client.receipts"]
+    for path, code, start in [(good_file, 0, "OK: "), (bad_file, 1, "INVALID: ")]:
+        run = await asyncio.to_thread(
+            subprocess.run,
+            [*command, str(path), verifier_key],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert run.returncode == code, run.stderr
+        output = (run.stdout + run.stderr).splitlines()
+        assert len(output) == 1, output
+        assert output[0].startswith(start), output
 
     other = await client.get(f"/v1/audit/events/{their_event}/receipt", headers=bearer(token))
     assert other.status_code == 404  # another member's event does not exist for this one
