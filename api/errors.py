@@ -273,12 +273,12 @@ async def _database_unavailable(_request: Request, exc: Exception) -> Response:
     # Locked (SQLite busy timeout), unreachable, pool exhausted: the caller may retry.
     # Nothing was committed, because the request's transaction rolled back.
     log.warning("database unavailable", extra={"error": type(exc).__name__})
+    return _unavailable("the database is busy or unreachable; nothing was changed, retry shortly")
+
+
+def _unavailable(detail: str) -> JSONResponse:
     return problem_response(
-        503,
-        "unavailable",
-        "Service unavailable",
-        "the database is busy or unreachable; nothing was changed, retry shortly",
-        headers={"Retry-After": "1"},
+        503, "unavailable", "Service unavailable", detail, headers={"Retry-After": "1"}
     )
 
 
@@ -303,12 +303,8 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     # Retried by api/retry.py; this answer reaches the client after the last attempt.
     mark_retryable(request.scope)
     log.info("transaction lost to a concurrent one", extra={"error": type(exc).__name__})
-    return problem_response(
-        503,
-        "unavailable",
-        "Service unavailable",
-        "concurrent requests changed the same records; nothing was changed, retry shortly",
-        headers={"Retry-After": "1"},
+    return _unavailable(
+        "concurrent requests changed the same records; nothing was changed, retry shortly"
     )
 
 

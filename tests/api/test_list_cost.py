@@ -59,6 +59,36 @@ async def _seed(runtime: Runtime, rows: list[dict[str, Any]]) -> None:
             await session.execute(sa.insert(table_of(Report)), rows[start : start + 500])
 
 
+async def _dispute(
+    runtime: Runtime,
+    report: dict[str, Any],
+    *,
+    by: Member,
+    opened_at: dt.datetime,
+    deadline: dt.datetime,
+) -> None:
+    """An open dispute on a seeded report, opened by ``by``."""
+    async with runtime.sessionmaker() as session, session.begin():
+        dispute = Dispute(
+            id=uuid7(),
+            subject=report["subject"],
+            opened_by=by.credential.member.id,
+            reference=f"ref-{os.urandom(4).hex()}",
+            opened_at=opened_at,
+            deadline=deadline,
+        )
+        session.add(dispute)
+        await session.flush()
+        session.add(
+            DisputeItem(
+                dispute_id=dispute.id,
+                report_id=report["id"],
+                reporting_member_id=report["member_id"],
+                resolution=Resolution.OPEN,
+            )
+        )
+
+
 @contextmanager
 def _statements(runtime: Runtime) -> Iterator[list[str]]:
     seen: list[str] = []
@@ -133,26 +163,11 @@ async def test_disputes_page_by_cursor(
     now = clock.now()
     reports = [_row(acme, now) for _ in range(5)]
     await _seed(runtime, reports)
-    async with runtime.sessionmaker() as session, session.begin():
-        for n, report in enumerate(reports):
-            dispute = Dispute(
-                id=uuid7(),
-                subject=report["subject"],
-                opened_by=other.credential.member.id,
-                reference=f"ref-{n}",
-                opened_at=now - dt.timedelta(hours=n),
-                deadline=now + (10 - n) * DAY,
-            )
-            session.add(dispute)
-            await session.flush()
-            session.add(
-                DisputeItem(
-                    dispute_id=dispute.id,
-                    report_id=report["id"],
-                    reporting_member_id=acme.credential.member.id,
-                    resolution=Resolution.OPEN,
-                )
-            )
+    for n, report in enumerate(reports):
+        opened_at = now - dt.timedelta(hours=n)
+        await _dispute(
+            runtime, report, by=other, opened_at=opened_at, deadline=now + (10 - n) * DAY
+        )
     for member, params, key in [
         (acme, {"assigned": "me"}, "items"),
         (other, {"opened": "me"}, "disputes"),
@@ -189,28 +204,9 @@ async def test_the_status_conditions_agree_with_the_status_rule(
         row = _row(acme, now, state=state, notified_at=notified, filed_at=filed)
         cases.append((row, deadline))
     await _seed(runtime, [row for row, _ in cases])
-    async with runtime.sessionmaker() as session, session.begin():
-        for row, deadline in cases:
-            if deadline is None:
-                continue
-            dispute = Dispute(
-                id=uuid7(),
-                subject=row["subject"],
-                opened_by=other.credential.member.id,
-                reference="r",
-                opened_at=now - 2 * DAY,
-                deadline=deadline,
-            )
-            session.add(dispute)
-            await session.flush()
-            session.add(
-                DisputeItem(
-                    dispute_id=dispute.id,
-                    report_id=row["id"],
-                    reporting_member_id=acme.credential.member.id,
-                    resolution=Resolution.OPEN,
-                )
-            )
+    for row, deadline in cases:
+        if deadline is not None:
+            await _dispute(runtime, row, by=other, opened_at=now - 2 * DAY, deadline=deadline)
     expected = {
         row["id"]: status(
             state=row["state"],
