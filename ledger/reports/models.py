@@ -25,6 +25,7 @@ class Report(Base):
         sa.Index("ix_reports_member_filed", "member_id", "filed_at"),
         # A member's list, filtered by status and paged by id (ledger/reports/queries.py).
         sa.Index("ix_reports_member_state_id", "member_id", "state", "id"),
+        sa.Index("ix_reports_member_category_id", "member_id", "category", "id"),
         sa.Index("ix_reports_expires_at", "expires_at"),
         sa.CheckConstraint("amount_minor > 0", name="amount_positive"),
     )

@@ -1,4 +1,4 @@
-"""Lists page on an index: a member's reports by state and id.
+"""Lists page on an index: a member's reports by state, and by category, in id order.
 
 Revision ID: 20261201_0007
 Revises: 20261123_0006
@@ -19,7 +19,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index("ix_reports_member_state_id", "reports", ["member_id", "state", "id"])
+    op.create_index("ix_reports_member_category_id", "reports", ["member_id", "category", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_reports_member_category_id", table_name="reports")
     op.drop_index("ix_reports_member_state_id", table_name="reports")
