@@ -297,7 +297,15 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
+# PostgreSQL refuses text it cannot store (a NUL character, say): the input's fault, and
+# nothing was written, since the transaction rolled back.
+UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+
+
 async def _database_error(request: Request, exc: Exception) -> Response:
+    if getattr(getattr(exc, "orig", None), "sqlstate", None) in UNSTORABLE_TEXT_SQLSTATES:
+        detail = "text may not contain the NUL character (or bytes that are not UTF-8)"
+        return validation_response([{"field": "body", "detail": detail}])
     if not is_transient(exc):
         return await _unexpected(request, exc)
     # Retried by api/retry.py; this answer reaches the client after the last attempt.

@@ -15,7 +15,13 @@ from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import BodyTooLarge, internal_error_response, problem_response, too_large_response
+from api.errors import (
+    BodyTooLarge,
+    internal_error_response,
+    problem_response,
+    too_large_response,
+    validation_response,
+)
 from ledger.logs import request_id_var
 
 access_log = logging.getLogger("ledger.access")
@@ -167,7 +173,15 @@ class RequestLimits:
         self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if b"%00" in scope["query_string"]:
+            # No text the ledger stores or searches may hold a NUL (PostgreSQL refuses it).
+            detail = "query parameters may not contain the NUL character (%00)"
+            await validation_response([{"field": "query", "detail": detail}])(scope, receive, send)
+            return
+        if scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]

@@ -371,6 +371,7 @@ async def test_a_signed_token_with_impossible_times_is_refused_not_a_500(
     times: dict[str, Any],
 ) -> None:
     claims = _claims(credential, clock)
+    times = dict(times)  # the parameter is shared by both backends' runs
     after = times.pop("exp_after_iat", None)
     claims.update(times)
     if after is not None:
