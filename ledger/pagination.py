@@ -13,7 +13,8 @@ import binascii
 import datetime as dt
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from ledger.errors import InvalidInput
 
@@ -21,6 +22,20 @@ Key = int | str | uuid.UUID | dt.datetime
 
 _VERSION = "c1"
 _BAD_CURSOR = "the cursor is not one this ledger gave out for this list: pass next_cursor unchanged"
+
+
+T = TypeVar("T")
+
+
+def cut(
+    rows: Sequence[T], limit: int, kind: str, key: Callable[[T], tuple[Key, ...]]
+) -> tuple[list[T], str | None]:
+    """A page from ``limit + 1`` rows read in the list's order: the first ``limit``, and
+    the cursor after the last of them if the extra row shows there is more."""
+    page = list(rows[:limit])
+    if len(rows) <= limit:
+        return page, None
+    return page, encode(kind, *key(page[-1]))
 
 
 def encode(kind: str, *key: Key) -> str:

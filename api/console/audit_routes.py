@@ -249,7 +249,7 @@ async def event_page(request: Request, event_id: EventId, who: Auditor) -> HTMLR
 async def integrity(request: Request, who: Auditor) -> HTMLResponse:
     runtime = runtime_of(request)
     async with runtime.read_sessionmaker() as read:
-        history = await checkpoints.history(read, limit=50)
+        history, _ = await checkpoints.history(read, limit=50)
     return render(request, "integrity.html", who, history=history, result=None)
 
 
@@ -274,7 +274,7 @@ async def verify_now(request: Request, who: Auditor) -> HTMLResponse:
         )
     )
     async with runtime.read_sessionmaker() as read:
-        history = await checkpoints.history(read, limit=50)
+        history, _ = await checkpoints.history(read, limit=50)
     return render(request, "integrity.html", who, history=history, result=report)
 
 

@@ -29,7 +29,6 @@ from api.schemas.audit import (
     VerifierKey,
     VerifierKeys,
 )
-from ledger import pagination
 from ledger.access.permissions import Permission
 from ledger.access.principals import Principal
 from ledger.audit import checkpoints, merkle, queries, tree
@@ -89,12 +88,7 @@ async def checkpoint_history(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> CheckpointList:
     """Signed checkpoints, newest first."""
-    before = None if cursor is None else pagination.decode_int(cursor, "checkpoints")
-    views = await checkpoints.history(session, before=before, limit=limit + 1)
-    next_cursor = None
-    if len(views) > limit:
-        views = views[:limit]
-        next_cursor = pagination.encode("checkpoints", views[-1].tree_size)
+    views, next_cursor = await checkpoints.history(session, cursor=cursor, limit=limit)
     return CheckpointList(checkpoints=[_checkpoint(v) for v in views], next_cursor=next_cursor)
 
 

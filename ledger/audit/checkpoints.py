@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ledger import pagination
 from ledger.access.keys import KeyRing, SigningKey
 from ledger.audit import notes
 from ledger.audit.models import AuditCheckpoint
@@ -60,12 +61,16 @@ async def covering(session: AsyncSession, size: int) -> CheckpointView | None:
 
 
 async def history(
-    session: AsyncSession, *, before: int | None = None, limit: int = 100
-) -> list[CheckpointView]:
-    query = sa.select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(limit)
-    if before is not None:
+    session: AsyncSession, *, cursor: str | None = None, limit: int = 100
+) -> tuple[list[CheckpointView], str | None]:
+    """Signed checkpoints, newest first: a page and the cursor of the next."""
+    query = sa.select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc())
+    if cursor is not None:
+        before = pagination.decode_int(cursor, "checkpoints")
         query = query.where(AuditCheckpoint.tree_size < before)
-    return [_view(r) for r in await session.scalars(query)]
+    rows = list(await session.scalars(query.limit(limit + 1)))
+    page, next_cursor = pagination.cut(rows, limit, "checkpoints", lambda r: (r.tree_size,))
+    return [_view(r) for r in page], next_cursor
 
 
 async def create(

@@ -99,14 +99,6 @@ class Receipt:
 CHECKPOINT_RETRY_SECONDS = 60
 
 
-def encode_cursor(event_id: int) -> str:
-    return pagination.encode("events", event_id)
-
-
-def decode_cursor(cursor: str) -> int:
-    return pagination.decode_int(cursor, "events")
-
-
 def _query(principal: Principal, filt: EventFilter) -> sa.Select[AuditEventRow, int]:
     require(principal, Permission.AUDIT_READ)
     return (
@@ -133,12 +125,10 @@ async def list_events(
         raise InvalidInput(f"limit is 1 to {MAX_PAGE}", fields=("limit",))
     query = _query(principal, filt)
     if cursor is not None:
-        query = query.where(AuditEventRow.id < decode_cursor(cursor))
+        query = query.where(AuditEventRow.id < pagination.decode_int(cursor, "events"))
     result = await session.execute(query.order_by(AuditEventRow.id.desc()).limit(limit + 1))
-    rows = [(row, leaf) for row, leaf in result]
-    events = [_view(row, leaf) for row, leaf in rows[:limit]]
-    more = len(rows) > limit
-    return Page(events=events, next_cursor=encode_cursor(rows[limit - 1][0].id) if more else None)
+    rows, next_cursor = pagination.cut(list(result), limit, "events", lambda r: (r[0].id,))
+    return Page(events=[_view(row, leaf) for row, leaf in rows], next_cursor=next_cursor)
 
 
 async def stream_events(

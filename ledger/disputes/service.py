@@ -207,11 +207,12 @@ async def list_assigned(
         after = pagination.decode(cursor, "assigned", [dt.datetime, uuid.UUID, uuid.UUID])
         query = query.where(sa.tuple_(*order) > sa.tuple_(*(sa.literal(v) for v in after)))
     rows = list(await session.execute(_with_resolution(query, resolution, now).limit(limit + 1)))
-    items = [_item(item, dispute, now) for item, dispute in rows[:limit]]
-    if len(rows) <= limit:
-        return items, None
-    last = items[-1]
-    return items, pagination.encode("assigned", last.deadline, last.report_id, last.dispute_id)
+    return pagination.cut(
+        [_item(item, dispute, now) for item, dispute in rows],
+        limit,
+        "assigned",
+        lambda i: (i.deadline, i.report_id, i.dispute_id),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,8 +288,12 @@ async def list_opened(
     if cursor is not None:
         after = pagination.decode(cursor, "opened", [dt.datetime, uuid.UUID])
         query = query.where(sa.tuple_(*order) < sa.tuple_(*(sa.literal(v) for v in after)))
-    disputes = list(await session.scalars(query.limit(limit + 1)))
-    page = disputes[:limit]
+    page, next_cursor = pagination.cut(
+        list(await session.scalars(query.limit(limit + 1))),
+        limit,
+        "opened",
+        lambda d: (d.opened_at, d.id),
+    )
     items: dict[uuid.UUID, list[DisputeItem]] = {d.id: [] for d in page}
     if page:
         for item in await session.scalars(
@@ -297,10 +302,7 @@ async def list_opened(
             .order_by(DisputeItem.report_id)
         ):
             items[item.dispute_id].append(item)
-    views = [_dispute_view_of(d, items[d.id], now) for d in page]
-    if len(disputes) <= limit:
-        return views, None
-    return views, pagination.encode("opened", page[-1].opened_at, page[-1].id)
+    return [_dispute_view_of(d, items[d.id], now) for d in page], next_cursor
 
 
 async def resolve(

@@ -502,9 +502,8 @@ async def list_reports(
         (after,) = pagination.decode(cursor, "reports", [uuid.UUID])
         query = query.where(Report.id > after)
     rows = list(await session.scalars(query.order_by(Report.id).limit(limit + 1)))
-    page = await views(session, rows[:limit], now=now, policy=policy)
-    more = len(rows) > limit
-    return page, pagination.encode("reports", rows[limit - 1].id) if more else None
+    page, next_cursor = pagination.cut(rows, limit, "reports", lambda r: (r.id,))
+    return await views(session, page, now=now, policy=policy), next_cursor
 
 
 async def record_notice(
