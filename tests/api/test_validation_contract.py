@@ -16,7 +16,6 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import api.schemas
 from api.schemas import RequestModel
 from ledger.access.permissions import Role
 from ledger.clock import FrozenClock
@@ -74,7 +73,6 @@ def test_every_number_in_a_request_model_is_strict() -> None:
         and not any(type(m).__name__ == "Strict" for m in info.metadata)
     ]
     assert loose == []
-    assert api.schemas.Integer is not int
 
 
 @pytest.mark.parametrize("path", JSON_ROUTES)
