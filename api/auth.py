@@ -154,3 +154,9 @@ def authorize(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     setattr(dependency, PERMISSION_ATTR, permission)
     dependency.__name__ = f"authorize_{permission.name.lower()}"
     return dependency
+
+
+def client_address(request: Request) -> str:
+    """The caller's address, as the server sees it (behind a proxy: as the server was
+    told to trust it), for per-address limits."""
+    return request.client.host if request.client is not None else "unknown"

@@ -84,11 +84,19 @@ _HTTP_SLUGS = {
 class OAuthError(Exception):
     """An RFC 6749 §5.2 error from the token endpoint (plain JSON, not problem+json)."""
 
-    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        *,
+        status: int = 400,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
+        self.headers = dict(headers or {})
 
 
 def _too_large(limit: int) -> str:
@@ -109,7 +117,7 @@ def too_large_response(limit: int) -> JSONResponse:
 
 async def _oauth_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OAuthError)
-    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache", **exc.headers}
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="refund-ledger"'
     return JSONResponse(

@@ -189,6 +189,12 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         _fail(
             "no pseudonym key found: run `ledger init` (it keeps what exists, adds what is missing)"
         )
+    if settings.workers > 1 and settings.rate_limit_storage.startswith("memory"):
+        _fail(
+            "LEDGER_RATE_LIMIT_STORAGE=memory:// counts in each worker apart, so "
+            f"{settings.workers} workers would let {settings.workers} times every limit "
+            "through: use `database` (the default) or a redis:// URL"
+        )
     current = _run(lambda: _current_revision(settings))
     if current != db.head_revision():
         _fail(

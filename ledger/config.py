@@ -104,10 +104,16 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Per member id, e.g. {"0196…": "5000/minute;1000000/day"}.',
     )
-    rate_limit_storage: str = "memory://"
+    # "database" (shared by every worker, the default), "redis://host:6379", or
+    # "memory://" (one process only; ledger/rate_limits.py).
+    rate_limit_storage: str = "database"
     # Failed console sign-ins before the account (or the address) is locked for a while.
     sign_in_failures_per_account: str = "5/15minutes"
     sign_in_failures_per_address: str = "50/15minutes"
+    # Failed client authentications at /oauth/token, per client id and per address: past
+    # them, the token endpoint refuses before it spends an argon2 check.
+    token_failures_per_client: str = "10/15minutes"  # noqa: S105  (a limit, not a secret)
+    token_failures_per_address: str = "50/15minutes"  # noqa: S105
 
     # Console sessions end after this long without a request, and this long after sign-in.
     console_idle_minutes: int = Field(default=15, ge=1, le=240)
@@ -134,7 +140,11 @@ class Settings(BaseSettings):
         return self.public_url or f"http://{self.host}:{self.port}"
 
     @field_validator(
-        "pseudonym_rate_limit", "sign_in_failures_per_account", "sign_in_failures_per_address"
+        "pseudonym_rate_limit",
+        "sign_in_failures_per_account",
+        "sign_in_failures_per_address",
+        "token_failures_per_client",
+        "token_failures_per_address",
     )
     @classmethod
     def _a_rate_limit(cls, value: str) -> str:

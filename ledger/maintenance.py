@@ -1,8 +1,8 @@
 """The periodic jobs that turn time-based rules into recorded, audited transitions:
 unanswered disputes suppress their reports, un-noticed reports are suspended, and
-expired reports are erased to a tombstone. Run by `ledger retention run` and, every
-minute, by the service. One run at a time across processes (an advisory lock on
-PostgreSQL; SQLite's write lock)."""
+expired reports are erased to a tombstone (spent rate-limit counters are deleted too).
+Run by `ledger retention run` and, every minute, by the service. One run at a time
+across processes (an advisory lock on PostgreSQL; SQLite's write lock)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ledger import rate_limits
 from ledger.clock import Clock
 from ledger.context import Operation
 from ledger.disputes import service as disputes
@@ -30,6 +31,7 @@ class MaintenanceResult:
     disputes_unanswered: int
     reports_suspended: int
     reports_purged: int
+    rate_counters_purged: int
 
 
 async def run(
@@ -48,6 +50,7 @@ async def run(
             disputes_unanswered=await disputes.suppress_unanswered(session, op),
             reports_suspended=await reports.suspend_unnoticed(session, op, policy=policy),
             reports_purged=await reports.purge_expired(session, op),
+            rate_counters_purged=await rate_limits.purge_expired(session),
         )
 
 

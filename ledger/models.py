@@ -11,6 +11,7 @@ from ledger.console.models import ConsoleSession
 from ledger.db import Base
 from ledger.disputes.models import Dispute, DisputeItem
 from ledger.members.models import Client, Member, User
+from ledger.rate_limits import RateCounter
 from ledger.reports.models import IdempotencyKey, Report, ReportAction, ReportStatement
 from ledger.scoring.policies import StoredPolicy
 
@@ -28,6 +29,7 @@ __all__ = [
     "DisputeItem",
     "IdempotencyKey",
     "Member",
+    "RateCounter",
     "Report",
     "ReportAction",
     "ReportStatement",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ledger.access.keys import KeyRingSource
@@ -20,6 +21,7 @@ from ledger.maintenance import MaintenanceLoop
 from ledger.pseudonyms.keys import KEY_DIR as PSEUDONYM_KEY_DIR
 from ledger.pseudonyms.keys import PseudonymKey, load_key
 from ledger.pseudonyms.limits import EvaluationLimiter
+from ledger.rate_limits import DATABASE, sliding_window
 from ledger.reports.policy import ReportPolicy
 from ledger.scoring.policies import PolicySource
 from ledger.scoring.service import PostgresReports
@@ -60,6 +62,12 @@ class Runtime:
     pseudonym_key: PseudonymKey
     evaluation_limiter: EvaluationLimiter
     sign_in_guard: SignInGuard
+    token_guard: SignInGuard
+    # Rate-limit counters in the database commit on their own, outside any request's
+    # transaction (a refusal must be counted though its request rolls back): a pool of
+    # their own, so they never wait for a connection a request holds.
+    limits_engine: AsyncEngine | None
+    limiter: SlidingWindowCounterRateLimiter
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -88,6 +96,12 @@ class Runtime:
         )
         dsn = postgres_dsn(settings.resolved_database_url)
         access_cache = AccessCache()
+        limits_engine = (
+            create_engine(settings.resolved_database_url, pool_size=2)
+            if settings.rate_limit_storage == DATABASE
+            else None
+        )
+        limiter = sliding_window(settings.rate_limit_storage, limits_engine)
         return cls(
             settings=settings,
             clock=clock,
@@ -132,13 +146,21 @@ class Runtime:
             evaluation_limiter=EvaluationLimiter(
                 settings.pseudonym_rate_limit,
                 settings.pseudonym_rate_limits_by_member,
-                storage=settings.rate_limit_storage,
+                limiter=limiter,
             ),
             sign_in_guard=SignInGuard(
                 settings.sign_in_failures_per_account,
                 settings.sign_in_failures_per_address,
-                storage=settings.rate_limit_storage,
+                limiter=limiter,
             ),
+            token_guard=SignInGuard(
+                settings.token_failures_per_client,
+                settings.token_failures_per_address,
+                limiter=limiter,
+                namespace="token",
+            ),
+            limits_engine=limits_engine,
+            limiter=limiter,
         )
 
     def start(self) -> None:
@@ -157,4 +179,6 @@ class Runtime:
         await self.maintenance.stop()
         await self.audit.stop()
         await self.audit.engine.dispose()
+        if self.limits_engine is not None:
+            await self.limits_engine.dispose()
         await self.engine.dispose()

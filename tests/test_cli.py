@@ -167,6 +167,13 @@ def test_serve_refuses_to_start_without_keys(env: dict[str, str]) -> None:
     assert "ledger init" in result.stderr
 
 
+def test_serve_refuses_per_process_limits_with_several_workers(env: dict[str, str]) -> None:
+    run(env, "init")
+    result = run({**env, "LEDGER_RATE_LIMIT_STORAGE": "memory://"}, "serve", "--workers", "2")
+    assert result.exit_code == 1
+    assert "2 times every limit" in result.stderr
+
+
 def test_audit_checkpoint_and_verify(env: dict[str, str], database_url: str) -> None:
     run(env, "init")
     member = ok(env, "members", "create", "--name", "acme")
@@ -211,6 +218,7 @@ def test_retention_run_reports_what_it_did(env: dict[str, str]) -> None:
         "disputes_unanswered": 0,
         "reports_suspended": 0,
         "reports_purged": 0,
+        "rate_counters_purged": 0,
     }
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from api.auth import client_address
 from api.console.web import (
     COOKIE,
     PREFIX,
@@ -23,7 +24,7 @@ from api.console.web import (
     secure_cookies,
     session_policy,
 )
-from api.routers.auth import check_sign_in, client_address
+from api.routers.auth import check_sign_in
 from ledger.access.permissions import Permission
 from ledger.audit.events import Actor
 from ledger.audit.tags import Tag

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from api.auth import client_address
 from api.deps import RuntimeDep, SessionDep
 from api.schemas.auth import SignIn, UserToken
 from ledger.audit.events import Actor
@@ -16,10 +17,6 @@ from ledger.members import service as members
 from ledger.runtime import Runtime
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client is not None else "unknown"
 
 
 async def check_sign_in(

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, unquote_plus
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from api.auth import client_address
 from api.deps import RuntimeDep, SessionDep
 from api.errors import OAuthError
 from api.schemas.oauth import OAuthErrorResponse, TokenResponse
@@ -48,10 +49,17 @@ _FORM_BODY: dict[str, Any] = {
 }
 
 
+_LOCKED = {"account": "client id", "address": "address"}
+
+
 @router.post(
     "/oauth/token",
     response_model=TokenResponse,
-    responses={400: {"model": OAuthErrorResponse}, 401: {"model": OAuthErrorResponse}},
+    responses={
+        400: {"model": OAuthErrorResponse},
+        401: {"model": OAuthErrorResponse},
+        429: {"model": OAuthErrorResponse, "description": "too many failures: Retry-After"},
+    },
     openapi_extra=_FORM_BODY,
 )
 async def issue_token(request: Request, runtime: RuntimeDep, session: SessionDep) -> JSONResponse:
@@ -69,19 +77,33 @@ async def issue_token(request: Request, runtime: RuntimeDep, session: SessionDep
             "unsupported_grant_type", f"only grant_type={GRANT_TYPE} is supported here"
         )
     client_id, client_secret = _client_credentials(request, params)
+    address = client_address(request)
     # Three steps so that argon2id (~100 ms) runs with no transaction or connection
-    # held: read the credential, check the secret, then record its use briefly.
+    # held: read the credential, check the secret, then record its use briefly. Past
+    # too many failures for this client id or this address, no secret is checked at
+    # all, so a flood of guesses costs the ledger no argon2 work.
+    lockout = await runtime.token_guard.check(client_id, address)
     async with runtime.read_sessionmaker() as read:
         credential = await members.find_client_credential(read, client_id)
     try:
+        if lockout is not None:
+            raise OAuthError(  # noqa: TRY301  (audited below, like every refusal)
+                "slow_down",
+                f"too many failed attempts for this {_LOCKED[lockout.scope]}; "
+                f"try again in {lockout.retry_after} s",
+                status=429,
+                headers={"Retry-After": str(lockout.retry_after)},
+            )
         try:
             client = await members.check_client_secret(runtime.hasher, credential, client_secret)
         except InvalidClient as exc:
+            await runtime.token_guard.failed(client_id, address)
             raise OAuthError("invalid_client", exc.message, status=401) from None
         scopes = _granted_scopes(params.get("scope"), client.scopes)
     except OAuthError as refusal:
         await _audit_refusal(runtime, credential, refusal)
         raise
+    await runtime.token_guard.succeeded(client_id)
     issued = runtime.issuer.issue(
         client_id=client.client_id, member_id=client.member_id, scopes=scopes
     )

@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from limits import RateLimitItem
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-from ledger.rate_limits import parse_limits, sliding_window
+from ledger.rate_limits import parse_limits
 
 POLICY = "pseudonym-evaluations"
 
@@ -44,11 +45,15 @@ class Decision:
 
 class EvaluationLimiter:
     def __init__(
-        self, default: str, by_member: Mapping[str, str], *, storage: str = "memory://"
+        self,
+        default: str,
+        by_member: Mapping[str, str],
+        *,
+        limiter: SlidingWindowCounterRateLimiter,
     ) -> None:
         self._default = parse_limits(default)
         self._by_member = {member: parse_limits(text) for member, text in by_member.items()}
-        self._limiter = sliding_window(storage)
+        self._limiter = limiter
 
     def limits_for(self, member_id: uuid.UUID) -> list[RateLimitItem]:
         return self._by_member.get(str(member_id), self._default)
@@ -57,6 +62,9 @@ class EvaluationLimiter:
         """Count ``elements`` evaluations for the member if every window has room."""
         items = self.limits_for(member_id)
         key = str(member_id)
+        # Tested first, so that a refused call is not counted in the windows that had room;
+        # then each hit is atomic in the store, so concurrent workers cannot both take the
+        # last of a window (a window that races to full refuses, its room given back).
         allowed = True
         for item in items:
             if not await self._limiter.test(item, key, cost=elements):
@@ -64,7 +72,9 @@ class EvaluationLimiter:
                 break
         if allowed:
             for item in items:
-                await self._limiter.hit(item, key, cost=elements)
+                if not await self._limiter.hit(item, key, cost=elements):
+                    allowed = False
+                    break
         return await self._decision(items, key, allowed=allowed)
 
     async def _decision(self, items: list[RateLimitItem], key: str, *, allowed: bool) -> Decision:

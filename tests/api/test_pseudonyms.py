@@ -138,7 +138,7 @@ async def test_a_batch_is_1_to_100_elements(acme: Member, count: int) -> None:
 async def test_the_limit_counts_elements_and_says_when_to_return(
     acme: Member, runtime: Runtime
 ) -> None:
-    runtime.evaluation_limiter = EvaluationLimiter("5/hour", {})
+    runtime.evaluation_limiter = EvaluationLimiter("5/hour", {}, limiter=runtime.limiter)
     blinded = [b64(SUITE.blind(bytes([n]))[1]) for n in range(3)]
     ok = await acme.post("/v1/pseudonyms:evaluate", {"blinded_elements": blinded})
     assert ok.status_code == 200
@@ -160,7 +160,7 @@ async def test_limits_are_per_member_and_configurable_per_member(
 ) -> None:
     big = await member(client, session, runtime)
     runtime.evaluation_limiter = EvaluationLimiter(
-        "1/hour", {str(big.credential.member.id): "10/hour"}
+        "1/hour", {str(big.credential.member.id): "10/hour"}, limiter=runtime.limiter
     )
     two = [b64(SUITE.blind(bytes([n]))[1]) for n in range(2)]
     assert (

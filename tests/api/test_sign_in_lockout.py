@@ -53,7 +53,7 @@ async def test_a_success_clears_the_count(
 async def test_one_address_trying_many_accounts_is_slowed(
     client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
 ) -> None:
-    runtime.sign_in_guard = SignInGuard("5/15minutes", "3/15minutes")
+    runtime.sign_in_guard = SignInGuard("5/15minutes", "3/15minutes", limiter=runtime.limiter)
     user = await make_user(session, runtime, password=PASSWORD)
     for n in range(3):
         assert (await sign_in(client, f"nobody-{n}", "guess")).status_code == 401

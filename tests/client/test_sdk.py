@@ -147,7 +147,7 @@ async def test_503_and_429_are_retried_after_retry_after(
     assert transport.sent.count(("POST", "/v1/risk/query")) == 3
     # A limit with no room for a minute: past max_wait, the SDK gives up and says so.
     runtime: Runtime = live[1].state.runtime
-    runtime.evaluation_limiter = EvaluationLimiter("1/minute", {})
+    runtime.evaluation_limiter = EvaluationLimiter("1/minute", {}, limiter=runtime.limiter)
     with sdk(live, credential) as ledger:
         ledger.pseudonymize("email", "b@example.com")
         with pytest.raises(RateLimitedError) as caught:
