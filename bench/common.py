@@ -75,7 +75,7 @@ def running_server(extra_env: dict[str, str] | None = None) -> Iterator[Server]:
     env.update({"LEDGER_DATA_DIR": str(scratch / "data"), "LEDGER_PORT": str(free_port())})
     env["LEDGER_LOG_LEVEL"] = "WARNING"  # access lines would cost the server CPU here
     env.update(extra_env or {})
-    subprocess.run([LEDGER, "init"], env=env, capture_output=True, check=True)
+    subprocess.run([LEDGER, "init", "--allow-superuser"], env=env, capture_output=True, check=True)
     log = (scratch / "serve.log").open("w")
     proc = subprocess.Popen([LEDGER, "serve"], env=env, stderr=log)
     base = f"http://127.0.0.1:{env['LEDGER_PORT']}"

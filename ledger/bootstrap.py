@@ -7,9 +7,10 @@ import secrets
 import shlex
 from dataclasses import dataclass
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledger import db
+from ledger import db, db_roles
 from ledger.access import keys
 from ledger.access.permissions import Role, Scope
 from ledger.access.secrets import SecretHasher
@@ -29,8 +30,60 @@ class InitResult:
     revision: str | None
 
 
-async def initialize(settings: Settings, *, now: dt.datetime) -> InitResult:
-    """Make what is missing (data directory, key rings, schema); keep what exists."""
+class ServiceRoleRefused(Exception):
+    """The service's database role could switch off the audit log's protections."""
+
+
+async def service_role_problem(settings: Settings) -> str | None:
+    """Why the service's PostgreSQL role may not run the ledger, or None (SQLite: None)."""
+    service_url, migration_url = (
+        settings.resolved_database_url,
+        settings.resolved_migration_database_url,
+    )
+    if make_url(service_url).get_backend_name() != "postgresql":
+        return None
+    if db_roles.role_of(service_url) == db_roles.role_of(migration_url):
+        return (
+            "the service would own the tables it writes, and could disable their "
+            "append-only triggers: set LEDGER_MIGRATION_DATABASE_URL to a role that owns "
+            "the schema (docs/operations.md)"
+        )
+    engine = db.create_engine(service_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            problem = await conn.run_sync(db_roles.service_role_problem)
+    finally:
+        await engine.dispose()
+    return None if problem is None else f"the service's database role {problem}"
+
+
+async def migrate(settings: Settings, revision: str = "head") -> str | None:
+    """Migrate as the migration role, then give the service role exactly its privileges
+    (PostgreSQL, when the two differ). Returns the revision reached."""
+    engine = db.create_engine(settings.resolved_migration_database_url, pool_size=1)
+    try:
+        await db.upgrade(engine, revision)
+        service = db_roles.role_of(settings.resolved_database_url)
+        owner = db_roles.role_of(settings.resolved_migration_database_url)
+        if engine.dialect.name == "postgresql" and service and service != owner:
+            async with engine.begin() as conn:
+                await conn.run_sync(db_roles.grant, service)
+        return await db.current_revision(engine)
+    finally:
+        await engine.dispose()
+
+
+async def initialize(
+    settings: Settings, *, now: dt.datetime, allow_superuser: bool = False
+) -> InitResult:
+    """Make what is missing (data directory, key rings, schema); keep what exists.
+
+    On PostgreSQL, refuses (``ServiceRoleRefused``, before it changes anything) a service
+    role that owns the schema or is a superuser, unless ``allow_superuser``."""
+    if not allow_superuser:
+        problem = await service_role_problem(settings)
+        if problem is not None:
+            raise ServiceRoleRefused(problem)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_dir = settings.resolved_key_dir
     key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -38,13 +91,7 @@ async def initialize(settings: Settings, *, now: dt.datetime) -> InitResult:
     created = [ring for ring in KEY_RINGS if keys.ensure_ring(key_dir / ring, now=now)]
     if pseudonym_keys.ensure_key(key_dir / pseudonym_keys.KEY_DIR, now=now):
         created.append(pseudonym_keys.KEY_DIR)
-    engine = db.create_engine(settings.resolved_database_url, pool_size=1)
-    try:
-        await db.upgrade(engine)
-        revision = await db.current_revision(engine)
-    finally:
-        await engine.dispose()
-    return InitResult(created_keys=created, revision=revision)
+    return InitResult(created_keys=created, revision=await migrate(settings))
 
 
 async def create_demo_member(

@@ -133,10 +133,25 @@ def main() -> None:
 
 @main.command()
 @click.option("--demo", is_flag=True, help="On a ledger with no members, create a demo one.")
-def init(demo: bool) -> None:
-    """Create the data directory, keys (0600) and schema; keep whatever already exists."""
+@click.option(
+    "--allow-superuser",
+    is_flag=True,
+    help="PostgreSQL: let the service's role own the schema or be a superuser (for a "
+    "throwaway database only: that role could switch the audit log's protections off).",
+)
+def init(demo: bool, allow_superuser: bool) -> None:
+    """Create the data directory, keys (0600) and schema; keep whatever already exists.
+
+    On PostgreSQL the schema is made by LEDGER_MIGRATION_DATABASE_URL's role, and the
+    service's role (LEDGER_DATABASE_URL) is given only what it uses."""
     settings = _settings()
-    result = _run(lambda: bootstrap.initialize(settings, now=_now()))
+    try:
+        result = _run(
+            lambda: bootstrap.initialize(settings, now=_now(), allow_superuser=allow_superuser)
+        )
+    except bootstrap.ServiceRoleRefused as exc:
+        _fail(f"{exc}; or pass --allow-superuser for a throwaway database")
+        raise  # unreachable
     click.echo(f"ledger: data in {settings.data_dir}, schema at {result.revision}")
     for ring in result.created_keys:
         click.echo(f"ledger: created the {ring} key")
@@ -232,16 +247,16 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
-    """Migrate up to REVISION (default: head)."""
-    _with_engine(lambda engine: db.upgrade(engine, revision))
-    _emit({"revision": _run(lambda: _current_revision(_settings()))})
+    """Migrate up to REVISION (default: head), as LEDGER_MIGRATION_DATABASE_URL's role
+    when set, then grant the service's role what it uses (ledger/db_roles.py)."""
+    _emit({"revision": _run(lambda: bootstrap.migrate(_settings(), revision))})
 
 
 @db_group.command("downgrade")
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
-    """Migrate down to REVISION ('base' removes every table)."""
-    _with_engine(lambda engine: db.downgrade(engine, revision))
+    """Migrate down to REVISION ('base' removes every table), as the migration role."""
+    _with_engine(lambda engine: db.downgrade(engine, revision), migration=True)
     _emit({"revision": _run(lambda: _current_revision(_settings()))})
 
 
@@ -251,9 +266,15 @@ def db_current() -> None:
     _emit({"revision": _run(lambda: _current_revision(_settings())), "head": db.head_revision()})
 
 
-def _with_engine(work: Callable[[Any], Awaitable[None]]) -> None:
+def _with_engine(work: Callable[[Any], Awaitable[None]], *, migration: bool = False) -> None:
     async def go() -> None:
-        engine = db.create_engine(_settings().resolved_database_url, pool_size=1)
+        settings = _settings()
+        url = (
+            settings.resolved_migration_database_url
+            if migration
+            else settings.resolved_database_url
+        )
+        engine = db.create_engine(url, pool_size=1)
         try:
             await work(engine)
         finally:

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL; default is a SQLite file in the data directory.",
     )
+    migration_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL: the role that owns the schema, for `ledger db upgrade` and "
+        "`ledger init`; the service's own role then owns nothing (ledger/db_roles.py).",
+    )
     key_dir: Path | None = Field(
         default=None, description="Key directory; default <data_dir>/keys."
     )
@@ -183,6 +188,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return normalize_database_url(self.database_url)
         return f"sqlite+aiosqlite:///{(self.data_dir / 'ledger.db').resolve()}"
+
+    @property
+    def resolved_migration_database_url(self) -> str:
+        """Where migrations run: the migration role's URL, or the service's own."""
+        if self.migration_database_url:
+            return normalize_database_url(self.migration_database_url)
+        return self.resolved_database_url
 
     @property
     def resolved_key_dir(self) -> Path:

@@ -42,7 +42,7 @@ def ok(env: dict[str, str], *args: str, stdin: str | None = None) -> Any:
 
 
 def test_init_makes_private_keys_and_migrates(env: dict[str, str], tmp_path: Path) -> None:
-    result = run(env, "init")
+    result = run(env, "init", "--allow-superuser")
     assert result.exit_code == 0, result.stderr
     ring = tmp_path / "data" / "keys" / "token"
     assert stat.S_IMODE(ring.stat().st_mode) == 0o700
@@ -52,17 +52,17 @@ def test_init_makes_private_keys_and_migrates(env: dict[str, str], tmp_path: Pat
 
 
 def test_init_demo_prints_the_secret_once(env: dict[str, str]) -> None:
-    first = run(env, "init", "--demo")
+    first = run(env, "init", "--demo", "--allow-superuser")
     assert first.exit_code == 0, first.stderr
     assert "curl -s -u cl_" in first.stdout
-    second = run(env, "init", "--demo")
+    second = run(env, "init", "--demo", "--allow-superuser")
     assert second.exit_code == 0
     assert "lsk_" not in second.stdout
     assert "no demo member created" in second.stdout
 
 
 def test_members_clients_and_keys_walk(env: dict[str, str]) -> None:
-    run(env, "init")
+    run(env, "init", "--allow-superuser")
     member = ok(env, "members", "create", "--name", "acme")
     assert member["name"] == "acme"
     assert member["status"] == "active"
@@ -96,7 +96,7 @@ def test_members_clients_and_keys_walk(env: dict[str, str]) -> None:
 
 
 def test_users_create_reads_the_password_from_stdin(env: dict[str, str]) -> None:
-    run(env, "init")
+    run(env, "init", "--allow-superuser")
     user = ok(
         env,
         "users",
@@ -140,7 +140,7 @@ def test_users_create_reads_the_password_from_stdin(env: dict[str, str]) -> None
 def test_errors_go_to_stderr_with_a_nonzero_exit(
     env: dict[str, str], args: list[str], message: str
 ) -> None:
-    run(env, "init")
+    run(env, "init", "--allow-superuser")
     result = run(env, *args)
     assert result.exit_code != 0
     assert message in result.stderr
@@ -148,7 +148,7 @@ def test_errors_go_to_stderr_with_a_nonzero_exit(
 
 
 def test_a_duplicate_member_is_an_error(env: dict[str, str]) -> None:
-    run(env, "init")
+    run(env, "init", "--allow-superuser")
     ok(env, "members", "create", "--name", "acme")
     result = run(env, "members", "create", "--name", "acme")
     assert result.exit_code == 1
@@ -156,7 +156,7 @@ def test_a_duplicate_member_is_an_error(env: dict[str, str]) -> None:
 
 
 def test_db_downgrade_and_upgrade(env: dict[str, str]) -> None:
-    run(env, "init")
+    run(env, "init", "--allow-superuser")
     assert ok(env, "db", "downgrade", "base")["revision"] is None
     assert ok(env, "db", "upgrade")["revision"] == ok(env, "db", "current")["head"]
 
@@ -168,14 +168,14 @@ def test_serve_refuses_to_start_without_keys(env: dict[str, str]) -> None:
 
 
 def test_serve_refuses_per_process_limits_with_several_workers(env: dict[str, str]) -> None:
-    run(env, "init")
+    run(env, "init", "--allow-superuser")
     result = run({**env, "LEDGER_RATE_LIMIT_STORAGE": "memory://"}, "serve", "--workers", "2")
     assert result.exit_code == 1
     assert "2 times every limit" in result.stderr
 
 
 def test_audit_checkpoint_and_verify(env: dict[str, str], database_url: str) -> None:
-    run(env, "init")
+    run(env, "init", "--allow-superuser")
     member = ok(env, "members", "create", "--name", "acme")
     ok(env, "members", "suspend", member["id"])
     checkpoint = ok(env, "audit", "checkpoint")
@@ -196,7 +196,7 @@ def test_audit_checkpoint_and_verify(env: dict[str, str], database_url: str) -> 
 
 
 def test_the_checkpoint_key_ring_rotates_and_keeps_old_keys(env: dict[str, str]) -> None:
-    run(env, "init")
+    run(env, "init", "--allow-superuser")
     (first,) = ok(env, "keys", "list", "--ring", "checkpoint")
     ok(env, "keys", "rotate", "--ring", "checkpoint")
     rows = ok(env, "keys", "retire", "--ring", "checkpoint", "--", first["kid"])
@@ -206,14 +206,14 @@ def test_the_checkpoint_key_ring_rotates_and_keeps_old_keys(env: dict[str, str])
 
 
 def test_audit_retention_below_three_years_is_refused(env: dict[str, str]) -> None:
-    result = run({**env, "LEDGER_AUDIT_RETENTION_DAYS": "365"}, "init")
+    result = run({**env, "LEDGER_AUDIT_RETENTION_DAYS": "365"}, "init", "--allow-superuser")
     assert result.exit_code == 1
     assert "LEDGER_AUDIT_RETENTION_DAYS" in result.stderr
     assert "1095" in result.stderr
 
 
 def test_retention_run_reports_what_it_did(env: dict[str, str]) -> None:
-    run(env, "init")
+    run(env, "init", "--allow-superuser")
     assert ok(env, "retention", "run") == {
         "disputes_unanswered": 0,
         "reports_suspended": 0,
@@ -241,7 +241,7 @@ POLICY = {
 
 
 def test_policy_set_show_and_history(env: dict[str, str], tmp_path: Path) -> None:
-    run(env, "init")
+    run(env, "init", "--allow-superuser")
     assert ok(env, "policy", "show")["version"] == "2026-11-23.1"  # the built-in default
     file = tmp_path / "policy.json"
     file.write_text(json.dumps(POLICY))
@@ -266,7 +266,7 @@ def test_policy_set_show_and_history(env: dict[str, str], tmp_path: Path) -> Non
 def test_a_policy_that_breaks_the_rules_is_refused(
     env: dict[str, str], tmp_path: Path, change: dict[str, object], message: str
 ) -> None:
-    run(env, "init")
+    run(env, "init", "--allow-superuser")
     file = tmp_path / "policy.json"
     file.write_text(json.dumps({**POLICY, **change}))
     result = run(env, "policy", "set", str(file))
@@ -277,7 +277,7 @@ def test_a_policy_that_breaks_the_rules_is_refused(
 def test_the_audit_sequencer_runs_on_its_own_until_stopped(env: dict[str, str]) -> None:
     """Servers started without a sequencer leave events waiting; `ledger audit sequencer`,
     a process of its own, integrates and signs them, and stops cleanly on SIGTERM."""
-    run(env, "init")
+    run(env, "init", "--allow-superuser")
     ok(env, "members", "create", "--name", "acme")  # one audited event, not yet a leaf
     assert ok(env, "audit", "verify")["pending"] == 1
     quick = {
