@@ -22,15 +22,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import httpx
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger import bootstrap, db, maintenance
 from ledger.access import keys
 from ledger.access.permissions import Role, parse_scopes
-from ledger.audit import verify
+from ledger.audit import notes, verify
 from ledger.audit.log import record
 from ledger.audit.tags import Outcome, Tag
+from ledger.audit.witness import WITNESS_ENV, Witness, cosigner_verifier_key
 from ledger.clock import SystemClock
 from ledger.config import Settings
 from ledger.context import Operation
@@ -437,7 +439,8 @@ def audit_checkpoint() -> None:
             "tree_size": view.tree_size,
             "root_hash": base64.b64encode(view.root_hash).decode(),
             "created": created,
-            "note": view.note,
+            "note": view.cosigned_note,
+            "cosignatures": list(view.cosignatures),
         }
 
     _emit(_run(go))
@@ -475,17 +478,38 @@ def audit_sequencer() -> None:
 
 @audit_group.command("verify")
 @click.option("--all-problems", is_flag=True, help="List every problem, not only the first.")
-def audit_verify(all_problems: bool) -> None:
+@click.option(
+    "--against",
+    "sources",
+    multiple=True,
+    metavar="FILE|URL",
+    help="Checkpoints kept outside the ledger: a file (a note, or JSON holding notes: an "
+    "API answer, the SDK's memory, a witness's state) or a URL (a witness's base URL, or "
+    "any URL that answers such text). Repeatable. Names a deleted tail.",
+)
+def audit_verify(all_problems: bool, sources: tuple[str, ...]) -> None:
     """Recompute the tree from the events and check every checkpoint; exit 1 on failure."""
     settings = _settings()
+    ring = keys.KeyRing.load(settings.resolved_key_dir / CHECKPOINT_RING)
+    kept = [
+        found
+        for source in sources
+        for found in verify.kept_checkpoints(
+            _read_source(source, settings.audit_origin),
+            ring=ring,
+            origin=settings.audit_origin,
+            source=source,
+        )
+    ]
+    if sources and not kept:
+        _fail("no checkpoint signed by this ledger was found in --against")
 
     async def go() -> verify.Report:
         engine = db.create_engine(settings.resolved_database_url, pool_size=1)
-        ring = keys.KeyRing.load(settings.resolved_key_dir / CHECKPOINT_RING)
         try:
             async with db.create_snapshot_sessionmaker(engine)() as session:
                 report = await verify.verify(
-                    session, ring=ring, origin=settings.audit_origin, now=_now()
+                    session, ring=ring, origin=settings.audit_origin, now=_now(), kept=kept
                 )
             async with db.transaction(db.create_sessionmaker(engine)) as session:
                 body = {"ok": report.ok, "leaves": report.leaves, "problems": len(report.problems)}
@@ -520,6 +544,76 @@ def audit_verify(all_problems: bool) -> None:
         assert first is not None
         click.echo(f"audit log verification FAILED: {first.what}", err=True)
         sys.exit(1)
+
+
+def _read_source(source: str, origin: str) -> str:
+    """The text of a file or URL given to --against (a witness's base URL reads its
+    newest cosigned checkpoint of this log)."""
+    if source.startswith(("http://", "https://")):
+        url = httpx.URL(source)
+        if url.path in ("", "/"):
+            url = url.join("/checkpoint").copy_merge_params({"origin": origin})
+        try:
+            response = httpx.get(url, timeout=10)
+        except httpx.HTTPError as exc:
+            _fail(f"cannot read {source}: {exc}")
+        if response.status_code != 200:
+            _fail(f"{source} answered {response.status_code}")
+        return response.text
+    try:
+        return Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot read {source}: {exc.strerror}")
+        raise  # unreachable
+
+
+@audit_group.group("witness")
+def witness_group() -> None:
+    """A cosigning witness (C2SP tlog-witness) for this or another ledger's audit log."""
+
+
+@witness_group.command("init")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), required=True)
+@click.option("--name", required=True, help="The witness's name, e.g. witness.example.com/w1")
+def witness_init(directory: Path, name: str) -> None:
+    """Make the witness's key (0600) once; print its verifier key for the ledger's
+    LEDGER_AUDIT_WITNESSES."""
+    key = Witness.create_key(directory)
+    _emit({"name": name, "key": cosigner_verifier_key(name, key.public_key())})
+
+
+@witness_group.command("serve")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), required=True)
+@click.option("--name", required=True)
+@click.option(
+    "--log",
+    "logs",
+    multiple=True,
+    required=True,
+    metavar="VERIFIER_KEY",
+    help="A log to witness: its checkpoint verifier key (GET /v1/audit/keys). Repeatable.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=7380, show_default=True, type=int)
+def witness_serve(directory: Path, name: str, logs: tuple[str, ...], host: str, port: int) -> None:
+    """Serve POST /add-checkpoint and GET /checkpoint until stopped."""
+    import uvicorn  # noqa: PLC0415  (only the servers need it)
+
+    try:
+        origins = {notes.parse_verifier_key(vkey)[0]: vkey for vkey in logs}
+        Witness.load(directory, name=name, logs=origins)  # fail here, not in the server
+    except (notes.NoteError, OSError) as exc:
+        _fail(f"cannot start the witness: {exc}; run `ledger audit witness init` first")
+        raise  # unreachable
+    os.environ[WITNESS_ENV] = json.dumps({"dir": str(directory), "name": name, "logs": origins})
+    uvicorn.run(
+        "api.witness:create_witness_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        log_level="warning",
+        server_header=False,
+    )
 
 
 # --- scoring policy ---------------------------------------------------------------------

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         pattern=r"^[\x21-\x7e]+$",
         description="The audit log's name in its checkpoints; set it once, never change it.",
     )
+    audit_witnesses: list[dict[str, str]] = Field(
+        default_factory=list,
+        description='Witnesses to send checkpoints to: [{"url": "https://…", "key": '
+        '"<name>+<key id>+<base64 key>"}] (ledger/audit/witness.py).',
+    )
     audit_checkpoint_every_leaves: int = Field(default=1000, ge=1)
     audit_checkpoint_every_seconds: float = Field(default=60.0, gt=0)
     audit_sequencer_interval_seconds: float = Field(default=0.5, gt=0)

@@ -29,6 +29,7 @@ SERVICE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "audit_leaves": READ_APPEND,
     "audit_nodes": READ_APPEND,
     "audit_checkpoints": READ_APPEND,
+    "audit_cosignatures": READ_APPEND,
     "report_actions": READ_APPEND,
     "scoring_policies": READ_APPEND,
     # The sequencer's bookmark: forward only, over integrated events (a trigger).

@@ -2,6 +2,7 @@
 
 from ledger.audit.models import (
     AuditCheckpoint,
+    AuditCosignature,
     AuditEventRow,
     AuditLeaf,
     AuditNode,
@@ -19,6 +20,7 @@ metadata = Base.metadata
 
 __all__ = [
     "AuditCheckpoint",
+    "AuditCosignature",
     "AuditEventRow",
     "AuditLeaf",
     "AuditNode",

@@ -13,6 +13,7 @@ from ledger.access.secrets import SecretHasher
 from ledger.access.sign_in_guard import SignInGuard
 from ledger.access.state_cache import AccessCache, AccessListener
 from ledger.access.tokens import TokenIssuer, TokenVerifier
+from ledger.audit.cosigning import WitnessPeer
 from ledger.audit.service import AuditLog
 from ledger.clock import Clock, SystemClock
 from ledger.config import Settings
@@ -93,6 +94,7 @@ class Runtime:
             checkpoint_every_seconds=settings.audit_checkpoint_every_seconds,
             interval_seconds=settings.audit_sequencer_interval_seconds,
             gap_grace=dt.timedelta(seconds=settings.audit_gap_grace_seconds),
+            witnesses=[WitnessPeer(**peer) for peer in settings.audit_witnesses],
         )
         dsn = postgres_dsn(settings.resolved_database_url)
         access_cache = AccessCache()

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from api.app import create_app
 from ledger.clock import Clock
@@ -30,6 +31,13 @@ def free_port() -> int:
 def serving(settings: Settings, *, clock: Clock | None = None) -> Iterator[tuple[str, FastAPI]]:
     """``(base URL, app)`` of the ledger on a free port, until the block ends."""
     app = create_app(settings, clock=clock)
+    with serving_app(app) as url:
+        yield url, app
+
+
+@contextmanager
+def serving_app(app: ASGIApp) -> Iterator[str]:
+    """The base URL of any ASGI app served on a free port, until the block ends."""
     port = free_port()
     server = uvicorn.Server(
         # loop="asyncio": "auto" would install uvloop's policy for the whole test process.
@@ -44,7 +52,7 @@ def serving(settings: Settings, *, clock: Clock | None = None) -> Iterator[tuple
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}", app
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=20)

@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 
 TRIGGERS = [
     f"audit_{table}_no_{action}"
-    for table in ("events", "leaves", "nodes", "checkpoints")
+    for table in ("events", "leaves", "nodes", "checkpoints", "cosignatures")
     for action in ("update", "delete")
 ]
 

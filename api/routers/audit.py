@@ -57,7 +57,8 @@ def _checkpoint(view: CheckpointView) -> CheckpointOut:
         root_hash=_b64(view.root_hash),
         created_at=view.created_at,
         key_id=view.key_id,
-        note=view.note,
+        note=view.cosigned_note,
+        cosignatures=list(view.cosignatures),
     )
 
 
@@ -127,7 +128,7 @@ def receipt_out(receipt: Receipt) -> ReceiptOut:
         leaf_hash=_b64(receipt.leaf_hash),
         tree_size=receipt.checkpoint.tree_size,
         inclusion_proof=[_b64(p) for p in receipt.proof],
-        checkpoint=receipt.checkpoint.note,
+        checkpoint=receipt.checkpoint.cosigned_note,
     )
 
 

@@ -11,7 +11,13 @@ class CheckpointOut(BaseModel):
     root_hash: str = Field(description="base64")
     created_at: dt.datetime
     key_id: str
-    note: str = Field(description="the signed checkpoint, C2SP signed-note format")
+    note: str = Field(
+        description="the signed checkpoint, C2SP signed-note format, with every witness's "
+        "cosignature line after the ledger's signature"
+    )
+    cosignatures: list[str] = Field(
+        default_factory=list, description="the witnesses' cosignature lines (C2SP tlog-cosignature)"
+    )
 
 
 class CheckpointList(BaseModel):

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ledger import pagination
 from ledger.access.keys import KeyRing, SigningKey
 from ledger.audit import notes
-from ledger.audit.models import AuditCheckpoint
+from ledger.audit.models import AuditCheckpoint, AuditCosignature
 from ledger.audit.tree import root_hash, tree_size
 from ledger.errors import NotFound
 
@@ -22,31 +22,56 @@ class CheckpointView:
     root_hash: bytes
     created_at: dt.datetime
     key_id: str
-    note: str
+    note: str  # as the ledger signed it
+    cosignatures: tuple[str, ...] = ()  # witnesses' signature lines, in name order
+
+    @property
+    def cosigned_note(self) -> str:
+        """The note with every witness's cosignature line after the ledger's own."""
+        return self.note + "".join(self.cosignatures)
 
 
-def _view(row: AuditCheckpoint) -> CheckpointView:
+def _view(row: AuditCheckpoint, cosignatures: tuple[str, ...] = ()) -> CheckpointView:
     return CheckpointView(
         tree_size=row.tree_size,
         root_hash=bytes(row.root_hash),
         created_at=row.created_at,
         key_id=row.key_id,
         note=row.note,
+        cosignatures=cosignatures,
     )
+
+
+async def _views(session: AsyncSession, rows: list[AuditCheckpoint]) -> list[CheckpointView]:
+    """Views with their cosignatures, in one more statement."""
+    lines: dict[int, list[str]] = {r.tree_size: [] for r in rows}
+    if rows:
+        found = await session.execute(
+            sa.select(AuditCosignature.tree_size, AuditCosignature.line)
+            .where(AuditCosignature.tree_size.in_(lines))
+            .order_by(AuditCosignature.witness)
+        )
+        for size, line in found:
+            lines[size].append(line)
+    return [_view(r, tuple(lines[r.tree_size])) for r in rows]
+
+
+async def _one(session: AsyncSession, row: AuditCheckpoint | None) -> CheckpointView | None:
+    return None if row is None else (await _views(session, [row]))[0]
 
 
 async def latest(session: AsyncSession) -> CheckpointView | None:
     row = await session.scalar(
         sa.select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
     )
-    return None if row is None else _view(row)
+    return await _one(session, row)
 
 
 async def at_size(session: AsyncSession, size: int) -> CheckpointView:
-    row = await session.get(AuditCheckpoint, size)
-    if row is None:
+    view = await _one(session, await session.get(AuditCheckpoint, size))
+    if view is None:
         raise NotFound(f"no checkpoint at tree size {size}")
-    return _view(row)
+    return view
 
 
 async def covering(session: AsyncSession, size: int) -> CheckpointView | None:
@@ -57,7 +82,7 @@ async def covering(session: AsyncSession, size: int) -> CheckpointView | None:
         .order_by(AuditCheckpoint.tree_size)
         .limit(1)
     )
-    return None if row is None else _view(row)
+    return await _one(session, row)
 
 
 async def history(
@@ -70,7 +95,7 @@ async def history(
         query = query.where(AuditCheckpoint.tree_size < before)
     rows = list(await session.scalars(query.limit(limit + 1)))
     page, next_cursor = pagination.cut(rows, limit, "checkpoints", lambda r: (r.tree_size,))
-    return [_view(r) for r in page], next_cursor
+    return await _views(session, page), next_cursor
 
 
 async def create(

@@ -73,6 +73,17 @@ class AuditCheckpoint(Base):
     note: Mapped[str] = mapped_column(sa.Text)
 
 
+class AuditCosignature(Base):
+    """A witness's cosignature of a checkpoint (C2SP tlog-cosignature), as it sent it."""
+
+    __tablename__ = "audit_cosignatures"
+
+    tree_size: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    line: Mapped[str] = mapped_column(sa.Text)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class AuditSequencerState(Base):
     """The sequencer's bookmark: every event with ``id <= floor_event_id`` is integrated.
 

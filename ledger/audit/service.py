@@ -14,8 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ledger.access.keys import KeyRingSource
-from ledger.audit import checkpoints
+from ledger.audit import checkpoints, cosigning
 from ledger.audit.checkpoints import CheckpointView
+from ledger.audit.cosigning import WitnessPeer
 from ledger.audit.log import AuditWriter, sink_for
 from ledger.audit.sequencer import ADVISORY_LOCK_KEY, Sequencer
 from ledger.audit.tree import tree_size
@@ -73,14 +74,17 @@ class AuditLog:
         checkpoint_every_seconds: float = 60.0,
         interval_seconds: float = 0.5,
         gap_grace: dt.timedelta = dt.timedelta(seconds=60),
+        witnesses: list[WitnessPeer] | None = None,
     ) -> None:
         self.clock = clock
+        self.witnesses = list(witnesses or [])
         self.keys = keys
         self.origin = origin
         self.writer = AuditWriter(sink_for(engine), clock=clock)
         self.sequencer = Sequencer(grace=gap_grace)
         self.engine = engine
         self._reads = create_sessionmaker(engine, read_only=True)
+        self._writes = create_sessionmaker(engine)
         self._every_leaves = checkpoint_every_leaves
         self._every_seconds = checkpoint_every_seconds
         self._interval = interval_seconds
@@ -109,9 +113,16 @@ class AuditLog:
         await self.integrate()
         async with sequencing_session(self.engine) as session:
             assert session is not None
-            return await checkpoints.create(
+            view, created = await checkpoints.create(
                 session, ring=self.keys.current(), origin=self.origin, now=self.clock.now()
             )
+        if self.witnesses:
+            # After the checkpoint's commit, and outside the sequencing lock: a witness
+            # that is slow holds up nothing but its own cosignature.
+            async with self._writes() as session, session.begin():
+                if await cosigning.collect(session, self.witnesses, view, now=self.clock.now()):
+                    view = await checkpoints.at_size(session, view.tree_size)
+        return view, created
 
     def start(self, *, sequencer: bool = True) -> None:
         self.writer.start()

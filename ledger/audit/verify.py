@@ -13,12 +13,14 @@ The first problem found, in leaf order, is named with what is wrong with it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.keys import KeyRing
@@ -87,17 +89,69 @@ class _Frontier:
         return root
 
 
+_PAIR = sa.orm.aliased(AuditNode)
 _LEAVES = (
     sa.select(
         AuditLeaf.leaf_index,
         AuditLeaf.event_id,
         AuditNode.hash.label("stored_hash"),
+        # At every odd leaf, the stored node over it and the leaf before it: an event
+        # rewritten together with its leaf hash still disagrees with it.
+        _PAIR.hash.label("pair_hash"),
         *EVENT_COLUMNS,
     )
     .outerjoin(AuditEventRow, AuditEventRow.id == AuditLeaf.event_id)
     .outerjoin(AuditNode, sa.and_(AuditNode.level == 0, AuditNode.idx == AuditLeaf.leaf_index))
+    .outerjoin(
+        _PAIR,
+        sa.and_(
+            _PAIR.level == 1,
+            _PAIR.idx == AuditLeaf.leaf_index // 2,
+            AuditLeaf.leaf_index % 2 == 1,
+        ),
+    )
     .order_by(AuditLeaf.leaf_index)
 )
+
+_COLUMNS_BEFORE_EVENT = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A checkpoint kept outside the ledger (by a witness, a member, an auditor)."""
+
+    checkpoint: notes.Checkpoint
+    source: str
+
+
+def kept_checkpoints(text: str, *, ring: KeyRing, origin: str, source: str) -> list[Kept]:
+    """Every checkpoint signed by the ledger found in ``text``: one note, or any JSON
+    (an API answer, the SDK's memory, a witness's state) whose strings hold notes."""
+    try:
+        strings = list(_strings(json.loads(text)))
+    except ValueError:
+        strings = [text]
+    found = []
+    for candidate in strings:
+        for key in ring.keys:
+            try:
+                body = notes.open_note(candidate, origin, key.public_key)
+                found.append(Kept(notes.parse_checkpoint(body), source))
+                break
+            except notes.NoteError:
+                continue
+    return found
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 async def verify(
@@ -108,7 +162,10 @@ async def verify(
     now: dt.datetime,
     grace: dt.timedelta = dt.timedelta(minutes=5),
     stop_after: int = 100,
+    kept: Sequence[Kept] = (),
 ) -> Report:
+    """Check the log; ``kept`` are checkpoints from outside the ledger, which name a
+    deleted tail or a rewritten history that the database alone cannot show."""
     started = time.perf_counter()
     report = Report()
     checkpoints = list(
@@ -127,6 +184,10 @@ async def verify(
         _check_checkpoint(next_checkpoint, frontier.root(), ring, origin, problem)
         next_checkpoint = next(due, None)
 
+    outside = sorted(
+        (k for k in kept if k.checkpoint.tree_size > 0), key=lambda k: k.checkpoint.tree_size
+    )
+    previous: tuple[int, bytes] | None = None  # the last leaf's event id and stored hash
     result = await session.stream(_LEAVES.execution_options(yield_per=2000))
     async for row in result:
         index = int(row.leaf_index)
@@ -134,26 +195,21 @@ async def verify(
             # The tree cannot be rebuilt past a hole in the leaves.
             problem(Problem(f"leaf {frontier.size} is missing", leaf_index=frontier.size))
             break
-        leaf = _leaf_hash(row)
-        if leaf is None:
-            what = f"event {row.event_id} (leaf {index}) is missing: it was deleted"
-            if problem(Problem(what, event_id=row.event_id, leaf_index=index)):
-                break
-            leaf = bytes(row.stored_hash) if row.stored_hash is not None else bytes(32)
-        elif row.stored_hash is None or bytes(row.stored_hash) != leaf:
-            what = (
-                f"event {row.event_id} (leaf {index}) does not match the hash recorded when "
-                "it was integrated: its content was changed"
-            )
-            if problem(Problem(what, event_id=row.event_id, leaf_index=index)):
-                break
+        leaf, found = _check_leaf(row, index, previous)
+        stored = bytes(row.stored_hash) if row.stored_hash is not None else leaf
+        previous = (int(row.event_id), stored)
         frontier.append(leaf)
+        found += _check_kept(outside, frontier)
+        if any(problem(p) for p in found):
+            break
         while next_checkpoint is not None and next_checkpoint.tree_size == frontier.size:
             if _check_checkpoint(next_checkpoint, frontier.root(), ring, origin, problem):
                 break
             next_checkpoint = next(due, None)
     report.leaves = frontier.size
 
+    for held in outside:
+        problem(_missing_tail(held, frontier.size))
     for checkpoint in [next_checkpoint, *due] if next_checkpoint is not None else []:
         what = f"checkpoint {checkpoint.tree_size} is larger than the tree ({frontier.size})"
         problem(Problem(what, tree_size=checkpoint.tree_size))
@@ -167,10 +223,67 @@ async def verify(
     return report
 
 
+def _check_leaf(
+    row: sa.Row[Any], index: int, previous: tuple[int, bytes] | None
+) -> tuple[bytes, list[Problem]]:
+    """The leaf's hash as rebuilt (the stored one if its event is gone), and what is
+    wrong with it: a deleted event, a changed one, or one changed with its leaf hash."""
+    found = []
+    leaf = _leaf_hash(row)
+    if leaf is None:
+        what = f"event {row.event_id} (leaf {index}) is missing: it was deleted"
+        found.append(Problem(what, event_id=row.event_id, leaf_index=index))
+        leaf = bytes(row.stored_hash) if row.stored_hash is not None else bytes(32)
+    elif row.stored_hash is None or bytes(row.stored_hash) != leaf:
+        what = (
+            f"event {row.event_id} (leaf {index}) does not match the hash recorded when "
+            "it was integrated: its content was changed"
+        )
+        found.append(Problem(what, event_id=row.event_id, leaf_index=index))
+    elif (
+        # The stored hashes must still make the stored node over the pair (a rewritten
+        # event whose leaf hash was rewritten too passes the check above, not this one).
+        row.pair_hash is not None
+        and previous is not None
+        and merkle.node_hash(previous[1], leaf) != bytes(row.pair_hash)
+    ):
+        what = (
+            f"event {previous[0]} or event {row.event_id} (leaves {index - 1} and {index}) "
+            "was changed together with its stored leaf hash: the tree's node over the two "
+            "no longer matches them"
+        )
+        found.append(Problem(what, event_id=row.event_id, leaf_index=index))
+    return leaf, found
+
+
+def _check_kept(outside: list[Kept], frontier: _Frontier) -> list[Problem]:
+    """Kept checkpoints of the tree's present size must have its root."""
+    found = []
+    while outside and outside[0].checkpoint.tree_size == frontier.size:
+        held = outside.pop(0)
+        if held.checkpoint.root_hash != frontier.root():
+            what = (
+                f"the checkpoint of size {frontier.size} kept by {held.source} does not "
+                "match the tree rebuilt from the events: the log was rewritten"
+            )
+            found.append(Problem(what, tree_size=frontier.size))
+    return found
+
+
+def _missing_tail(held: Kept, leaves: int) -> Problem:
+    size, signed = held.checkpoint.tree_size, held.checkpoint.time
+    what = (
+        f"the log holds {leaves} leaves, but {held.source} keeps a checkpoint of size "
+        f"{size} signed at {signed:%Y-%m-%d %H:%M:%S}Z: leaves {leaves} to {size - 1} are "
+        "missing, and the tail of the log was deleted"
+    )
+    return Problem(what, tree_size=size)
+
+
 def _leaf_hash(row: sa.Row[Any]) -> bytes | None:
     if row.id is None:  # the leaf's event is gone
         return None
-    values: list[Any] = list(row)[3:]
+    values: list[Any] = list(row)[_COLUMNS_BEFORE_EVENT:]
     return merkle.leaf_hash(StoredEvent(*values).canonical_bytes())
 
 

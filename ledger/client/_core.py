@@ -20,8 +20,9 @@ from typing import Any
 
 import httpx
 
+from ledger.audit.merkle import ProofError, verify_consistency
 from ledger.client.identifiers import Kind, oprf_input
-from ledger.client.proofs import verify_receipt
+from ledger.client.proofs import CheckpointMemory, Invalid, open_checkpoint, verify_receipt
 from ledger.pseudonyms.voprf import VOPRF, Suite, output_to_pseudonym
 
 SUITE = Suite(VOPRF)
@@ -189,9 +190,17 @@ def _unb64(text: str) -> bytes:
 class Flows:
     """The API's calls as flows. State (the trusted key, the cache) lives here."""
 
-    def __init__(self, *, pinned_key: str | None, cache_size: int, region: str) -> None:
+    def __init__(
+        self,
+        *,
+        pinned_key: str | None,
+        cache_size: int,
+        region: str,
+        checkpoints: CheckpointMemory | None = None,
+    ) -> None:
         self.pinned_key = pinned_key  # base64url public key, or None to trust on first use
         self.region = region
+        self.checkpoints = checkpoints or CheckpointMemory()
         self.cache = PseudonymCache(cache_size)
         self.key: tuple[str, bytes] | None = None  # (key id, public key)
 
@@ -336,7 +345,46 @@ class Flows:
 
     # --- the audit log ------------------------------------------------------------------
 
-    @staticmethod
-    def audit_receipt(event_id: int, verifier_key: str) -> Flow:
+    def audit_receipt(self, event_id: int, verifier_key: str) -> Flow:
         receipt = (yield Call("GET", f"/v1/audit/events/{event_id}/receipt")).json()
-        return verify_receipt(receipt, verifier_key)
+        event = verify_receipt(receipt, verifier_key)
+        yield from self.see_checkpoint(str(receipt["checkpoint"]), verifier_key)
+        return event
+
+    def latest_checkpoint(self, verifier_key: str) -> Flow:
+        body = (yield Call("GET", "/v1/audit/checkpoints/latest")).json()
+        yield from self.see_checkpoint(str(body["note"]), verifier_key)
+        return body
+
+    def see_checkpoint(self, note: str, verifier_key: str) -> Flow:
+        """Check a checkpoint against the newest one remembered: the same size must have
+        the same root, and between two sizes the ledger must prove consistency. A log
+        that forked, was rewritten, or no longer holds a tree it once showed (its tail
+        deleted) is refused with ``Invalid``. The newest is remembered."""
+        size, root = open_checkpoint(note, verifier_key)
+        origin = verifier_key.split("+", 1)[0]
+        known = self.checkpoints.get(origin)
+        if known is not None and known[0] == size and known[1] != root:
+            raise Invalid(f"the log shows two different trees of size {size}: it forked")
+        if known is not None and known[0] != size:
+            (old, old_root), (new, new_root) = sorted([known, (size, root)])
+            response = yield Call(
+                "GET",
+                "/v1/audit/consistency",
+                params={"old_size": str(old), "new_size": str(new)},
+                accept=frozenset({422}),
+            )
+            if response.status_code != 200:
+                raise Invalid(
+                    f"the log cannot prove that its tree of size {new} extends the one of "
+                    f"size {old}: it no longer holds a tree it showed before (shrunk)"
+                )
+            proof = [base64.b64decode(p) for p in response.json()["proof"]]
+            try:
+                verify_consistency(old, new, old_root, new_root, proof)
+            except ProofError:
+                raise Invalid(
+                    f"the trees of size {old} and {new} are not consistent: the log was rewritten"
+                ) from None
+        if known is None or size > known[0]:
+            self.checkpoints.remember(origin, size, root, note)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -32,6 +33,7 @@ from ledger.client._core import (
     token_request,
 )
 from ledger.client.identifiers import Kind
+from ledger.client.proofs import CheckpointMemory
 
 USER_AGENT = "refund-ledger-sdk/0.1"
 
@@ -53,16 +55,23 @@ class _Api:
         retry: RetryPolicy | None = None,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+        checkpoint_store: str | os.PathLike[str] | None = None,
     ) -> None:
         """``pseudonym_key``: the ledger's published VOPRF public key, pinned (see
         docs/sdk.md); ``cache_size``: pseudonyms kept in memory (0: none); ``region``:
         how phone numbers without a country code are read; ``transport``: an httpx
-        transport (tests, proxies)."""
+        transport (tests, proxies); ``checkpoint_store``: a file where the newest audit
+        checkpoint seen is kept between runs (every later one must extend it)."""
         self._client_id = client_id
         self._client_secret = client_secret
         self._scope = scope
         self._retry = retry or RetryPolicy()
-        self._flows = Flows(pinned_key=pseudonym_key, cache_size=cache_size, region=region)
+        self._flows = Flows(
+            pinned_key=pseudonym_key,
+            cache_size=cache_size,
+            region=region,
+            checkpoints=CheckpointMemory(checkpoint_store),
+        )
         self._token = TokenState()
         self._http = self._make_http(base_url.rstrip("/"), timeout, transport)
 
@@ -182,6 +191,12 @@ class _Api:
         ``audit_event_id``) and verify it against the pinned checkpoint key; returns
         the event. Raises ``ledger.client.proofs.Invalid`` if it does not verify."""
         return self._run(self._flows.audit_receipt(event_id, verifier_key))
+
+    def latest_checkpoint(self, verifier_key: str) -> Any:
+        """The ledger's newest checkpoint, checked against the newest one this client
+        has seen (consistency proved between them); raises ``Invalid`` for a log that
+        shrank, forked or was rewritten."""
+        return self._run(self._flows.latest_checkpoint(verifier_key))
 
     def _map(self, flow: Flow, f: Any) -> Any:
         def mapped() -> Flow:

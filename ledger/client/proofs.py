@@ -25,6 +25,9 @@ import base64
 import binascii
 import hashlib
 import json
+import os
+import tempfile
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -141,3 +144,34 @@ def verify_receipt(receipt: object, verifier_key: object) -> dict[str, object]:
     hashes = [_b64(p, "inclusion_proof") for p in proof]
     verify_inclusion(leaf, _integer(receipt, "leaf_index"), size, hashes, root)
     return dict(event)
+
+
+class CheckpointMemory:
+    """The newest checkpoint this client has seen of each log, kept so that the log
+    cannot later show it a smaller or different history (C2SP's "a client remembers").
+
+    In memory, and in a JSON file (0600) when given a path, so that the memory outlives
+    the process. ``ledger audit verify --against <that file>`` reads it too.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = None if path is None else Path(path)
+        self._seen: dict[str, dict[str, object]] = {}
+        if self.path is not None and self.path.exists():
+            self._seen = json.loads(self.path.read_text(encoding="utf-8"))
+
+    def get(self, origin: str) -> tuple[int, bytes] | None:
+        entry = self._seen.get(origin)
+        if entry is None:
+            return None
+        return int(str(entry["size"])), base64.b64decode(str(entry["root"]))
+
+    def remember(self, origin: str, size: int, root: bytes, note: str) -> None:
+        self._seen[origin] = {"size": size, "root": base64.b64encode(root).decode(), "note": note}
+        if self.path is not None:
+            text = json.dumps(self._seen, indent=2, sort_keys=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                os.fchmod(fh.fileno(), 0o600)
+                fh.write(text)
+            os.replace(tmp, self.path)

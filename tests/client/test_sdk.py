@@ -5,18 +5,24 @@ transport, below the SDK; everything above it is the real thing."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.audit.models import AuditEventRow
+from ledger.cli import main
 from ledger.client import (
     AsyncLedgerClient,
+    InvalidReceipt,
     LedgerApiError,
     LedgerClient,
     PseudonymKeyError,
@@ -30,6 +36,7 @@ from ledger.runtime import Runtime
 from tests.api.test_reports import payload
 from tests.factories import Credential, make_credential
 from tests.live import free_port, serving
+from tests.tampering import tamper
 
 FAST = RetryPolicy(attempts=4, base=0.01, max_wait=0.5)
 
@@ -308,3 +315,59 @@ async def test_a_dispute_from_the_buyers_platform_to_the_reporting_member(
         assert other.query_risk(subject, reference="r-9")["score"] == 0
         (opened,) = other.disputes_opened()["disputes"]
         assert [i["resolution"] for i in opened["items"]] == ["withdrawn"]
+
+
+async def test_the_sdk_remembers_checkpoints_and_refuses_a_log_that_shrank_or_forked(
+    live: tuple[str, FastAPI], credential: Credential, database_url: str, tmp_path: Path
+) -> None:
+    runtime: Runtime = live[1].state.runtime
+    settings = runtime.settings
+
+    async def checkpoint() -> int:
+        # Signed by the command, with its own loop and connections: the server's runtime
+        # belongs to the server's thread.
+        env = {"LEDGER_DATA_DIR": str(settings.data_dir), "LEDGER_DATABASE_URL": database_url}
+        result = await asyncio.to_thread(CliRunner(env=env).invoke, main, ["audit", "checkpoint"])
+        assert result.exit_code == 0, result.output
+        size: int = json.loads(result.stdout)["tree_size"]
+        return size
+
+    store = tmp_path / "checkpoints.json"
+    keys = await asyncio.to_thread(httpx.get, f"{live[0]}/v1/audit/keys")
+    key = keys.json()["keys"][0]["verifier_key"]
+    with sdk(live, credential, checkpoint_store=store) as ledger:
+        subject = ledger.pseudonymize("email", "g@example.com")
+        first = ledger.query_risk(subject, reference="r-5")
+        small = await checkpoint()
+        assert ledger.latest_checkpoint(key)["tree_size"] == small
+        ledger.query_risk(subject, reference="r-6")
+        large = await checkpoint()
+        # An old receipt (first checkpoint) and a newer checkpoint: proved consistent.
+        ledger.audit_receipt(first["audit_event_id"], key)
+        assert ledger.latest_checkpoint(key)["tree_size"] == large
+    remembered = json.loads(store.read_text())
+    assert remembered[settings.audit_origin]["size"] == large
+    assert oct(store.stat().st_mode & 0o777) == "0o600"
+
+    # The operator deletes the newest checkpoint and the tail after the first one.
+    await tamper(
+        database_url,
+        [
+            f"DELETE FROM audit_checkpoints WHERE tree_size > {small}",
+            f"DELETE FROM audit_nodes WHERE (idx + 1) * (1 << level) > {small}",
+            f"DELETE FROM audit_leaves WHERE leaf_index >= {small}",
+        ],
+    )
+    with (
+        sdk(live, credential, checkpoint_store=store) as ledger,
+        pytest.raises(InvalidReceipt, match="shrunk"),
+    ):
+        ledger.latest_checkpoint(key)
+    # A remembered tree of the same size with another root: the log forked.
+    remembered[settings.audit_origin].update(size=small, root=base64.b64encode(bytes(32)).decode())
+    store.write_text(json.dumps(remembered))
+    with (
+        sdk(live, credential, checkpoint_store=store) as ledger,
+        pytest.raises(InvalidReceipt, match="forked"),
+    ):
+        ledger.latest_checkpoint(key)

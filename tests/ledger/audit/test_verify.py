@@ -134,8 +134,11 @@ async def test_a_rewrite_that_also_fixes_the_stored_hash_breaks_the_signed_check
     )
     report = await run_verify(runtime)
     assert report.first is not None
-    assert report.first.tree_size == 10
-    assert "rewritten" in report.first.what
+    # Named by event: the stored node over the rewritten event and its neighbour no
+    # longer matches their stored hashes; and the signed root no longer matches.
+    assert report.first.event_id == log[3]
+    assert f"event {log[2]} or event {log[3]}" in report.first.what
+    assert any(p.tree_size == 10 and "rewritten" in p.what for p in report.problems)
 
 
 async def test_a_forged_checkpoint_is_refused(
