@@ -48,27 +48,29 @@ class Checkpoint:
         return f"{self.origin}\n{self.tree_size}\n{root}\ntime {stamp}\n"
 
 
-def key_hash(name: str, public_key: Ed25519PublicKey) -> bytes:
-    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + ALG_ED25519 + public_raw(public_key))
+def key_hash(name: str, public_key: Ed25519PublicKey, alg: bytes = ALG_ED25519) -> bytes:
+    """The key id: ``SHA-256(name || "\\n" || alg || key)[:4]`` (0x01 signs notes,
+    0x04 cosigns checkpoints: ledger/audit/witness.py)."""
+    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + alg + public_raw(public_key))
     return digest.digest()[:4]
 
 
-def verifier_key(name: str, public_key: Ed25519PublicKey) -> str:
-    encoded = base64.b64encode(ALG_ED25519 + public_raw(public_key)).decode("ascii")
-    return f"{name}+{key_hash(name, public_key).hex()}+{encoded}"
+def verifier_key(name: str, public_key: Ed25519PublicKey, alg: bytes = ALG_ED25519) -> str:
+    encoded = base64.b64encode(alg + public_raw(public_key)).decode("ascii")
+    return f"{name}+{key_hash(name, public_key, alg).hex()}+{encoded}"
 
 
-def parse_verifier_key(text: str) -> tuple[str, Ed25519PublicKey]:
+def parse_verifier_key(text: str, alg: bytes = ALG_ED25519) -> tuple[str, Ed25519PublicKey]:
     try:
         # Names hold no '+'; base64 may: split on the first two.
         name, hash_hex, encoded = text.split("+", 2)
         raw = base64.b64decode(encoded, validate=True)
     except ValueError:
         raise NoteError("a verifier key is <name>+<hash>+<base64 key>") from None
-    if len(raw) != 33 or raw[:1] != ALG_ED25519:
-        raise NoteError("only Ed25519 verifier keys are supported")
+    if len(raw) != 33 or raw[:1] != alg:
+        raise NoteError(f"only Ed25519 keys of type 0x{alg.hex()} are supported here")
     public_key = Ed25519PublicKey.from_public_bytes(raw[1:])
-    if key_hash(name, public_key).hex() != hash_hex:
+    if key_hash(name, public_key, alg).hex() != hash_hex:
         raise NoteError("the verifier key's hash does not match its name and key")
     return name, public_key
 

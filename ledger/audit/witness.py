@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 import struct
 import time
@@ -35,7 +34,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.access.keys import make_private_dir, public_raw, write_private
+from ledger.access.keys import make_private_dir, write_private
 from ledger.audit import merkle, notes
 
 ALG_COSIGNATURE = b"\x04"
@@ -47,34 +46,24 @@ STATE_FILE = "state.json"
 WITNESS_ENV = "LEDGER_WITNESS_CONFIG"
 
 
-class CosignatureError(ValueError):
-    """A cosignature that is malformed or does not verify."""
+class CosignatureError(notes.NoteError):
+    """A cosignature, or a witness key, that is malformed or does not verify."""
 
 
 def cosigner_key_id(name: str, public_key: Ed25519PublicKey) -> bytes:
-    return hashlib.sha256(
-        name.encode() + b"\n" + ALG_COSIGNATURE + public_raw(public_key)
-    ).digest()[:4]
+    return notes.key_hash(name, public_key, ALG_COSIGNATURE)
 
 
 def cosigner_verifier_key(name: str, public_key: Ed25519PublicKey) -> str:
     """``<name>+<key id hex>+<base64(0x04 || key)>`` (a C2SP vkey)."""
-    encoded = base64.b64encode(ALG_COSIGNATURE + public_raw(public_key)).decode()
-    return f"{name}+{cosigner_key_id(name, public_key).hex()}+{encoded}"
+    return notes.verifier_key(name, public_key, ALG_COSIGNATURE)
 
 
 def parse_cosigner_key(text: str) -> tuple[str, Ed25519PublicKey]:
     try:
-        name, key_id, encoded = text.split("+", 2)
-        raw = base64.b64decode(encoded, validate=True)
-    except ValueError:
-        raise CosignatureError("a witness key is <name>+<key id>+<base64 key>") from None
-    if len(raw) != 33 or raw[:1] != ALG_COSIGNATURE:
-        raise CosignatureError("a witness key is an Ed25519 cosignature/v1 key (type 0x04)")
-    public_key = Ed25519PublicKey.from_public_bytes(raw[1:])
-    if cosigner_key_id(name, public_key).hex() != key_id:
-        raise CosignatureError("the witness key's id does not match its name and key")
-    return name, public_key
+        return notes.parse_verifier_key(text, ALG_COSIGNATURE)
+    except notes.NoteError as exc:
+        raise CosignatureError(f"a witness key: {exc}") from None
 
 
 def _message(body: str, timestamp: int) -> bytes:

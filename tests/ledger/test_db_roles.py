@@ -18,9 +18,11 @@ from sqlalchemy.engine import make_url
 
 from api.app import create_app
 from ledger.cli import main
+from ledger.clock import FrozenClock
 from ledger.config import Settings
 from ledger.db_roles import SERVICE_PRIVILEGES
 from ledger.models import metadata
+from tests.api.test_reports import payload
 from tests.conftest import FAST_ARGON2
 from tests.databases import POSTGRES_URL
 from tests.factories import bearer, get_token, make_credential
@@ -153,19 +155,7 @@ async def test_the_service_role_cannot_rewrite_erase_or_unprotect_the_audit_log(
             async with runtime.sessionmaker() as session:
                 credential = await make_credential(session, runtime)
             token = await get_token(http, credential)
-            now = dt.datetime.now(dt.UTC)
-            report = {
-                "case_ref": "roles-1",
-                "subject": "A" * 43,
-                "category": "empty_box",
-                "basis": "platform_review",
-                "amount_minor": 100,
-                "currency": "CNY",
-                "occurred_at": (now - dt.timedelta(days=3)).isoformat(),
-                "confirmed_at": (now - dt.timedelta(days=2)).isoformat(),
-                "evidence_sha256": ["0" * 64],
-                "subject_notified_at": (now - dt.timedelta(days=1)).isoformat(),
-            }
+            report = payload(FrozenClock(dt.datetime.now(dt.UTC)))
             filed = await http.post("/v1/reports", json=report, headers=bearer(token))
             assert filed.status_code == 201, filed.text
         await runtime.audit.checkpoint()
