@@ -145,6 +145,30 @@ async def authenticate(request: Request, runtime: Runtime, permission: Permissio
     return principal
 
 
+async def authenticate_client(
+    request: Request, runtime: Runtime, permission: Permission
+) -> ClientPrincipal:
+    """The calling member client, checked for ``permission`` (a console user's token is
+    refused, and the refusal audited, even where its role would hold the permission)."""
+    principal = await authenticate(request, runtime, permission)
+    if not isinstance(principal, ClientPrincipal):
+        reason = "this operation is for member clients, with a token from POST /oauth/token"
+        await _audit_refusal(runtime, actor_of(principal), request, reason)
+        raise PermissionDenied(reason)
+    return principal
+
+
+def authorize_client(permission: Permission) -> Callable[..., Awaitable[ClientPrincipal]]:
+    """A dependency that yields the calling member client, checked for ``permission``."""
+
+    async def dependency(request: Request, runtime: RuntimeDep) -> ClientPrincipal:
+        return await authenticate_client(request, runtime, permission)
+
+    setattr(dependency, PERMISSION_ATTR, permission)
+    dependency.__name__ = f"authorize_client_{permission.name.lower()}"
+    return dependency
+
+
 def authorize(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the caller and checks ``permission``."""
 

@@ -156,6 +156,14 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def rate_limit_headers(quota: errors.Quota) -> dict[str, str]:
+    """``RateLimit-Policy`` and ``RateLimit`` (draft-ietf-httpapi-ratelimit-headers)."""
+    return {
+        "RateLimit-Policy": f'"{quota.policy}";q={quota.limit};w={quota.window_seconds}',
+        "RateLimit": f'"{quota.policy}";r={quota.remaining};t={quota.reset_seconds}',
+    }
+
+
 def _bearer_challenge(error: str, detail: str, scope: str | None = None) -> str:
     parts = [BEARER_REALM, f'error="{error}"', f'error_description="{_quote(detail)}"']
     if scope:
@@ -200,7 +208,8 @@ async def _ledger_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, errors.NotYet):
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, errors.RateLimited):
-        headers.update(exc.headers)
+        headers.update(rate_limit_headers(exc.quota) if exc.quota else {})
+        headers["Retry-After"] = str(max(1, exc.retry_after))
     return problem_response(
         problem.status, problem.slug, problem.title, exc.message, headers=headers, **extra
     )

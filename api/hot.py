@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.auth import authenticate
+from api.auth import authenticate_client
 from api.errors import error_response
 from api.routers.risk import answer_query
 from ledger.access.permissions import Permission
@@ -52,7 +52,7 @@ class HotPath:
         request = Request(scope, receive)
         runtime: Runtime = scope["app"].state.runtime
         try:
-            principal = await authenticate(request, runtime, Permission.RISK_READ)
+            principal = await authenticate_client(request, runtime, Permission.RISK_READ)
             response = await answer_query(runtime, principal, await request.body())
         except Exception as exc:
             handled = await error_response(request, exc)

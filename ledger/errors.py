@@ -21,6 +21,7 @@ Every message says what the caller can do about it, and never contains a raw ide
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 class LedgerError(Exception):
@@ -107,8 +108,22 @@ class Contention(Unavailable):
 
 
 class RateLimited(LedgerError):
-    """Over a rate limit; ``headers`` say when to come back (RateLimit, Retry-After)."""
+    """Over a rate limit: come back in ``retry_after`` seconds. ``quota`` is the limit
+    that refused, when there is a published one (the API renders both as headers)."""
 
-    def __init__(self, message: str, *, headers: dict[str, str]) -> None:
+    def __init__(self, message: str, *, retry_after: int, quota: Quota | None = None) -> None:
         super().__init__(message)
-        self.headers = dict(headers)
+        self.retry_after = retry_after
+        self.quota = quota
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """Where a caller stands against a named limit: ``limit`` per ``window_seconds``,
+    ``remaining`` now, and room again in ``reset_seconds``."""
+
+    policy: str
+    limit: int
+    window_seconds: int
+    remaining: int
+    reset_seconds: int

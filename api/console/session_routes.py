@@ -105,7 +105,7 @@ async def sign_in(request: Request) -> Response:
         page = _sign_in_page(
             request, token=fresh, next_path=next_path, error=exc.message, status=429
         )
-        page.headers.update(exc.headers)
+        page.headers["Retry-After"] = str(max(1, exc.retry_after))
         return page
     user = signed_in.user
     op = Operation(

@@ -40,7 +40,7 @@ async def check_sign_in(
         raise RateLimited(
             f"too many failed sign-ins for this {lockout.scope}; try again in "
             f"{lockout.retry_after} s",
-            headers={"Retry-After": str(lockout.retry_after)},
+            retry_after=lockout.retry_after,
         )
     try:
         signed_in = await members.check_user_password(runtime.hasher, credential, password)

@@ -8,9 +8,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from api.auth import authorize, operation
+from api.auth import authorize_client, operation
 from api.deps import ReadSessionDep, RuntimeDep, SessionDep
-from api.routers.reports import client
 from api.schemas import Cursor
 from api.schemas.reports import (
     DisputeIn,
@@ -20,7 +19,7 @@ from api.schemas.reports import (
     ResolutionIn,
 )
 from ledger.access.permissions import Permission
-from ledger.access.principals import Principal
+from ledger.access.principals import ClientPrincipal
 from ledger.audit.tags import Tag
 from ledger.disputes import service as disputes
 from ledger.disputes.models import Resolution
@@ -29,7 +28,7 @@ from ledger.errors import InvalidInput
 
 router = APIRouter(prefix="/v1", tags=["disputes"])
 
-Disputer = Annotated[Principal, Depends(authorize(Permission.DISPUTES_WRITE))]
+Disputer = Annotated[ClientPrincipal, Depends(authorize_client(Permission.DISPUTES_WRITE))]
 
 
 def item_out(item: ItemView, now_ts: float) -> DisputeItemOut:
@@ -72,7 +71,7 @@ async def open_dispute(
     view = await disputes.open_dispute(
         session,
         op,
-        client(principal),
+        principal,
         subject=body.subject,
         report_ids=body.report_ids,
         reference=body.reference,
@@ -97,7 +96,7 @@ async def list_disputes(
     if (assigned is None) == (opened is None):
         raise InvalidInput("ask for assigned=me or opened=me", fields=("assigned", "opened"))
     now = runtime.clock.now()
-    caller = client(principal)
+    caller = principal
     if assigned:
         items, next_cursor = await disputes.list_assigned(
             session, caller, resolution=status, now=now, cursor=cursor, limit=limit
@@ -134,7 +133,7 @@ async def resolve(
     item = await disputes.resolve(
         session,
         op,
-        client(principal),
+        principal,
         dispute_id=dispute_id,
         report_id=report_id,
         outcome=Resolution(body.outcome),

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from api.auth import authorize, operation
+from api.auth import authorize_client, operation
 from api.deps import RuntimeDep
-from api.routers.reports import client
+from api.errors import rate_limit_headers
 from api.schemas.pseudonyms import EvaluateIn, EvaluateOut, PseudonymKeyOut
 from ledger.access.permissions import Permission
-from ledger.access.principals import Principal
+from ledger.access.principals import ClientPrincipal
 from ledger.audit.tags import Outcome, Tag
 from ledger.errors import InvalidInput, RateLimited
 from ledger.pseudonyms.keys import SUITE_NAME
@@ -20,7 +20,7 @@ from ledger.pseudonyms.service import b64url_encode, decode_elements, evaluate
 
 router = APIRouter(tags=["pseudonyms"])
 
-Evaluator = Annotated[Principal, Depends(authorize(Permission.PSEUDONYMS_EVALUATE))]
+Evaluator = Annotated[ClientPrincipal, Depends(authorize_client(Permission.PSEUDONYMS_EVALUATE))]
 
 KEY_PATH = "/.well-known/refund-ledger/pseudonym-key"
 
@@ -39,7 +39,7 @@ async def evaluate_pseudonyms(
     your member's evaluation limit (``RateLimit`` headers on every answer;
     ``Retry-After`` on 429), and the call is audited as a count, never the elements.
     """
-    member = client(principal).member_id
+    member = principal.member_id
     op = operation(runtime, principal)
     count = len(body.blinded_elements)
     try:
@@ -62,11 +62,13 @@ async def evaluate_pseudonyms(
                 body={"elements": count, "reason": "rate limit"},
             )
         )
+        quota = decision.quota
+        wait = max(1, quota.reset_seconds)
         raise RateLimited(
-            f"your member's pseudonym evaluation limit ({decision.limit} per "
-            f"{decision.window_seconds} s) has no room for {count} more; retry after "
-            f"{decision.headers()['Retry-After']} s",
-            headers=decision.headers(),
+            f"your member's pseudonym evaluation limit ({quota.limit} per "
+            f"{quota.window_seconds} s) has no room for {count} more; retry after {wait} s",
+            retry_after=wait,
+            quota=quota,
         )
     result = await evaluate(runtime.pseudonym_key, elements)
     await runtime.audit.writer.write(
@@ -78,7 +80,7 @@ async def evaluate_pseudonyms(
         evaluated_elements=[b64url_encode(e) for e in result.evaluated],
         proof=b64url_encode(result.proof),
     )
-    return JSONResponse(answer.model_dump(), headers=decision.headers())
+    return JSONResponse(answer.model_dump(), headers=rate_limit_headers(decision.quota))
 
 
 @router.get(KEY_PATH, response_model=PseudonymKeyOut)

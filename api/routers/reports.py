@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime, ValidationError
 
-from api.auth import authorize, operation
+from api.auth import authorize_client, operation
 from api.deps import ReadSessionDep, RuntimeDep, SessionDep
 from api.errors import field_errors
 from api.middleware import body_limit
@@ -25,7 +25,7 @@ from api.schemas.reports import (
     WithdrawalIn,
 )
 from ledger.access.permissions import Permission
-from ledger.access.principals import ClientPrincipal, Principal
+from ledger.access.principals import ClientPrincipal
 from ledger.audit.tags import Tag
 from ledger.errors import DuplicateReport, InvalidInput, LedgerError
 from ledger.reports import idempotency
@@ -35,12 +35,7 @@ from ledger.reports.service import Filed, FileResult, ReportFilter, ReportInput,
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
-Reporter = Annotated[Principal, Depends(authorize(Permission.REPORTS_WRITE))]
-
-
-def client(principal: Principal) -> ClientPrincipal:
-    assert isinstance(principal, ClientPrincipal)  # only clients hold member scopes
-    return principal
+Reporter = Annotated[ClientPrincipal, Depends(authorize_client(Permission.REPORTS_WRITE))]
 
 
 def report_out(view: ReportView) -> ReportOut:
@@ -75,7 +70,7 @@ async def file_report(
     result = await reports.file_report(
         session,
         operation(runtime, principal),
-        client(principal),
+        principal,
         to_input(body),
         policy=runtime.policy,
     )
@@ -105,12 +100,11 @@ async def file_batch(
     of the same request gets the same answer and files nothing twice.
     """
     raw = await request.body()
-    caller = client(principal)
     digest = idempotency.request_digest(raw)
     op = operation(runtime, principal)
     if idempotency_key is not None:
         stored = await idempotency.claim(
-            session, caller.member_id, idempotency_key, digest, now=op.now
+            session, principal.member_id, idempotency_key, digest, now=op.now
         )
         if stored is not None:
             return Response(
@@ -131,7 +125,7 @@ async def file_batch(
                 index=index, status="rejected", type="/problems/validation", errors=errors
             )
     results = await reports.file_reports(
-        session, op, caller, [data for _, data in valid], policy=runtime.policy
+        session, op, principal, [data for _, data in valid], policy=runtime.policy
     )
     for (index, _), result in zip(valid, results, strict=True):
         items[index] = _item_out(index, result)
@@ -145,7 +139,7 @@ async def file_batch(
     text = answer.model_dump_json()
     if idempotency_key is not None:
         await idempotency.complete(
-            session, caller.member_id, idempotency_key, status_code=200, response=text
+            session, principal.member_id, idempotency_key, status_code=200, response=text
         )
     return Response(text, media_type="application/json")
 
@@ -185,7 +179,7 @@ async def get_report(
 ) -> ReportOut:
     """One of your reports (another member's, or an expired one, is 404)."""
     view = await reports.get_report(
-        session, client(principal), report_id, now=runtime.clock.now(), policy=runtime.policy
+        session, principal, report_id, now=runtime.clock.now(), policy=runtime.policy
     )
     event = operation(runtime, principal).event(
         Tag.REPORT_READ, subject=view.subject, body={"report_id": str(view.id)}
@@ -217,7 +211,7 @@ async def list_reports(
     )
     page, next_cursor = await reports.list_reports(
         session,
-        client(principal),
+        principal,
         filt,
         now=runtime.clock.now(),
         policy=runtime.policy,
@@ -244,7 +238,7 @@ async def withdraw(
     view = await reports.withdraw(
         session,
         operation(runtime, principal),
-        client(principal),
+        principal,
         report_id,
         body.reason,
         policy=runtime.policy,
@@ -264,7 +258,7 @@ async def record_notice(
     view = await reports.record_notice(
         session,
         operation(runtime, principal),
-        client(principal),
+        principal,
         report_id,
         body.notified_at,
         policy=runtime.policy,

@@ -10,11 +10,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from api.auth import authorize, operation
+from api.auth import authorize_client, operation
 from api.deps import RuntimeDep
 from api.errors import field_errors
 from api.middleware import body_limit
-from api.routers.reports import client
 from api.schemas import json_body, parse_body
 from api.schemas.risk import (
     CountsOut,
@@ -27,7 +26,7 @@ from api.schemas.risk import (
     RiskQueryIn,
 )
 from ledger.access.permissions import Permission
-from ledger.access.principals import Principal
+from ledger.access.principals import ClientPrincipal
 from ledger.audit.tags import Outcome, Tag
 from ledger.errors import InvalidInput
 from ledger.runtime import Runtime
@@ -36,7 +35,7 @@ from ledger.scoring.service import ReportSource, SessionReports, assess
 
 router = APIRouter(prefix="/v1/risk", tags=["risk"])
 
-RiskReader = Annotated[Principal, Depends(authorize(Permission.RISK_READ))]
+RiskReader = Annotated[ClientPrincipal, Depends(authorize_client(Permission.RISK_READ))]
 
 DECISION = (
     "The refund ledger did not make this decision. It reports what member platforms "
@@ -79,7 +78,9 @@ def _fields(exc: ValidationError) -> list[str]:
     return [".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()]
 
 
-async def _refuse(runtime: Runtime, principal: Principal, fields: list[str], why: str) -> None:
+async def _refuse(
+    runtime: Runtime, principal: ClientPrincipal, fields: list[str], why: str
+) -> None:
     event = operation(runtime, principal).event(
         Tag.RISK_QUERIED, outcome=Outcome.REFUSED, body={"reason": why, "fields": ",".join(fields)}
     )
@@ -87,14 +88,14 @@ async def _refuse(runtime: Runtime, principal: Principal, fields: list[str], why
 
 
 async def _query(
-    runtime: Runtime, principal: Principal, source: ReportSource, body: RiskQueryIn
+    runtime: Runtime, principal: ClientPrincipal, source: ReportSource, body: RiskQueryIn
 ) -> RiskAnswer:
     """Score, audit (durably), answer; a refusal is audited too."""
     op = operation(runtime, principal)
     try:
         assessment = await assess(
             source,
-            client(principal),
+            principal,
             body.subject,
             now=op.now,
             report_policy=runtime.policy,
@@ -120,7 +121,7 @@ async def _query(
 
 
 async def _refused(
-    runtime: Runtime, principal: Principal, exc: RequestValidationError
+    runtime: Runtime, principal: ClientPrincipal, exc: RequestValidationError
 ) -> RequestValidationError:
     """Audit the refusal of a query that could not be read; the error to raise."""
     fields = [f["field"] for f in field_errors(exc.errors())]
@@ -128,7 +129,7 @@ async def _refused(
     return exc
 
 
-async def _validated(runtime: Runtime, principal: Principal, raw: object) -> RiskQueryIn:
+async def _validated(runtime: Runtime, principal: ClientPrincipal, raw: object) -> RiskQueryIn:
     """One query of a batch, or an audited refusal that names its fields."""
     try:
         return RiskQueryIn.model_validate(raw)
@@ -153,7 +154,7 @@ def _json(model: BaseModel) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
-async def answer_query(runtime: Runtime, principal: Principal, payload: bytes) -> Response:
+async def answer_query(runtime: Runtime, principal: ClientPrincipal, payload: bytes) -> Response:
     """The whole query, from the request body to the response (shared by the route below
     and by api/hot.py, which serves it without FastAPI's routing and dependency layers)."""
     try:

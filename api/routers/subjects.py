@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from api.auth import authorize, operation
+from api.auth import authorize_client, operation
 from api.deps import ReadSessionDep, RuntimeDep, SessionDep
-from api.routers.reports import client, report_out
+from api.routers.reports import report_out
 from api.schemas.reports import (
     DisclosedReportOut,
     DisclosureIn,
@@ -18,14 +18,14 @@ from api.schemas.reports import (
     StatementIn,
 )
 from ledger.access.permissions import Permission
-from ledger.access.principals import Principal
+from ledger.access.principals import ClientPrincipal
 from ledger.audit.tags import Tag
 from ledger.subjects import service as subjects
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
 
-Discloser = Annotated[Principal, Depends(authorize(Permission.SUBJECTS_DISCLOSE))]
-OnBehalf = Annotated[Principal, Depends(authorize(Permission.DISPUTES_WRITE))]
+Discloser = Annotated[ClientPrincipal, Depends(authorize_client(Permission.SUBJECTS_DISCLOSE))]
+OnBehalf = Annotated[ClientPrincipal, Depends(authorize_client(Permission.DISPUTES_WRITE))]
 
 HOW_TO_DISPUTE = (
     "To contest a report, ask the platform you use to open a dispute "
@@ -44,7 +44,7 @@ async def disclosure(
     two years. Recorded before it is answered."""
     now = runtime.clock.now()
     disclosed = await subjects.disclose(
-        session, client(principal), subject=body.subject, now=now, policy=runtime.policy
+        session, principal, subject=body.subject, now=now, policy=runtime.policy
     )
     event = operation(runtime, principal).event(
         Tag.SUBJECT_DISCLOSED,
@@ -77,7 +77,7 @@ async def add_statement(
     view = await subjects.add_statement(
         session,
         operation(runtime, principal),
-        client(principal),
+        principal,
         subject=body.subject,
         report_id=body.report_id,
         text=body.text,

@@ -5,8 +5,8 @@ elements, not requests. Limits are the ``limits`` library's notation
 (``"1000/minute;100000/day"``, ledger/rate_limits.py): a call is allowed only if every
 window has room for all its elements, and then it is counted in every window.
 
-The answer carries the draft IETF ``RateLimit-Policy`` and ``RateLimit`` header fields
-(draft-ietf-httpapi-ratelimit-headers), and ``Retry-After`` when refused.
+Each decision says where the member stands (a ``Quota``); the API renders it as the draft
+IETF ``RateLimit-Policy`` and ``RateLimit`` header fields, and ``Retry-After`` when refused.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from limits import RateLimitItem
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
+from ledger.errors import Quota
 from ledger.rate_limits import parse_limits
 
 POLICY = "pseudonym-evaluations"
@@ -28,19 +29,7 @@ POLICY = "pseudonym-evaluations"
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
-    limit: int  # the tightest window's quota
-    window_seconds: int
-    remaining: int  # in the tightest window, after this call
-    reset_seconds: int  # until that window has room again
-
-    def headers(self) -> dict[str, str]:
-        headers = {
-            "RateLimit-Policy": f'"{POLICY}";q={self.limit};w={self.window_seconds}',
-            "RateLimit": f'"{POLICY}";r={self.remaining};t={self.reset_seconds}',
-        }
-        if not self.allowed:
-            headers["Retry-After"] = str(max(1, self.reset_seconds))
-        return headers
+    quota: Quota  # the tightest window, after this call
 
 
 class EvaluationLimiter:
@@ -88,10 +77,11 @@ class EvaluationLimiter:
                 tightest = candidate
         assert tightest is not None
         remaining, item, reset = tightest
-        return Decision(
-            allowed=allowed,
+        quota = Quota(
+            policy=POLICY,
             limit=item.amount,
             window_seconds=item.get_expiry(),
             remaining=remaining,
             reset_seconds=reset,
         )
+        return Decision(allowed=allowed, quota=quota)

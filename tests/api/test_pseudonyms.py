@@ -125,7 +125,7 @@ async def test_an_invalid_element_is_named_not_echoed_and_nothing_is_counted(
         assert element not in response.text
     member_id = acme.credential.member.id
     stats = await runtime.evaluation_limiter.take(member_id, 0)
-    assert stats.remaining == runtime.evaluation_limiter.limits_for(member_id)[0].amount
+    assert stats.quota.remaining == runtime.evaluation_limiter.limits_for(member_id)[0].amount
 
 
 @pytest.mark.parametrize("count", [0, 101])
