@@ -18,7 +18,7 @@ from ledger import rate_limits
 from ledger.clock import Clock
 from ledger.context import Operation
 from ledger.disputes import service as disputes
-from ledger.reports import service as reports
+from ledger.reports import retention
 from ledger.reports.policy import ReportPolicy
 
 log = logging.getLogger("ledger.maintenance")
@@ -48,8 +48,8 @@ async def run(
         op = Operation.system(clock.now())
         return MaintenanceResult(
             disputes_unanswered=await disputes.suppress_unanswered(session, op),
-            reports_suspended=await reports.suspend_unnoticed(session, op, policy=policy),
-            reports_purged=await reports.purge_expired(session, op),
+            reports_suspended=await retention.suspend_unnoticed(session, op, policy=policy),
+            reports_purged=await retention.purge_expired(session, op),
             rate_counters_purged=await rate_limits.purge_expired(session),
         )
 

@@ -28,10 +28,11 @@ from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal
 from ledger.audit.tags import Tag
 from ledger.errors import DuplicateReport, InvalidInput, LedgerError
-from ledger.reports import idempotency
-from ledger.reports import service as reports
+from ledger.reports import filing, idempotency, lifecycle
+from ledger.reports import views as reports
+from ledger.reports.filing import Filed, FileResult, ReportInput
 from ledger.reports.policy import Category, Status
-from ledger.reports.service import Filed, FileResult, ReportFilter, ReportInput, ReportView
+from ledger.reports.views import ReportFilter, ReportView
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
@@ -67,7 +68,7 @@ async def file_report(
     filed before; a different report under the same ``case_ref`` is 409, with the
     existing one's ``Location``.
     """
-    result = await reports.file_report(
+    result = await filing.file_report(
         session,
         operation(runtime, principal),
         principal,
@@ -124,7 +125,7 @@ async def file_batch(
             items[index] = BatchItemOut(
                 index=index, status="rejected", type="/problems/validation", errors=errors
             )
-    results = await reports.file_reports(
+    results = await filing.file_reports(
         session, op, principal, [data for _, data in valid], policy=runtime.policy
     )
     for (index, _), result in zip(valid, results, strict=True):
@@ -235,7 +236,7 @@ async def withdraw(
 ) -> ReportOut:
     """Withdraw one of your reports, with a reason. Nothing is deleted: the withdrawal is
     recorded beside the report, which stops counting at once."""
-    view = await reports.withdraw(
+    view = await lifecycle.withdraw(
         session,
         operation(runtime, principal),
         principal,
@@ -255,7 +256,7 @@ async def record_notice(
     runtime: RuntimeDep,
 ) -> ReportOut:
     """Record when the buyer was notified (art. 15): the report counts from then on."""
-    view = await reports.record_notice(
+    view = await lifecycle.record_notice(
         session,
         operation(runtime, principal),
         principal,

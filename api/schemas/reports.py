@@ -9,8 +9,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from api.schemas import Integer, RequestModel
 from ledger.disputes.models import Resolution
 from ledger.disputes.service import ReasonCode
+from ledger.reports.lifecycle import WithdrawalReason
 from ledger.reports.policy import Basis, Category, Status
-from ledger.reports.service import WithdrawalReason
 
 
 class ReportIn(RequestModel):

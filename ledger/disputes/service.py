@@ -27,7 +27,8 @@ from ledger.audit.tags import Tag
 from ledger.context import Operation
 from ledger.disputes.models import Dispute, DisputeItem, Resolution
 from ledger.errors import Conflict, InvalidInput, NotFound
-from ledger.reports import service as reports
+from ledger.reports import filing, lifecycle
+from ledger.reports import views as reports
 from ledger.reports.models import Report, ReportAction
 from ledger.reports.policy import ReportPolicy, State, Status
 from ledger.subjects.pseudonyms import check_pseudonym
@@ -335,7 +336,7 @@ async def resolve(
     if current is not Resolution.OPEN:
         raise Conflict(f"this dispute item is already {current.value}", current_state=current.value)
     if outcome is Resolution.UPHELD:
-        if evidence_sha256 is None or not reports.SHA256_HEX.match(evidence_sha256):
+        if evidence_sha256 is None or not filing.SHA256_HEX.match(evidence_sha256):
             raise InvalidInput(
                 "upholding needs the SHA-256 (64 lowercase hex) of the re-checked evidence",
                 fields=("evidence_sha256",),
@@ -352,12 +353,12 @@ async def resolve(
             )
         )
     elif outcome is Resolution.WITHDRAWN:
-        await reports.withdraw(
+        await lifecycle.withdraw(
             session,
             op,
             principal,
             report_id,
-            reports.WithdrawalReason.DISPUTE_ACCEPTED,
+            lifecycle.WithdrawalReason.DISPUTE_ACCEPTED,
             policy=policy,
             dispute_id=dispute_id,
         )

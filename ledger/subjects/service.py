@@ -17,10 +17,10 @@ from ledger.audit.models import AuditEventRow
 from ledger.audit.tags import Tag
 from ledger.context import Operation
 from ledger.errors import Conflict, InvalidInput, NotFound
-from ledger.reports import service as reports
+from ledger.reports import views as reports
 from ledger.reports.models import Report, ReportStatement
 from ledger.reports.policy import ReportPolicy, Status
-from ledger.reports.service import ReportView
+from ledger.reports.views import ReportView
 from ledger.subjects.pseudonyms import check_pseudonym
 
 MAX_STATEMENT = 200
