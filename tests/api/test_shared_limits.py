@@ -4,6 +4,7 @@ share every count, and the token endpoint stops checking secrets for a guesser."
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -75,10 +76,18 @@ async def test_pseudonym_evaluations_are_counted_across_workers_under_concurrenc
         return response.status_code
 
     codes = []
+    started = time.time()
     for start in range(0, sends, 20):  # twenty at a time, split between the workers
         codes += await asyncio.gather(*(evaluate(n) for n in range(start, start + 20)))
+    elapsed = time.time() - started
     assert set(codes) <= {200, 429}
-    assert codes.count(200) * 10 == limit
+    # Within one window exactly the limit passes. The windows are wall-clock minutes and
+    # the count slides: if the run straddles a boundary, the previous window's hits weigh
+    # less as the new one goes on, so at most limit * elapsed / window more get through.
+    # Per-worker counting would let twice the limit through.
+    window = 60
+    accepted = codes.count(200) * 10
+    assert limit <= accepted <= limit + limit * elapsed / window + 10
 
 
 async def test_failed_client_authentications_stop_costing_argon2(
