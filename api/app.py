@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import console, errors
-from api.hot import HotPath
+from api.direct import DirectDispatch
 from api.middleware import Metrics, RequestContextMiddleware, RequestLimits, route_body_limits
 from api.retry import RetryContention
 from api.routers import (
@@ -74,12 +74,10 @@ def create_app(
     settings: Settings,
     *,
     clock: Clock | None = None,
-    hot_path: bool = True,
     server: bool = False,
 ) -> FastAPI:
     """Build the ledger's HTTP application. Keys must exist (``ledger init``).
 
-    ``hot_path=False`` leaves the risk query to its FastAPI route (tests compare the two).
     ``server=True`` (``ledger serve``) tunes the process's garbage collector at start-up.
     """
 
@@ -109,7 +107,8 @@ def create_app(
     metrics = Metrics()
     app.state.metrics = metrics
     errors.install(app)
-    # Routes are matched in order: the hot path first.
+    # Routes are matched in order: the risk query first, on its own (api/direct.py).
+    app.router.routes.append(risk.query_route())
     app.include_router(risk.router)
     app.include_router(oauth.router)
     app.include_router(me.router)
@@ -121,11 +120,9 @@ def create_app(
     app.include_router(pseudonyms.router)
     console.install(app)
     app.include_router(health.router)
-    # Middlewares added first sit innermost. The hot path's query writes no transaction
-    # that could lose to another, so it sits outside the retries.
+    # Middlewares added first sit innermost.
     app.add_middleware(RetryContention)
-    if hot_path:
-        app.add_middleware(HotPath)  # inside the request context: added before it
+    app.add_middleware(DirectDispatch, routes=list(app.routes))
     app.add_middleware(RequestLimits, limits=route_body_limits(app.routes))
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

@@ -16,11 +16,12 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 
 from api.deps import RuntimeDep
+from ledger.access import refusals
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, Principal, UserPrincipal, require
 from ledger.access.tokens import TokenClaims
 from ledger.audit.events import Actor
-from ledger.audit.tags import Outcome, Tag
+from ledger.audit.reads import Recorder
 from ledger.context import Operation
 from ledger.errors import AuthenticationFailed, InvalidInput, InvalidToken, PermissionDenied
 from ledger.logs import request_id_var
@@ -74,11 +75,19 @@ def operation(runtime: Runtime, principal: Principal) -> Operation:
     )
 
 
+def recorder(runtime: Runtime, principal: Principal) -> Recorder:
+    """The operation a request performs, and where the reads it makes are recorded: what
+    every core read function takes (ledger/audit/reads.py)."""
+    return Recorder(operation(runtime, principal), runtime.audit.writer)
+
+
 async def _audit_refusal(runtime: Runtime, actor: Actor, request: Request, why: str) -> None:
     op = Operation(actor=actor, now=runtime.clock.now(), request_id=request_id_var.get())
-    body = {"method": request.method, "route": _route(request), "reason": why}
-    await runtime.audit.writer.write(
-        op.event(Tag.REQUEST_REFUSED, outcome=Outcome.REFUSED, body=body)
+    await refusals.request_refused(
+        Recorder(op, runtime.audit.writer),
+        method=request.method,
+        route=_route(request),
+        reason=why,
     )
 
 

@@ -43,9 +43,7 @@ class Decision:
 def gate(ledger: LedgerClient, request: RefundRequest) -> Decision:
     """Refund at once, or send to manual review: never deny on the score alone."""
     subject = ledger.pseudonymize("phone", request.buyer_phone)
-    answer: dict[str, Any] = ledger.query_risk(
-        subject, reference=request.id, amount_minor=request.amount_minor
-    )
+    answer: dict[str, Any] = ledger.query_risk(subject, reference=request.id)
     explanation = answer["explanation"]
     reasons = "; ".join(r["text"] for r in answer["reasons"]) or "none"
     return Decision(

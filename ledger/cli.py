@@ -31,7 +31,7 @@ from ledger.access import keys
 from ledger.access.permissions import Role, parse_scopes
 from ledger.audit import notes, verify
 from ledger.audit.log import record
-from ledger.audit.tags import Outcome, Tag
+from ledger.audit.tags import Tag
 from ledger.audit.witness import WITNESS_ENV, Witness, cosigner_verifier_key
 from ledger.clock import SystemClock
 from ledger.config import Settings
@@ -512,16 +512,7 @@ def audit_verify(all_problems: bool, sources: tuple[str, ...]) -> None:
                     session, ring=ring, origin=settings.audit_origin, now=_now(), kept=kept
                 )
             async with db.transaction(db.create_sessionmaker(engine)) as session:
-                body = {"ok": report.ok, "leaves": report.leaves, "problems": len(report.problems)}
-                await record(
-                    session,
-                    _op().event(
-                        Tag.AUDIT_VERIFIED,
-                        outcome=Outcome.SUCCESS if report.ok else Outcome.FAILED,
-                        body=body,
-                    ),
-                    now=_now(),
-                )
+                await record(session, verify.verified_event(_op(), report), now=_now())
         finally:
             await engine.dispose()
         return report

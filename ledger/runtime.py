@@ -25,7 +25,7 @@ from ledger.pseudonyms.limits import EvaluationLimiter
 from ledger.rate_limits import DATABASE, sliding_window
 from ledger.reports.policy import ReportPolicy
 from ledger.scoring.policies import PolicySource
-from ledger.scoring.service import PostgresReports
+from ledger.scoring.service import PostgresReports, RiskQueries
 
 TOKEN_RING = "token"  # noqa: S105  (a directory name, not a secret)
 CHECKPOINT_RING = "checkpoint"
@@ -54,12 +54,11 @@ class Runtime:
     verifier: TokenVerifier
     audit: AuditLog
     policy: ReportPolicy
-    scoring_policies: PolicySource
     maintenance: MaintenanceLoop
     access_cache: AccessCache
     access_listener: AccessListener | None
-    # The risk query's hot read on PostgreSQL; None means: read through a session.
-    risk_reports: PostgresReports | None
+    # The risk query, on PostgreSQL's hot read where there is one.
+    risk: RiskQueries
     pseudonym_key: PseudonymKey
     evaluation_limiter: EvaluationLimiter
     sign_in_guard: SignInGuard
@@ -104,12 +103,13 @@ class Runtime:
             else None
         )
         limiter = sliding_window(settings.rate_limit_storage, limits_engine)
+        read_sessionmaker = create_sessionmaker(engine, read_only=True)
         return cls(
             settings=settings,
             clock=clock,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
-            read_sessionmaker=create_sessionmaker(engine, read_only=True),
+            read_sessionmaker=read_sessionmaker,
             hasher=make_hasher(settings),
             token_keys=keys,
             issuer=TokenIssuer(
@@ -130,7 +130,6 @@ class Runtime:
             ),
             audit=audit,
             policy=policy,
-            scoring_policies=PolicySource(),
             maintenance=MaintenanceLoop(
                 create_sessionmaker(engine),
                 clock=clock,
@@ -143,7 +142,12 @@ class Runtime:
                 if dsn is not None and settings.access_cache_enabled
                 else None
             ),
-            risk_reports=PostgresReports(dsn, size=settings.risk_pool_size) if dsn else None,
+            risk=RiskQueries(
+                sessionmaker=read_sessionmaker,
+                hot=PostgresReports(dsn, size=settings.risk_pool_size) if dsn else None,
+                report_policy=policy,
+                scoring_policies=PolicySource(),
+            ),
             pseudonym_key=load_key(settings.resolved_key_dir / PSEUDONYM_KEY_DIR),
             evaluation_limiter=EvaluationLimiter(
                 settings.pseudonym_rate_limit,
@@ -176,8 +180,7 @@ class Runtime:
     async def close(self) -> None:
         if self.access_listener is not None:
             await self.access_listener.stop()
-        if self.risk_reports is not None:
-            await self.risk_reports.close()
+        await self.risk.close()
         await self.maintenance.stop()
         await self.audit.stop()
         await self.audit.engine.dispose()

@@ -91,14 +91,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-def hot_path() -> bool:
-    """Whether the risk query is served by api/hot.py (tests/api/test_risk.py runs both)."""
-    return True
-
-
-@pytest.fixture
-async def app(settings: Settings, clock: FrozenClock, hot_path: bool) -> AsyncIterator[FastAPI]:
-    app = create_app(settings, clock=clock, hot_path=hot_path)
+async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, clock=clock)
     async with app.router.lifespan_context(app):
         listener = app.state.runtime.access_listener
         if listener is not None:  # PostgreSQL: every test runs with the access cache on

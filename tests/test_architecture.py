@@ -28,3 +28,24 @@ def test_the_core_does_not_import_the_web_layer() -> None:
             ]
     # uvicorn is started by `ledger serve`, the one sanctioned exception.
     assert [o for o in offenders if o != "cli.py: uvicorn"] == []
+
+
+def test_the_web_layer_writes_no_audit_events() -> None:
+    """Routers and console pages call core functions, which record their own events
+    (ledger/audit/reads.py): no ``op.event(...)``, no ``audit.writer``, no ``record``."""
+    root = Path(ledger.__file__).parent.parent / "api"
+    offenders = []
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text("utf-8"))
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr in {"event", "refused"} or (
+                    node.func.attr == "record" and not isinstance(node.func.value, ast.Name)
+                ):
+                    offenders.append(f"{where}: .{node.func.attr}(...)")
+                if node.func.attr == "write" and "writer" in ast.unparse(node.func.value):
+                    offenders.append(f"{where}: {ast.unparse(node.func)}(...)")
+            if isinstance(node, ast.ImportFrom) and node.module == "ledger.audit.log":
+                offenders.append(f"{where}: imports {[a.name for a in node.names]}")
+    assert offenders == []

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from api.console.web import PREFIX, ConsoleError, Viewer, checked_form, needs, render, runtime_of
-from api.routers.audit import PSEUDONYM, audit_read, exported, receipt_out
+from api.routers.audit import PSEUDONYM, export, json_lines, receipt_out
 from api.schemas import EventId
 from ledger.access.permissions import Permission
 from ledger.audit import activity, checkpoints, queries, verify
@@ -30,7 +30,7 @@ from ledger.client.proofs import Invalid, verify_receipt
 from ledger.db import create_snapshot_sessionmaker
 from ledger.disputes import service as disputes
 from ledger.disputes.models import Resolution
-from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.errors import InvalidInput, NotFound
 from ledger.members import service as members
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -109,12 +109,13 @@ async def audit_log(request: Request, who: Auditor) -> HTMLResponse:
     if not invalid:
         async with runtime.read_sessionmaker() as read:
             try:
-                page = await queries.list_events(
-                    read, who.principal, filt, cursor=cursor, limit=PAGE
+                found = await queries.list_events(
+                    read, who.recorder(runtime), who.principal, filt, cursor=cursor, limit=PAGE
                 )
             except InvalidInput:
                 invalid = ["cursor"]
-        await audit_read(runtime, who.principal, Tag.AUDIT_EVENTS_LISTED, **filt.summary())
+            else:
+                page = found.value
     query = "&".join(f"{k}={v}" for k, v in request.query_params.items() if k != "cursor" and v)
     return render(
         request,
@@ -153,19 +154,13 @@ async def _export(request: Request, who: Viewer, kind: str) -> StreamingResponse
     if invalid:
         raise ConsoleError(400, f"Fix these filters first: {', '.join(invalid)}.")
     filt = form.event_filter()
-    await audit_read(
-        runtime, who.principal, Tag.AUDIT_EVENTS_EXPORTED, format=kind, **filt.summary()
-    )
-
-    async def jsonl() -> AsyncIterator[bytes]:
-        async for record in exported(runtime, who.principal, filt):
-            yield (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    records = await export(runtime, who.principal, filt, file_format=kind)
 
     async def rows() -> AsyncIterator[bytes]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
-        async for record in exported(runtime, who.principal, filt):
+        async for record in records:
             flat = _flat(record)
             writer.writerow([flat.get(c, "") for c in CSV_COLUMNS])
             yield buffer.getvalue().encode()
@@ -180,7 +175,7 @@ async def _export(request: Request, who: Viewer, kind: str) -> StreamingResponse
             headers={"Content-Disposition": 'attachment; filename="audit-events.csv"'},
         )
     return StreamingResponse(
-        jsonl(),
+        json_lines(records),
         media_type="application/jsonl",
         headers={"Content-Disposition": 'attachment; filename="audit-events.jsonl"'},
     )
@@ -214,20 +209,12 @@ async def event_page(request: Request, event_id: EventId, who: Auditor) -> HTMLR
     runtime = runtime_of(request)
     async with runtime.read_sessionmaker() as read:
         try:
-            event = await queries.event_view(read, who.principal, event_id)
+            found = await queries.inspect_event(
+                read, who.recorder(runtime), who.principal, event_id
+            )
         except NotFound:
             raise ConsoleError(404, f"There is no audit event {event_id}.") from None
-        latest = await checkpoints.latest(read)
-        receipt = None
-        pending = None
-        if latest is not None:
-            try:
-                receipt = await queries.receipt_for_event(
-                    read, who.principal, event_id, tree_size=latest.tree_size
-                )
-            except (Conflict, NotFound, InvalidInput) as exc:
-                pending = str(exc)
-    await audit_read(runtime, who.principal, Tag.AUDIT_PROOF_READ, event_id=event_id)
+    event, receipt, pending = found.value.event, found.value.receipt, found.value.pending
     check: dict[str, Any] = {"status": "pending", "detail": pending or "no checkpoint yet"}
     shown = None
     if receipt is not None:
@@ -260,19 +247,13 @@ async def verify_now(request: Request, who: Auditor) -> HTMLResponse:
     runtime = runtime_of(request)
     await checked_form(request, who)
     async with create_snapshot_sessionmaker(runtime.engine)() as snapshot:
-        report = await verify.verify(
+        checked = await verify.check(
             snapshot,
+            who.recorder(runtime),
             ring=runtime.audit.keys.current(),
             origin=runtime.audit.origin,
-            now=runtime.clock.now(),
         )
-    await runtime.audit.writer.write(
-        who.op(runtime).event(
-            Tag.AUDIT_VERIFIED,
-            outcome=Outcome.SUCCESS if report.ok else Outcome.FAILED,
-            body={"ok": report.ok, "leaves": report.leaves, "problems": len(report.problems)},
-        )
-    )
+    report = checked.value
     async with runtime.read_sessionmaker() as read:
         history, _ = await checkpoints.history(read, limit=50)
     return render(request, "integrity.html", who, history=history, result=report)
@@ -284,8 +265,7 @@ async def activity_page(request: Request, who: Auditor) -> HTMLResponse:
     30 days, drawn as bar charts, with the signs of fishing (ledger/audit/activity.py)."""
     runtime = runtime_of(request)
     async with runtime.read_sessionmaker() as read:
-        found = await activity.member_activity(read, who.principal, now=runtime.clock.now())
-    await audit_read(runtime, who.principal, Tag.AUDIT_EVENTS_LISTED, view="activity")
+        found = (await activity.member_activity(read, who.recorder(runtime), who.principal)).value
     return render(
         request,
         "activity.html",
@@ -301,13 +281,14 @@ async def disputes_page(request: Request, who: Auditor) -> HTMLResponse:
     """Open disputes with the days left before their deadline (overdue ones marked),
     and resolved ones with their outcome."""
     runtime = runtime_of(request)
-    now = runtime.clock.now()
+    rec = who.recorder(runtime)
     async with runtime.read_sessionmaker() as read:
-        items = await disputes.list_all(read, who.principal, resolution=None, now=now)
+        found = await disputes.list_all(read, rec, who.principal, resolution=None)
     # One read; an item past its deadline is already "unverifiable" (effective status).
+    items = found.value
     open_items = [i for i in items if i.item.resolution is Resolution.OPEN]
     closed = [i for i in items if i.item.resolution is not Resolution.OPEN]
-    await audit_read(runtime, who.principal, Tag.DISPUTES_LISTED, view="console")
+    now = rec.op.now
     return render(
         request,
         "disputes.html",

@@ -27,7 +27,6 @@ from api.console.web import (
 from api.routers.auth import check_sign_in
 from ledger.access.permissions import Permission
 from ledger.audit.events import Actor
-from ledger.audit.tags import Tag
 from ledger.console.sessions import end_session, open_session
 from ledger.context import Operation
 from ledger.errors import InvalidCredentials, RateLimited
@@ -129,8 +128,7 @@ async def sign_out(request: Request, who: SignedIn) -> Response:
     await checked_form(request, who)
     op = who.op(runtime)
     async with runtime.sessionmaker() as session, session.begin():
-        await end_session(session, who.session.token_hash, now=op.now)
-    await runtime.audit.writer.write(op.event(Tag.USER_SIGNED_OUT, body={"via": "console"}))
+        await end_session(session, op, who.session.token_hash)
     response = RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
     response.delete_cookie(COOKIE, path=PREFIX)
     return response

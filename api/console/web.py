@@ -23,10 +23,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.auth import PERMISSION_ATTR
+from ledger.access import refusals
 from ledger.access.permissions import Permission, Role
 from ledger.access.principals import UserPrincipal
 from ledger.audit.events import Actor
-from ledger.audit.tags import Outcome, Tag
+from ledger.audit.reads import Recorder
 from ledger.console.sessions import Ended, LiveSession, SessionPolicy, load_session
 from ledger.context import Operation
 from ledger.logs import request_id_var
@@ -75,6 +76,10 @@ class Viewer:
             request_id=request_id_var.get(),
         )
 
+    def recorder(self, runtime: Runtime) -> Recorder:
+        """What the core read functions take: this user's operation and the writer."""
+        return Recorder(self.op(runtime), runtime.audit.writer)
+
 
 def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
@@ -110,16 +115,11 @@ async def viewer(request: Request, permission: Permission) -> Viewer:
         ),
     )
     if permission not in who.principal.permissions:
-        await runtime.audit.writer.write(
-            who.op(runtime).event(
-                Tag.CONSOLE_REFUSED,
-                outcome=Outcome.REFUSED,
-                body={
-                    "path": request.url.path,
-                    "method": request.method,
-                    "needs": permission.value,
-                },
-            )
+        await refusals.console_refused(
+            who.recorder(runtime),
+            path=request.url.path,
+            method=request.method,
+            needs=permission.value,
         )
         raise ConsoleError(
             403, f"Your role ({who.role.value}) cannot do this: it needs {permission.value}."
@@ -163,13 +163,7 @@ async def checked_form(request: Request, who: Viewer) -> dict[str, str]:
             403, "This form has expired or was not sent from the console; reload the page."
         )
     if refusal is not None:
-        await runtime.audit.writer.write(
-            who.op(runtime).event(
-                Tag.CONSOLE_REFUSED,
-                outcome=Outcome.REFUSED,
-                body={"path": request.url.path, "reason": "csrf"},
-            )
-        )
+        await refusals.console_form_refused(who.recorder(runtime), path=request.url.path)
         raise refusal
     return form
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from api.auth import authorize, operation
+from api.auth import authorize, recorder
 from api.deps import ReadSessionDep, RuntimeDep
 from api.schemas import Cursor, EventId, LeafIndex, TreeSize, tree_size_query
 from api.schemas.audit import (
@@ -132,15 +132,6 @@ def receipt_out(receipt: Receipt) -> ReceiptOut:
     )
 
 
-async def audit_read(runtime: Runtime, principal: Principal, tag: Tag, /, **fields: object) -> None:
-    subject = fields.pop("subject", None)
-    body = {k: str(v) for k, v in fields.items() if v is not None}
-    event = operation(runtime, principal).event(
-        tag, subject=subject if isinstance(subject, str) else None, body=body
-    )
-    await runtime.audit.writer.write(event)
-
-
 @router.get("/events/{event_id}/receipt", response_model=ReceiptOut)
 async def event_receipt(
     event_id: EventId,
@@ -154,9 +145,10 @@ async def event_receipt(
     Without ``tree_size``, the proof is against the first checkpoint that includes the
     event, so it stays the same however much the log grows.
     """
-    receipt = await queries.receipt_for_event(session, principal, event_id, tree_size=tree_size)
-    await audit_read(runtime, principal, Tag.AUDIT_PROOF_READ, event_id=event_id)
-    return receipt_out(receipt)
+    read = await queries.receipt_for_event(
+        session, recorder(runtime, principal), principal, event_id, tree_size=tree_size
+    )
+    return receipt_out(read.value)
 
 
 @router.get("/leaves/{leaf_index}/receipt", response_model=ReceiptOut)
@@ -168,9 +160,10 @@ async def leaf_receipt(
     tree_size: Annotated[int | None, tree_size_query("prove against this checkpoint")] = None,
 ) -> ReceiptOut:
     """The event at a leaf index, with its inclusion proof (same rules as above)."""
-    receipt = await queries.receipt_for_leaf(session, principal, leaf_index, tree_size=tree_size)
-    await audit_read(runtime, principal, Tag.AUDIT_PROOF_READ, leaf_index=leaf_index)
-    return receipt_out(receipt)
+    read = await queries.receipt_for_leaf(
+        session, recorder(runtime, principal), principal, leaf_index, tree_size=tree_size
+    )
+    return receipt_out(read.value)
 
 
 async def event_filter(
@@ -215,37 +208,50 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
 ) -> EventPage:
     """Audit events matching the filters, newest first (auditors only)."""
-    page = await queries.list_events(session, principal, filt, cursor=cursor, limit=limit)
-    await audit_read(runtime, principal, Tag.AUDIT_EVENTS_LISTED, **filt.summary())
+    read = await queries.list_events(
+        session, recorder(runtime, principal), principal, filt, cursor=cursor, limit=limit
+    )
+    page = read.value
     return EventPage(
         events=[EventOut(event=e.event, leaf_index=e.leaf_index) for e in page.events],
         next_cursor=page.next_cursor,
     )
 
 
-async def exported(
-    runtime: Runtime, principal: Principal, filt: EventFilter
+async def export(
+    runtime: Runtime, principal: Principal, filt: EventFilter, *, file_format: str
 ) -> AsyncIterator[dict[str, Any]]:
-    """Every matching event with its leaf index, oldest first, from one snapshot."""
-    async with create_snapshot_sessionmaker(runtime.engine)() as session:
-        async for view in queries.stream_events(session, principal, filt):
+    """Every matching event with its leaf index, oldest first, from one snapshot; the
+    export is recorded before this returns (and so before the first byte is sent)."""
+    read = await queries.export_events(
+        create_snapshot_sessionmaker(runtime.engine),
+        recorder(runtime, principal),
+        principal,
+        filt,
+        file_format=file_format,
+    )
+
+    async def records() -> AsyncIterator[dict[str, Any]]:
+        async for view in read.value():
             yield {"event": view.event, "leaf_index": view.leaf_index}
 
+    return records()
 
-async def export_lines(
-    runtime: Runtime, principal: Principal, filt: EventFilter
-) -> AsyncIterator[bytes]:
-    async for record in exported(runtime, principal, filt):
-        yield (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+def json_lines(records: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    async def lines() -> AsyncIterator[bytes]:
+        async for record in records:
+            yield (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+    return lines()
 
 
 @router.get("/events:export", response_class=StreamingResponse)
 async def export_events(principal: Auditor, filt: Filter, runtime: RuntimeDep) -> StreamingResponse:
     """Every matching event as JSON Lines, oldest first, read from one snapshot."""
-    # Audited before the first byte is sent.
-    await audit_read(runtime, principal, Tag.AUDIT_EVENTS_EXPORTED, **filt.summary())
+    records = await export(runtime, principal, filt, file_format="jsonl")
     return StreamingResponse(
-        export_lines(runtime, principal, filt),
+        json_lines(records),
         media_type="application/jsonl",
         headers={"Content-Disposition": 'attachment; filename="audit-events.jsonl"'},
     )

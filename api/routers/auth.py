@@ -8,8 +8,9 @@ from fastapi.responses import JSONResponse
 from api.auth import client_address
 from api.deps import RuntimeDep, SessionDep
 from api.schemas.auth import SignIn, UserToken
+from ledger.access import refusals
 from ledger.audit.events import Actor
-from ledger.audit.tags import Outcome, Tag
+from ledger.audit.reads import Recorder
 from ledger.context import Operation
 from ledger.errors import InvalidCredentials, RateLimited
 from ledger.logs import request_id_var
@@ -29,14 +30,9 @@ async def check_sign_in(
         credential = await members.find_user_credential(read, username)
     actor = Actor.system() if credential is None else Actor.user(credential[0].id)
     op = Operation(actor=actor, now=runtime.clock.now(), request_id=request_id_var.get())
+    rec = Recorder(op, runtime.audit.writer)
     if lockout is not None:
-        await runtime.audit.writer.write(
-            op.event(
-                Tag.USER_SIGN_IN_REFUSED,
-                outcome=Outcome.REFUSED,
-                body={"reason": f"{lockout.scope} locked"},
-            )
-        )
+        await refusals.sign_in_refused(rec, reason=f"{lockout.scope} locked")
         raise RateLimited(
             f"too many failed sign-ins for this {lockout.scope}; try again in "
             f"{lockout.retry_after} s",
@@ -47,9 +43,7 @@ async def check_sign_in(
     except InvalidCredentials as exc:
         await runtime.sign_in_guard.failed(username, address)
         reason = "unknown_user" if credential is None else exc.message
-        await runtime.audit.writer.write(
-            op.event(Tag.USER_SIGN_IN_REFUSED, outcome=Outcome.REFUSED, body={"reason": reason})
-        )
+        await refusals.sign_in_refused(rec, reason=reason)
         raise
     await runtime.sign_in_guard.succeeded(username)
     return signed_in

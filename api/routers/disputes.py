@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from api.auth import authorize_client, operation
+from api.auth import authorize_client, operation, recorder
 from api.deps import ReadSessionDep, RuntimeDep, SessionDep
 from api.schemas import Cursor
 from api.schemas.reports import (
@@ -20,7 +20,6 @@ from api.schemas.reports import (
 )
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal
-from ledger.audit.tags import Tag
 from ledger.disputes import service as disputes
 from ledger.disputes.models import Resolution
 from ledger.disputes.service import DisputeView, ItemView
@@ -95,27 +94,17 @@ async def list_disputes(
     ``status``, e.g. ``open``); ``opened=me``: the disputes you opened for buyers."""
     if (assigned is None) == (opened is None):
         raise InvalidInput("ask for assigned=me or opened=me", fields=("assigned", "opened"))
-    now = runtime.clock.now()
-    caller = principal
+    rec = recorder(runtime, principal)
+    now = rec.op.now.timestamp()
     if assigned:
-        items, next_cursor = await disputes.list_assigned(
-            session, caller, resolution=status, now=now, cursor=cursor, limit=limit
+        assigned_page = await disputes.list_assigned(
+            session, rec, principal, resolution=status, cursor=cursor, limit=limit
         )
-        answer = DisputeList(
-            items=[item_out(i, now.timestamp()) for i in items], next_cursor=next_cursor
-        )
-    else:
-        views, next_cursor = await disputes.list_opened(
-            session, caller, now=now, cursor=cursor, limit=limit
-        )
-        answer = DisputeList(
-            disputes=[dispute_out(v, now.timestamp()) for v in views], next_cursor=next_cursor
-        )
-    event = operation(runtime, principal).event(
-        Tag.DISPUTES_LISTED, body={"assigned": assigned or "", "opened": opened or ""}
-    )
-    await runtime.audit.writer.write(event)
-    return answer
+        items, next_cursor = assigned_page.value
+        return DisputeList(items=[item_out(i, now) for i in items], next_cursor=next_cursor)
+    opened_page = await disputes.list_opened(session, rec, principal, cursor=cursor, limit=limit)
+    views, next_cursor = opened_page.value
+    return DisputeList(disputes=[dispute_out(v, now) for v in views], next_cursor=next_cursor)
 
 
 @router.post("/disputes/{dispute_id}/reports/{report_id}/resolution", response_model=DisputeItemOut)

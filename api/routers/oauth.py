@@ -14,9 +14,10 @@ from api.auth import client_address
 from api.deps import RuntimeDep, SessionDep
 from api.errors import OAuthError
 from api.schemas.oauth import OAuthErrorResponse, TokenResponse
+from ledger.access import refusals
 from ledger.access.permissions import Scope, parse_scopes
 from ledger.audit.events import Actor
-from ledger.audit.tags import Outcome, Tag
+from ledger.audit.reads import Recorder
 from ledger.context import Operation
 from ledger.errors import InvalidClient, InvalidInput
 from ledger.logs import request_id_var
@@ -195,13 +196,15 @@ async def _audit_refusal(
     """Refusals are recorded durably before they are answered. An unknown client id is
     not stored: it may be anything, including a mistyped secret."""
     if credential is None:
-        actor, body = Actor.system(), {"error": refusal.error, "reason": "unknown_client"}
+        actor, reason = Actor.system(), "unknown_client"
     else:
-        actor = Actor.client(credential.member_id, credential.client_id)
-        body = {"error": refusal.error, "reason": refusal.description}
+        actor, reason = (
+            Actor.client(credential.member_id, credential.client_id),
+            refusal.description,
+        )
     op = Operation(actor=actor, now=runtime.clock.now(), request_id=request_id_var.get())
-    await runtime.audit.writer.write(
-        op.event(Tag.TOKEN_REFUSED, outcome=Outcome.REFUSED, body=body)
+    await refusals.token_refused(
+        Recorder(op, runtime.audit.writer), error=refusal.error, reason=reason
     )
 
 

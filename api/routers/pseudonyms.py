@@ -7,16 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from api.auth import authorize_client, operation
+from api.auth import authorize_client, recorder
 from api.deps import RuntimeDep
 from api.errors import rate_limit_headers
 from api.schemas.pseudonyms import EvaluateIn, EvaluateOut, PseudonymKeyOut
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal
-from ledger.audit.tags import Outcome, Tag
-from ledger.errors import InvalidInput, RateLimited
 from ledger.pseudonyms.keys import SUITE_NAME
-from ledger.pseudonyms.service import b64url_encode, decode_elements, evaluate
+from ledger.pseudonyms.service import b64url_encode, evaluate_for
 
 router = APIRouter(tags=["pseudonyms"])
 
@@ -39,48 +37,21 @@ async def evaluate_pseudonyms(
     your member's evaluation limit (``RateLimit`` headers on every answer;
     ``Retry-After`` on 429), and the call is audited as a count, never the elements.
     """
-    member = principal.member_id
-    op = operation(runtime, principal)
-    count = len(body.blinded_elements)
-    try:
-        elements = decode_elements(body.blinded_elements)
-    except InvalidInput as exc:
-        await runtime.audit.writer.write(
-            op.event(
-                Tag.PSEUDONYMS_EVALUATED,
-                outcome=Outcome.REFUSED,
-                body={"elements": count, "reason": "invalid element", "invalid": len(exc.fields)},
-            )
-        )
-        raise
-    decision = await runtime.evaluation_limiter.take(member, count)
-    if not decision.allowed:
-        await runtime.audit.writer.write(
-            op.event(
-                Tag.PSEUDONYMS_EVALUATED,
-                outcome=Outcome.REFUSED,
-                body={"elements": count, "reason": "rate limit"},
-            )
-        )
-        quota = decision.quota
-        wait = max(1, quota.reset_seconds)
-        raise RateLimited(
-            f"your member's pseudonym evaluation limit ({quota.limit} per "
-            f"{quota.window_seconds} s) has no room for {count} more; retry after {wait} s",
-            retry_after=wait,
-            quota=quota,
-        )
-    result = await evaluate(runtime.pseudonym_key, elements)
-    await runtime.audit.writer.write(
-        op.event(Tag.PSEUDONYMS_EVALUATED, body={"elements": count, "key_id": result.key_id})
+    read = await evaluate_for(
+        recorder(runtime, principal),
+        principal,
+        body.blinded_elements,
+        key=runtime.pseudonym_key,
+        limiter=runtime.evaluation_limiter,
     )
+    result = read.value.evaluation
     answer = EvaluateOut(
         suite=SUITE_NAME,
         key_id=result.key_id,
         evaluated_elements=[b64url_encode(e) for e in result.evaluated],
         proof=b64url_encode(result.proof),
     )
-    return JSONResponse(answer.model_dump(), headers=rate_limit_headers(decision.quota))
+    return JSONResponse(answer.model_dump(), headers=rate_limit_headers(read.value.quota))
 
 
 @router.get(KEY_PATH, response_model=PseudonymKeyOut)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime, ValidationError
 
-from api.auth import authorize_client, operation
+from api.auth import authorize_client, operation, recorder
 from api.deps import ReadSessionDep, RuntimeDep, SessionDep
 from api.errors import field_errors
 from api.middleware import body_limit
@@ -26,7 +26,6 @@ from api.schemas.reports import (
 )
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal
-from ledger.audit.tags import Tag
 from ledger.errors import DuplicateReport, InvalidInput, LedgerError
 from ledger.reports import filing, idempotency, lifecycle
 from ledger.reports import views as reports
@@ -179,14 +178,10 @@ async def get_report(
     report_id: uuid.UUID, principal: Reporter, session: ReadSessionDep, runtime: RuntimeDep
 ) -> ReportOut:
     """One of your reports (another member's, or an expired one, is 404)."""
-    view = await reports.get_report(
-        session, principal, report_id, now=runtime.clock.now(), policy=runtime.policy
+    read = await reports.get_report(
+        session, recorder(runtime, principal), principal, report_id, policy=runtime.policy
     )
-    event = operation(runtime, principal).event(
-        Tag.REPORT_READ, subject=view.subject, body={"report_id": str(view.id)}
-    )
-    await runtime.audit.writer.write(event)
-    return report_out(view)
+    return report_out(read.value)
 
 
 @router.get("/reports", response_model=ReportPage)
@@ -210,19 +205,16 @@ async def list_reports(
         filed_since=filed_since,
         filed_until=filed_until,
     )
-    page, next_cursor = await reports.list_reports(
+    read = await reports.list_reports(
         session,
+        recorder(runtime, principal),
         principal,
         filt,
-        now=runtime.clock.now(),
         policy=runtime.policy,
         cursor=cursor,
         limit=limit,
     )
-    event = operation(runtime, principal).event(
-        Tag.REPORTS_LISTED, subject=subject, body={"count": len(page)}
-    )
-    await runtime.audit.writer.write(event)
+    page, next_cursor = read.value
     return ReportPage(reports=[report_out(v) for v in page], next_cursor=next_cursor)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from api.auth import authorize_client, operation
+from api.auth import authorize_client, operation, recorder
 from api.deps import ReadSessionDep, RuntimeDep, SessionDep
 from api.routers.reports import report_out
 from api.schemas.reports import (
@@ -19,20 +19,12 @@ from api.schemas.reports import (
 )
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal
-from ledger.audit.tags import Tag
 from ledger.subjects import service as subjects
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
 
 Discloser = Annotated[ClientPrincipal, Depends(authorize_client(Permission.SUBJECTS_DISCLOSE))]
 OnBehalf = Annotated[ClientPrincipal, Depends(authorize_client(Permission.DISPUTES_WRITE))]
-
-HOW_TO_DISPUTE = (
-    "To contest a report, ask the platform you use to open a dispute "
-    "(POST /v1/disputes) naming the report ids above. The reporting platform must answer "
-    "within 20 days; a report left unanswered stops counting. You may also add a statement "
-    "of up to 200 characters to any report, which is kept and shown with it."
-)
 
 
 @router.post("/disclosure", response_model=DisclosureOut)
@@ -42,18 +34,15 @@ async def disclosure(
     """A buyer's own file (art. 17): every report held on them that has not expired,
     whatever its status, with the reporting member, and who looked them up in the last
     two years. Recorded before it is answered."""
-    now = runtime.clock.now()
-    disclosed = await subjects.disclose(
-        session, principal, subject=body.subject, now=now, policy=runtime.policy
-    )
-    event = operation(runtime, principal).event(
-        Tag.SUBJECT_DISCLOSED,
+    read = await subjects.disclose(
+        session,
+        recorder(runtime, principal),
+        principal,
         subject=body.subject,
-        purpose=body.purpose,
         reference=body.reference,
-        body={"reports": len(disclosed.reports)},
+        policy=runtime.policy,
     )
-    await runtime.audit.writer.write(event)
+    disclosed = read.value
     return DisclosureOut(
         subject=disclosed.subject,
         reports=[
@@ -64,7 +53,7 @@ async def disclosure(
             InquiryOut(member=i.member, at=i.at, purpose=i.purpose, kind=i.tag)
             for i in disclosed.inquiries
         ],
-        how_to_dispute=HOW_TO_DISPUTE,
+        how_to_dispute=disclosed.how_to_dispute,
     )
 
 

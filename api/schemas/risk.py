@@ -4,13 +4,9 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from api.schemas import Integer, RequestModel
+from api.schemas import RequestModel
+from ledger.scoring import service
 from ledger.scoring.service import Purpose
-
-
-class Amount(RequestModel):
-    minor: Integer = Field(gt=0)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
 class RiskQueryIn(RequestModel):
@@ -22,7 +18,11 @@ class RiskQueryIn(RequestModel):
         pattern=r"^[A-Za-z0-9._:/-]+$",
         description="your refund request id (audited with the query)",
     )
-    amount: Amount | None = Field(default=None, description="the refund at stake")
+
+    def query(self) -> service.RiskQuery:
+        return service.RiskQuery(
+            subject=self.subject, purpose=self.purpose, reference=self.reference
+        )
 
 
 class RiskBatchIn(RequestModel):
@@ -60,6 +60,23 @@ class RiskAnswer(BaseModel):
     policy_version: str
     explanation: Explanation
     audit_event_id: int
+
+    @classmethod
+    def of(cls, answer: service.RiskAnswer) -> RiskAnswer:
+        a = answer.assessment
+        return cls(
+            subject=answer.subject,
+            score=a.score,
+            band=a.band.value,
+            recommendation=a.recommendation.value,
+            reasons=[
+                ReasonOut(code=r.code, text=r.text, contribution=r.contribution) for r in a.reasons
+            ],
+            counts=CountsOut.model_validate(a.counts, from_attributes=True),
+            policy_version=a.policy_version,
+            explanation=Explanation.model_validate(answer.explanation, from_attributes=True),
+            audit_event_id=answer.audit_event_id,
+        )
 
 
 class RiskBatchItem(BaseModel):

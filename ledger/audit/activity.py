@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ledger.access.permissions import Permission
 from ledger.access.principals import Principal, require
 from ledger.audit.models import AuditEventRow
+from ledger.audit.reads import Audited, Recorder
 from ledger.audit.tags import Outcome, Tag
 
 SERIES = {
@@ -79,10 +80,12 @@ def _elements(session: AsyncSession) -> sa.ColumnElement[int]:
 
 
 async def member_activity(
-    session: AsyncSession, principal: Principal, *, now: dt.datetime, days: int = 30
-) -> list[MemberActivity]:
-    """Each member's daily counts over the last ``days`` days, with its signals."""
+    session: AsyncSession, rec: Recorder, principal: Principal, *, days: int = 30
+) -> Audited[list[MemberActivity]]:
+    """Each member's daily counts over the last ``days`` days, with its signals.
+    Recorded."""
     require(principal, Permission.AUDIT_READ)
+    now = rec.op.now
     since_day = (now - dt.timedelta(days=days - 1)).date()
     since = dt.datetime.combine(since_day, dt.time(), tzinfo=dt.UTC)
     calendar = [since_day + dt.timedelta(days=n) for n in range(days)]
@@ -134,7 +137,9 @@ async def member_activity(
             found[member_id].refund_review_queries = int(refund_reviews or 0)
     for activity in found.values():
         activity.signals = signals(activity)
-    return sorted(found.values(), key=lambda a: (-len(a.signals), -a.total("queries")))
+    ranked = sorted(found.values(), key=lambda a: (-len(a.signals), -a.total("queries")))
+    event_id = await rec.record(Tag.AUDIT_EVENTS_LISTED, body={"view": "activity"})
+    return Audited(ranked, event_id)
 
 
 def signals(a: MemberActivity) -> list[str]:

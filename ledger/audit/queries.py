@@ -1,19 +1,20 @@
 """Reading the audit log: filtered listing for auditors, and receipts with proofs.
 
 Every function takes the principal. Auditors read everything; a member reads only the
-events its own clients caused (another member's event is "not found").
+events its own clients caused (another member's event is "not found"). Reading the log
+is itself recorded, by the functions here that take a ``Recorder``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ledger import pagination
 from ledger.access.permissions import Permission
@@ -21,7 +22,9 @@ from ledger.access.principals import ClientPrincipal, Principal, require
 from ledger.audit import checkpoints, merkle
 from ledger.audit.checkpoints import CheckpointView
 from ledger.audit.models import AuditEventRow, AuditLeaf
+from ledger.audit.reads import Audited, Recorder
 from ledger.audit.sequencer import stored_event
+from ledger.audit.tags import Tag
 from ledger.audit.tree import inclusion_proof
 from ledger.errors import InvalidInput, NotFound, NotYet
 
@@ -42,12 +45,16 @@ class EventFilter:
     outcome: str | None = None
 
     def summary(self) -> dict[str, str]:
-        """The filter as recorded in the audit event of the read itself."""
+        """The filter as recorded in the audit event of the read itself (the subject,
+        when there is one, is the event's subject, not part of its body)."""
         return {
             name: str(getattr(self, name))
             for name in self.__dataclass_fields__
-            if getattr(self, name) is not None
+            if getattr(self, name) is not None and name != "subject"
         }
+
+    async def record(self, rec: Recorder, tag: Tag, **more: str) -> int:
+        return await rec.record(tag, subject=self.subject, body=self.summary() | more)
 
     def where(self) -> list[sa.ColumnElement[bool]]:
         e = AuditEventRow
@@ -114,13 +121,15 @@ def _view(row: AuditEventRow, leaf_index: int | None) -> EventView:
 
 async def list_events(
     session: AsyncSession,
+    rec: Recorder,
     principal: Principal,
     filt: EventFilter,
     *,
     cursor: str | None = None,
     limit: int = 100,
-) -> Page:
-    """Events matching ``filt``, newest first, ``limit`` at a time."""
+    view: str | None = None,
+) -> Audited[Page]:
+    """Events matching ``filt``, newest first, ``limit`` at a time. Recorded."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit is 1 to {MAX_PAGE}", fields=("limit",))
     query = _query(principal, filt)
@@ -128,17 +137,32 @@ async def list_events(
         query = query.where(AuditEventRow.id < pagination.decode_int(cursor, "events"))
     result = await session.execute(query.order_by(AuditEventRow.id.desc()).limit(limit + 1))
     rows, next_cursor = pagination.cut(list(result), limit, "events", lambda r: (r[0].id,))
-    return Page(events=[_view(row, leaf) for row, leaf in rows], next_cursor=next_cursor)
+    page = Page(events=[_view(row, leaf) for row, leaf in rows], next_cursor=next_cursor)
+    more = {"view": view} if view else {}
+    return Audited(page, await filt.record(rec, Tag.AUDIT_EVENTS_LISTED, **more))
 
 
-async def stream_events(
-    session: AsyncSession, principal: Principal, filt: EventFilter
-) -> AsyncIterator[EventView]:
-    """Every matching event, oldest first, without holding them all in memory."""
+async def export_events(
+    snapshots: async_sessionmaker[AsyncSession],
+    rec: Recorder,
+    principal: Principal,
+    filt: EventFilter,
+    *,
+    file_format: str,
+) -> Audited[Callable[[], AsyncIterator[EventView]]]:
+    """Every matching event, oldest first, read from one snapshot without holding them
+    all in memory. The export is recorded before its first event is read; the stream
+    starts when the returned function is called."""
     query = _query(principal, filt).order_by(AuditEventRow.id)
-    result = await session.stream(query.execution_options(yield_per=1000))
-    async for row, leaf in result:
-        yield _view(row, leaf)
+    event_id = await filt.record(rec, Tag.AUDIT_EVENTS_EXPORTED, format=file_format)
+
+    async def stream() -> AsyncIterator[EventView]:
+        async with snapshots() as session:
+            result = await session.stream(query.execution_options(yield_per=1000))
+            async for row, leaf in result:
+                yield _view(row, leaf)
+
+    return Audited(stream, event_id)
 
 
 async def _event_for(session: AsyncSession, principal: Principal, event_id: int) -> AuditEventRow:
@@ -152,35 +176,80 @@ async def _event_for(session: AsyncSession, principal: Principal, event_id: int)
     return row
 
 
-async def event_view(session: AsyncSession, principal: Principal, event_id: int) -> EventView:
-    """One event as it is hashed, and its leaf index (None until it is integrated)."""
+@dataclass(frozen=True, slots=True)
+class Inspected:
+    """One event for an auditor: as hashed, with its receipt against the latest
+    checkpoint, or why there is none yet."""
+
+    event: EventView
+    receipt: Receipt | None
+    pending: str | None
+
+
+async def inspect_event(
+    session: AsyncSession, rec: Recorder, principal: Principal, event_id: int
+) -> Audited[Inspected]:
+    """One event, its leaf index (None until integrated) and its receipt. Recorded."""
     require(principal, Permission.AUDIT_READ)
     row = await _event_for(session, principal, event_id)
+    leaf_index = await _leaf_of(session, event_id)
+    latest = await checkpoints.latest(session)
+    receipt: Receipt | None = None
+    pending: str | None = "no checkpoint has been signed yet"
+    if latest is not None:
+        try:
+            receipt = await _receipt_at(session, row, leaf_index, latest.tree_size)
+        except (NotFound, NotYet, InvalidInput) as exc:
+            pending = exc.message
+        else:
+            pending = None
+    event_id_read = await rec.record(Tag.AUDIT_PROOF_READ, body={"event_id": str(event_id)})
+    return Audited(Inspected(_view(row, leaf_index), receipt, pending), event_id_read)
+
+
+async def _leaf_of(session: AsyncSession, event_id: int) -> int | None:
     leaf_index = await session.scalar(
         sa.select(AuditLeaf.leaf_index).where(AuditLeaf.event_id == event_id)
     )
-    return _view(row, None if leaf_index is None else int(leaf_index))
+    return None if leaf_index is None else int(leaf_index)
 
 
-async def receipt_for_event(
-    session: AsyncSession, principal: Principal, event_id: int, *, tree_size: int | None = None
+async def _receipt_at(
+    session: AsyncSession, row: AuditEventRow, leaf_index: int | None, tree_size: int | None
 ) -> Receipt:
-    require(principal, Permission.AUDIT_PROOF_READ)
-    row = await _event_for(session, principal, event_id)
-    leaf_index = await session.scalar(
-        sa.select(AuditLeaf.leaf_index).where(AuditLeaf.event_id == event_id)
-    )
     if leaf_index is None:
         raise NotYet(
             "the event is not in the tree yet; a receipt is available within seconds",
             retry_after=1,
         )
-    return await _receipt(session, row, int(leaf_index), tree_size)
+    return await _receipt(session, row, leaf_index, tree_size)
+
+
+async def receipt_for_event(
+    session: AsyncSession,
+    rec: Recorder,
+    principal: Principal,
+    event_id: int,
+    *,
+    tree_size: int | None = None,
+) -> Audited[Receipt]:
+    """A receipt for an event (a member's own, or any for an auditor). Recorded."""
+    require(principal, Permission.AUDIT_PROOF_READ)
+    row = await _event_for(session, principal, event_id)
+    receipt = await _receipt_at(session, row, await _leaf_of(session, event_id), tree_size)
+    event_id_read = await rec.record(Tag.AUDIT_PROOF_READ, body={"event_id": str(event_id)})
+    return Audited(receipt, event_id_read)
 
 
 async def receipt_for_leaf(
-    session: AsyncSession, principal: Principal, leaf_index: int, *, tree_size: int | None = None
-) -> Receipt:
+    session: AsyncSession,
+    rec: Recorder,
+    principal: Principal,
+    leaf_index: int,
+    *,
+    tree_size: int | None = None,
+) -> Audited[Receipt]:
+    """The event at a leaf, with its receipt (same rules). Recorded."""
     require(principal, Permission.AUDIT_PROOF_READ)
     event_id = await session.scalar(
         sa.select(AuditLeaf.event_id).where(AuditLeaf.leaf_index == leaf_index)
@@ -188,7 +257,9 @@ async def receipt_for_leaf(
     if event_id is None:
         raise NotFound("no leaf at that index")
     row = await _event_for(session, principal, int(event_id))
-    return await _receipt(session, row, leaf_index, tree_size)
+    receipt = await _receipt(session, row, leaf_index, tree_size)
+    event_id_read = await rec.record(Tag.AUDIT_PROOF_READ, body={"leaf_index": str(leaf_index)})
+    return Audited(receipt, event_id_read)
 
 
 async def _receipt(

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.keys import KeyRing
 from ledger.audit import merkle, notes
-from ledger.audit.events import StoredEvent
+from ledger.audit.events import AuditEvent, StoredEvent
 from ledger.audit.models import (
     EVENT_COLUMNS,
     AuditCheckpoint,
@@ -33,7 +33,10 @@ from ledger.audit.models import (
     AuditLeaf,
     AuditNode,
 )
+from ledger.audit.reads import Audited, Recorder
+from ledger.audit.tags import Outcome, Tag
 from ledger.audit.tree import consistency_proof
+from ledger.context import Operation
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,3 +353,21 @@ async def _check_unintegrated(
         )
         if problem(Problem(what, event_id=event_id)):
             return
+
+
+def verified_event(op: Operation, report: Report) -> AuditEvent:
+    """The audit event that records a check of the log, and what it found."""
+    return op.event(
+        Tag.AUDIT_VERIFIED,
+        outcome=Outcome.SUCCESS if report.ok else Outcome.FAILED,
+        body={"ok": report.ok, "leaves": report.leaves, "problems": len(report.problems)},
+    )
+
+
+async def check(
+    snapshot: AsyncSession, rec: Recorder, *, ring: KeyRing, origin: str
+) -> Audited[Report]:
+    """``verify`` at the operation's time, recorded with its result (the console's
+    button; ``ledger audit verify`` records in its own transaction)."""
+    report = await verify(snapshot, ring=ring, origin=origin, now=rec.op.now)
+    return Audited(report, await rec.writer.write(verified_event(rec.op, report)))

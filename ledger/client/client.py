@@ -111,14 +111,10 @@ class _Api:
         *,
         reference: str,
         purpose: str = "refund_review",
-        amount_minor: int | None = None,
-        currency: str = "CNY",
     ) -> Any:
         """The risk answer for a subject before a refund: score, band, reasons,
         ``recommendation`` (``proceed`` or ``manual_review``) and the explanation."""
         body: dict[str, Any] = {"subject": subject, "purpose": purpose, "reference": reference}
-        if amount_minor is not None:
-            body["amount"] = {"minor": amount_minor, "currency": currency}
         return self._run(self._flows.query_risk(body))
 
     def query_risk_batch(self, queries: Iterable[Mapping[str, Any]]) -> Any:

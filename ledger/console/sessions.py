@@ -18,7 +18,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ledger.audit.log import record
+from ledger.audit.tags import Tag
 from ledger.console.models import ConsoleSession
+from ledger.context import Operation
 from ledger.members.models import User
 from ledger.members.service import UserView, user_view
 
@@ -112,9 +115,11 @@ async def load_session(
     )
 
 
-async def end_session(session: AsyncSession, hashed: str, *, now: dt.datetime) -> None:
+async def end_session(session: AsyncSession, op: Operation, hashed: str) -> None:
+    """Sign out: the session ends now, recorded in the same transaction."""
     await session.execute(
         sa.update(ConsoleSession)
         .where(ConsoleSession.token_hash == hashed, ConsoleSession.ended_at.is_(None))
-        .values(ended_at=now, end_reason="signed_out")
+        .values(ended_at=op.now, end_reason="signed_out")
     )
+    await record(session, op.event(Tag.USER_SIGNED_OUT, body={"via": "console"}), now=op.now)

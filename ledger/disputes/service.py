@@ -23,6 +23,7 @@ from ledger import pagination
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, Principal, require
 from ledger.audit.log import record
+from ledger.audit.reads import Audited, Recorder
 from ledger.audit.tags import Tag
 from ledger.context import Operation
 from ledger.disputes.models import Dispute, DisputeItem, Resolution
@@ -188,15 +189,16 @@ def _item(item: DisputeItem, dispute: Dispute, now: dt.datetime) -> ItemView:
 
 async def list_assigned(
     session: AsyncSession,
+    rec: Recorder,
     principal: ClientPrincipal,
     *,
     resolution: Resolution | None,
-    now: dt.datetime,
     cursor: str | None = None,
     limit: int = 100,
-) -> tuple[list[ItemView], str | None]:
+) -> Audited[tuple[list[ItemView], str | None]]:
     """Dispute items on the caller's reports (``assigned=me``), oldest deadline first;
-    a page and the cursor of the next."""
+    a page and the cursor of the next. Recorded."""
+    now = rec.op.now
     order = (Dispute.deadline, DisputeItem.report_id, DisputeItem.dispute_id)
     query = (
         sa.select(DisputeItem, Dispute)
@@ -208,12 +210,14 @@ async def list_assigned(
         after = pagination.decode(cursor, "assigned", [dt.datetime, uuid.UUID, uuid.UUID])
         query = query.where(sa.tuple_(*order) > sa.tuple_(*(sa.literal(v) for v in after)))
     rows = list(await session.execute(_with_resolution(query, resolution, now).limit(limit + 1)))
-    return pagination.cut(
+    page = pagination.cut(
         [_item(item, dispute, now) for item, dispute in rows],
         limit,
         "assigned",
         lambda i: (i.deadline, i.report_id, i.dispute_id),
     )
+    event_id = await rec.record(Tag.DISPUTES_LISTED, body={"assigned": "me", "count": len(page[0])})
+    return Audited(page, event_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,21 +231,23 @@ class OverseenItem:
 
 async def list_all(
     session: AsyncSession,
+    rec: Recorder,
     principal: Principal,
     *,
     resolution: Resolution | None,
-    now: dt.datetime,
     limit: int = 500,
-) -> list[OverseenItem]:
-    """Every dispute item (auditors), open ones by nearest deadline, then the rest."""
+) -> Audited[list[OverseenItem]]:
+    """Every dispute item (auditors), open ones by nearest deadline, then the rest.
+    Recorded."""
     require(principal, Permission.AUDIT_READ)
+    now = rec.op.now
     query = (
         sa.select(DisputeItem, Dispute)
         .join(Dispute, Dispute.id == DisputeItem.dispute_id)
         .order_by(Dispute.deadline, DisputeItem.report_id)
     )
     rows = await session.execute(_with_resolution(query, resolution, now).limit(limit))
-    return [
+    found = [
         OverseenItem(
             item=_item(item, dispute, now),
             opened_by=dispute.opened_by,
@@ -249,6 +255,8 @@ async def list_all(
         )
         for item, dispute in rows
     ]
+    event_id = await rec.record(Tag.DISPUTES_LISTED, body={"view": "all", "count": len(found)})
+    return Audited(found, event_id)
 
 
 def _with_resolution(
@@ -272,14 +280,15 @@ def _with_resolution(
 
 async def list_opened(
     session: AsyncSession,
+    rec: Recorder,
     principal: ClientPrincipal,
     *,
-    now: dt.datetime,
     cursor: str | None = None,
     limit: int = 100,
-) -> tuple[list[DisputeView], str | None]:
+) -> Audited[tuple[list[DisputeView], str | None]]:
     """Disputes the caller opened on buyers' behalf, newest first; a page and the cursor
-    of the next. Two statements, whatever the page's size."""
+    of the next. Two statements, whatever the page's size. Recorded."""
+    now = rec.op.now
     order = (Dispute.opened_at, Dispute.id)
     query = (
         sa.select(Dispute)
@@ -303,7 +312,9 @@ async def list_opened(
             .order_by(DisputeItem.report_id)
         ):
             items[item.dispute_id].append(item)
-    return [_dispute_view_of(d, items[d.id], now) for d in page], next_cursor
+    views = [_dispute_view_of(d, items[d.id], now) for d in page]
+    event_id = await rec.record(Tag.DISPUTES_LISTED, body={"opened": "me", "count": len(views)})
+    return Audited((views, next_cursor), event_id)
 
 
 async def resolve(

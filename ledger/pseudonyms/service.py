@@ -1,5 +1,5 @@
 """Evaluating members' blinded elements: decode, count against the member's limit,
-evaluate with one proof for the batch.
+evaluate with one proof for the batch, record it (``evaluate_for``).
 
 The ledger never sees a buyer identifier here, only blinded elements: uniformly random
 group elements that say nothing about the input. What it records is how many elements a
@@ -14,8 +14,13 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ledger.errors import InvalidInput
+from ledger.access.permissions import Permission
+from ledger.access.principals import ClientPrincipal, require
+from ledger.audit.reads import Audited, Recorder
+from ledger.audit.tags import Tag
+from ledger.errors import InvalidInput, Quota, RateLimited
 from ledger.pseudonyms.keys import SUITE, PseudonymKey
+from ledger.pseudonyms.limits import EvaluationLimiter
 from ledger.pseudonyms.voprf import InvalidElement, deserialize_element
 
 MAX_ELEMENTS = 100
@@ -72,3 +77,50 @@ async def evaluate(key: PseudonymKey, elements: list[bytes]) -> Evaluation:
     if len(elements) >= THREAD_FROM:
         return await asyncio.to_thread(_evaluate, key, elements)
     return _evaluate(key, elements)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    evaluation: Evaluation
+    quota: Quota  # what is left of the member's limit, for the RateLimit headers
+
+
+async def evaluate_for(
+    rec: Recorder,
+    principal: ClientPrincipal,
+    blinded: Sequence[str],
+    *,
+    key: PseudonymKey,
+    limiter: EvaluationLimiter,
+) -> Audited[Evaluated]:
+    """A member's evaluation, end to end: decode, take the elements from the member's
+    limit, evaluate, record the count. A refusal (an invalid element, no room left) is
+    recorded too, with the count and the reason; the elements never are."""
+    require(principal, Permission.PSEUDONYMS_EVALUATE)
+    count = len(blinded)
+    try:
+        elements = decode_elements(blinded)
+    except InvalidInput as exc:
+        await rec.refused(
+            Tag.PSEUDONYMS_EVALUATED,
+            elements=count,
+            reason="invalid element",
+            invalid=len(exc.fields),
+        )
+        raise
+    decision = await limiter.take(principal.member_id, count)
+    quota = decision.quota
+    if not decision.allowed:
+        await rec.refused(Tag.PSEUDONYMS_EVALUATED, elements=count, reason="rate limit")
+        wait = max(1, quota.reset_seconds)
+        raise RateLimited(
+            f"your member's pseudonym evaluation limit ({quota.limit} per "
+            f"{quota.window_seconds} s) has no room for {count} more; retry after {wait} s",
+            retry_after=wait,
+            quota=quota,
+        )
+    result = await evaluate(key, elements)
+    event_id = await rec.record(
+        Tag.PSEUDONYMS_EVALUATED, body={"elements": count, "key_id": result.key_id}
+    )
+    return Audited(Evaluated(result, quota), event_id)

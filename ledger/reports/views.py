@@ -1,7 +1,8 @@
 """Reading a member's reports: views at a moment, one report, a filtered page.
 
 A member sees only its own reports: every function takes the principal, and another
-member's report is "not found". Expired reports are returned to no one.
+member's report is "not found". Expired reports are returned to no one. ``get_report``
+and ``list_reports`` record the read (ledger/audit/reads.py) before they return it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ledger import pagination
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, require
+from ledger.audit.reads import Audited, Recorder
+from ledger.audit.tags import Tag
 from ledger.disputes.models import Dispute, DisputeItem, Resolution
 from ledger.errors import (
     NotFound,
@@ -178,13 +181,18 @@ async def own_report(
 
 async def get_report(
     session: AsyncSession,
+    rec: Recorder,
     principal: ClientPrincipal,
     report_id: uuid.UUID,
     *,
-    now: dt.datetime,
     policy: ReportPolicy,
-) -> ReportView:
-    return await view_now(session, await own_report(session, principal, report_id), now, policy)
+) -> Audited[ReportView]:
+    report = await own_report(session, principal, report_id)
+    view = await view_now(session, report, rec.op.now, policy)
+    event_id = await rec.record(
+        Tag.REPORT_READ, subject=view.subject, body={"report_id": str(view.id)}
+    )
+    return Audited(view, event_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,19 +206,20 @@ class ReportFilter:
 
 async def list_reports(
     session: AsyncSession,
+    rec: Recorder,
     principal: ClientPrincipal,
     filt: ReportFilter,
     *,
-    now: dt.datetime,
     policy: ReportPolicy,
     cursor: str | None = None,
     limit: int = 100,
-) -> tuple[list[ReportView], str | None]:
+) -> Audited[tuple[list[ReportView], str | None]]:
     """The caller's reports, oldest first: a page and the cursor of the next one.
 
     Every filter, status included, is a condition in one statement on the member's
     ``(member_id, state, id)`` index: a page costs what it returns, however many reports
     the member has (a test counts the statements)."""
+    now = rec.op.now
     query = sa.select(Report).where(
         Report.member_id == reporting_member(principal),
         Report.expires_at > now,
@@ -231,7 +240,11 @@ async def list_reports(
         query = query.where(Report.id > after)
     rows = list(await session.scalars(query.order_by(Report.id).limit(limit + 1)))
     page, next_cursor = pagination.cut(rows, limit, "reports", lambda r: (r.id,))
-    return await views(session, page, now=now, policy=policy), next_cursor
+    found = await views(session, page, now=now, policy=policy)
+    event_id = await rec.record(
+        Tag.REPORTS_LISTED, subject=filt.subject, body={"count": len(found)}
+    )
+    return Audited((found, next_cursor), event_id)
 
 
 async def member_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:

@@ -1,8 +1,10 @@
 """The pre-refund risk query: read a subject's reports, score them, never name members.
 
-The read is audited by the caller (through the group-commit writer) before the answer
-is sent. A subject with no reports and one whose reports all expired or were withdrawn
-get the same answer, built the same way.
+``RiskQueries.answer`` is the whole query: it scores, records the audit event durably
+(through the group-commit writer) and only then returns the answer, with the event's
+id. A query refused for its input is audited too (``RiskQueries.refuse``). Routers call
+these and write no audit events of their own. A subject with no reports and one whose
+reports all expired or were withdrawn get the same answer, built the same way.
 
 The subject's reports come from a ``ReportSource``. ``SessionReports`` reads through a
 SQLAlchemy session and serves every database. ``PostgresReports`` is the hot path on
@@ -16,21 +18,27 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
 import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, require
+from ledger.audit.reads import Recorder
+from ledger.audit.tags import Tag
 from ledger.disputes.models import Dispute, DisputeItem, Resolution
-from ledger.errors import Unavailable
+from ledger.errors import InvalidInput, Unavailable
 from ledger.reports.models import Report
 from ledger.reports.policy import Category, ReportPolicy, State, status
+from ledger.scoring import explanations
+from ledger.scoring.explanations import Explanation
+from ledger.scoring.policies import PolicySource
 from ledger.scoring.score import Assessment, ScoredReport, ScoringPolicy, score
 from ledger.subjects.pseudonyms import check_pseudonym
 
@@ -239,3 +247,104 @@ async def assess(
         for row in await source.reports(subject, now)
     ]
     return score(scored, now, policy)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskQuery:
+    """One query: whom, what for (art. 18/20), and the member's own reference for it."""
+
+    subject: str
+    purpose: Purpose
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class RiskAnswer:
+    """The assessment, explained for the buyer, and the audit event recorded before it."""
+
+    subject: str
+    assessment: Assessment
+    explanation: Explanation
+    audit_event_id: int
+
+
+class RiskQueries:
+    """The risk query as the core answers it, on the best read the database allows.
+
+    On PostgreSQL the reports come from ``PostgresReports`` (the hot read on its own
+    pool); elsewhere from a read session. Callers never choose: ``reports()`` does.
+    """
+
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        hot: PostgresReports | None,
+        report_policy: ReportPolicy,
+        scoring_policies: PolicySource,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self.hot = hot
+        self._report_policy = report_policy
+        self.policies = scoring_policies  # cached for a few seconds
+
+    @asynccontextmanager
+    async def reports(self) -> AsyncIterator[ReportSource]:
+        """Where this process reads reports from, for one query or one batch of them."""
+        if self.hot is not None:
+            yield self.hot
+            return
+        async with self._sessionmaker() as session:
+            yield SessionReports(session)
+
+    async def answer(
+        self,
+        rec: Recorder,
+        principal: ClientPrincipal,
+        query: RiskQuery,
+        *,
+        source: ReportSource | None = None,
+    ) -> RiskAnswer:
+        """Score ``query``, record it durably, and answer. A subject that is not a
+        pseudonym is refused, and the refusal recorded. ``source`` lets a batch share one
+        read; without it the query takes its own."""
+        if source is None:
+            async with self.reports() as own:
+                return await self.answer(rec, principal, query, source=own)
+        try:
+            assessment = await assess(
+                source,
+                principal,
+                query.subject,
+                now=rec.op.now,
+                report_policy=self._report_policy,
+                policy=await self.policies.get(self._sessionmaker),
+            )
+        except InvalidInput as exc:
+            await self.refuse(rec, list(exc.fields), "invalid subject")
+            raise
+        event_id = await rec.record(
+            Tag.RISK_QUERIED,
+            subject=query.subject,
+            purpose=query.purpose.value,
+            reference=query.reference,
+            body={
+                "score": assessment.score,
+                "band": assessment.band.value,
+                "policy_version": assessment.policy_version,
+            },
+        )
+        return RiskAnswer(
+            subject=query.subject,
+            assessment=assessment,
+            explanation=explanations.explain(assessment),
+            audit_event_id=event_id,
+        )
+
+    async def refuse(self, rec: Recorder, fields: Sequence[str], why: str) -> int:
+        """Record a query refused before it could be scored (its fields, never values)."""
+        return await rec.refused(Tag.RISK_QUERIED, reason=why, fields=",".join(fields))
+
+    async def close(self) -> None:
+        if self.hot is not None:
+            await self.hot.close()

@@ -14,6 +14,7 @@ from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, require
 from ledger.audit.log import record
 from ledger.audit.models import AuditEventRow
+from ledger.audit.reads import Audited, Recorder
 from ledger.audit.tags import Tag
 from ledger.context import Operation
 from ledger.errors import Conflict, InvalidInput, NotFound
@@ -42,11 +43,21 @@ class DisclosedReport:
     member: str
 
 
+DISCLOSURE_PURPOSE = "subject_request"
+HOW_TO_DISPUTE = (
+    "To contest a report, ask the platform you use to open a dispute "
+    "(POST /v1/disputes) naming the report ids above. The reporting platform must answer "
+    "within 20 days; a report left unanswered stops counting. You may also add a statement "
+    "of up to 200 characters to any report, which is kept and shown with it."
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Disclosure:
     subject: str
     reports: list[DisclosedReport]
     inquiries: list[Inquiry]
+    how_to_dispute: str = HOW_TO_DISPUTE
 
 
 async def add_statement(
@@ -94,16 +105,19 @@ async def add_statement(
 
 async def disclose(
     session: AsyncSession,
+    rec: Recorder,
     principal: ClientPrincipal,
     *,
     subject: str,
-    now: dt.datetime,
+    reference: str,
     policy: ReportPolicy,
-) -> Disclosure:
+) -> Audited[Disclosure]:
     """The subject's file: every report not yet expired, whatever its status, with its
-    reporting member, and the members that looked the subject up in the last two years."""
+    reporting member, and the members that looked the subject up in the last two years.
+    Recorded (purpose ``subject_request``, the member's reference) before it is returned."""
     require(principal, Permission.SUBJECTS_DISCLOSE)
     check_pseudonym(subject)
+    now = rec.op.now
     found = list(
         await session.scalars(
             sa.select(Report).where(Report.subject == subject).order_by(Report.filed_at)
@@ -131,7 +145,7 @@ async def disclose(
     names = await reports.member_names(
         session, {v.member_id for v in held} | {r.actor_member_id for r in rows}
     )
-    return Disclosure(
+    disclosure = Disclosure(
         subject=subject,
         reports=[DisclosedReport(report=v, member=names[v.member_id]) for v in held],
         inquiries=[
@@ -139,3 +153,11 @@ async def disclose(
             for r in rows
         ],
     )
+    event_id = await rec.record(
+        Tag.SUBJECT_DISCLOSED,
+        subject=subject,
+        purpose=DISCLOSURE_PURPOSE,
+        reference=reference,
+        body={"reports": len(disclosure.reports)},
+    )
+    return Audited(disclosure, event_id)

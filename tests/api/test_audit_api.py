@@ -107,7 +107,10 @@ async def test_auditors_export_json_lines(
     lines = [json.loads(line) for line in response.text.splitlines()]
     assert [line["event"]["tag"] for line in lines] == ["member:client:issued"]
     exported = await events(client, auditor, tag="audit:events:exported")
-    assert exported["events"][0]["event"]["body"] == {"tag": "member:client:issued"}
+    assert exported["events"][0]["event"]["body"] == {
+        "tag": "member:client:issued",
+        "format": "jsonl",
+    }
 
 
 @pytest.mark.parametrize(

@@ -227,8 +227,8 @@ async def test_an_unreachable_database_is_a_503_and_nothing_is_audited(
     token = await get_token(client, await make_credential(session, runtime))
     before = await _audit_count(runtime)
     # Nothing listens on port 1: the connection is refused, as when the database is down.
-    original, runtime.risk_reports = (
-        runtime.risk_reports,
+    original, runtime.risk.hot = (
+        runtime.risk.hot,
         PostgresReports("postgresql://ledger@127.0.0.1:1/ledger", size=1),
     )
     try:
@@ -238,8 +238,8 @@ async def test_an_unreachable_database_is_a_503_and_nothing_is_audited(
             headers=bearer(token),
         )
     finally:
-        await runtime.risk_reports.close()
-        runtime.risk_reports = original
+        await runtime.risk.hot.close()
+        runtime.risk.hot = original
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert "retry" in response.json()["detail"]

@@ -20,13 +20,6 @@ from tests.api.test_reports import DAY, Member, member, payload, pseudonym
 from tests.factories import bearer, get_token, make_credential, op
 
 
-@pytest.fixture(params=[True, False], ids=["hot-path", "route"])
-def hot_path(request: pytest.FixtureRequest) -> bool:
-    """Every rule here holds whether api/hot.py or the FastAPI route serves the query."""
-    value: bool = request.param
-    return value
-
-
 @pytest.fixture
 async def acme(client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime) -> Member:
     return await member(client, session, runtime)
@@ -189,7 +182,7 @@ async def test_every_answer_names_the_policy_in_force(
     document = policies.document_of(ScoringPolicy(version="2026-12-01.1"))
     await policies.set_policy(session, op(runtime), json.dumps(document))
     await session.commit()
-    runtime.scoring_policies = policies.PolicySource()  # no waiting for the cache
+    runtime.risk.policies = policies.PolicySource()  # no waiting for the cache
     after = (await acme.post("/v1/risk/query", query(pseudonym()))).json()
     assert after["policy_version"] == "2026-12-01.1"
     changes = await events(runtime, tag="policy:scoring:set")

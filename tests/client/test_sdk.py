@@ -109,7 +109,7 @@ async def test_a_query_and_a_report_end_to_end(
 ) -> None:
     with sdk(live, credential) as ledger:
         subject = ledger.pseudonymize("phone", "13900139000")
-        first = ledger.query_risk(subject, reference="refund-1", amount_minor=12900)
+        first = ledger.query_risk(subject, reference="refund-1")
         assert (first["score"], first["recommendation"]) == (0, "proceed")
         filed = ledger.report(**payload(clock, subject=subject))
         again = ledger.query_risk(subject, reference="refund-2")
