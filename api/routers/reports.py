@@ -29,7 +29,8 @@ from ledger.access.principals import ClientPrincipal
 from ledger.errors import DuplicateReport, InvalidInput, LedgerError
 from ledger.reports import filing, idempotency, lifecycle
 from ledger.reports import views as reports
-from ledger.reports.filing import Filed, FileResult, ReportInput
+from ledger.reports.content import ReportInput
+from ledger.reports.filing import Filed, FileResult
 from ledger.reports.policy import Category, Status
 from ledger.reports.views import ReportFilter, ReportView
 

@@ -28,8 +28,9 @@ from ledger.audit.tags import Tag
 from ledger.context import Operation
 from ledger.disputes.models import Dispute, DisputeItem, Resolution
 from ledger.errors import Conflict, InvalidInput, NotFound
-from ledger.reports import filing, lifecycle
+from ledger.reports import lifecycle
 from ledger.reports import views as reports
+from ledger.reports.content import SHA256_HEX
 from ledger.reports.models import Report, ReportAction
 from ledger.reports.policy import ReportPolicy, State, Status
 from ledger.subjects.pseudonyms import check_pseudonym
@@ -347,7 +348,7 @@ async def resolve(
     if current is not Resolution.OPEN:
         raise Conflict(f"this dispute item is already {current.value}", current_state=current.value)
     if outcome is Resolution.UPHELD:
-        if evidence_sha256 is None or not filing.SHA256_HEX.match(evidence_sha256):
+        if evidence_sha256 is None or not SHA256_HEX.match(evidence_sha256):
             raise InvalidInput(
                 "upholding needs the SHA-256 (64 lowercase hex) of the re-checked evidence",
                 fields=("evidence_sha256",),

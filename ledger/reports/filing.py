@@ -6,9 +6,6 @@ Every filing records its audit event in the caller's transaction.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,98 +25,13 @@ from ledger.errors import (
     InvalidInput,
     LedgerError,
 )
+from ledger.reports.content import ReportInput, columns_of
 from ledger.reports.models import Report
-from ledger.reports.policy import Basis, Category, ReportPolicy, State
+from ledger.reports.policy import ReportPolicy, State
 from ledger.reports.views import ReportView, reporting_member, view_now, view_of
-from ledger.subjects.pseudonyms import check_pseudonym
 from ledger.types import uuid7
 
-CASE_REF = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
-
-
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-
-
-CURRENCY = re.compile(r"^[A-Z]{3}$")
-
-
-MAX_AMOUNT_MINOR = 10**15
-
-
-MAX_EVIDENCE = 20
-
-
 REPORTS_TABLE: sa.Table = Report.__table__  # type: ignore[assignment]
-
-
-@dataclass(frozen=True, slots=True)
-class ReportInput:
-    """What a member files. No free text: every field is a code, a number, a time or a
-    digest."""
-
-    case_ref: str
-    subject: str
-    category: Category
-    basis: Basis
-    amount_minor: int
-    currency: str
-    occurred_at: dt.datetime
-    confirmed_at: dt.datetime
-    evidence_sha256: tuple[str, ...]
-    subject_notified_at: dt.datetime | None = None
-
-    def check(self, now: dt.datetime) -> None:
-        """Raise ``InvalidInput`` naming the field to fix."""
-        if not CASE_REF.match(self.case_ref):
-            raise InvalidInput(
-                "case_ref is 1-64 characters of letters, digits and . _ : / -",
-                fields=("case_ref",),
-            )
-        check_pseudonym(self.subject)
-        if not 0 < self.amount_minor <= MAX_AMOUNT_MINOR:
-            raise InvalidInput(
-                "amount_minor is a positive integer (minor units)", fields=("amount_minor",)
-            )
-        if not CURRENCY.match(self.currency):
-            raise InvalidInput("currency is an ISO 4217 code such as CNY", fields=("currency",))
-        if not 1 <= len(self.evidence_sha256) <= MAX_EVIDENCE or not all(
-            SHA256_HEX.match(d) for d in self.evidence_sha256
-        ):
-            raise InvalidInput(
-                f"evidence_sha256 is 1-{MAX_EVIDENCE} SHA-256 digests, 64 lowercase hex each",
-                fields=("evidence_sha256",),
-            )
-        times = {"occurred_at": self.occurred_at, "confirmed_at": self.confirmed_at}
-        if self.subject_notified_at is not None:
-            times["subject_notified_at"] = self.subject_notified_at
-        for name, value in times.items():
-            if value.tzinfo is None:
-                raise InvalidInput(f"{name} needs a UTC offset", fields=(name,))
-            if value > now:
-                raise InvalidInput(f"{name} is in the future", fields=(name,))
-        if self.confirmed_at < self.occurred_at:
-            raise InvalidInput("confirmed_at is before occurred_at", fields=("confirmed_at",))
-        notified = self.subject_notified_at
-        if notified is not None and notified < self.occurred_at:
-            raise InvalidInput(
-                "subject_notified_at is before occurred_at", fields=("subject_notified_at",)
-            )
-
-    def fingerprint(self) -> str:
-        """Identifies the content, so that a re-sent report is told from a different one."""
-        content = {
-            "case_ref": self.case_ref,
-            "subject": self.subject,
-            "category": self.category.value,
-            "basis": self.basis.value,
-            "amount_minor": self.amount_minor,
-            "currency": self.currency,
-            "occurred_at": self.occurred_at.astimezone(dt.UTC).isoformat(),
-            "confirmed_at": self.confirmed_at.astimezone(dt.UTC).isoformat(),
-            "evidence_sha256": sorted(self.evidence_sha256),
-        }
-        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Filed(StrEnum):
@@ -188,19 +100,10 @@ async def file_reports(
 
     candidates = {
         report_id: Report(
+            **columns_of(data),
             id=report_id,
             member_id=member_id,
-            case_ref=data.case_ref,
-            subject=data.subject,
-            category=data.category,
-            basis=data.basis,
-            amount_minor=data.amount_minor,
-            currency=data.currency,
-            evidence=json.dumps(list(data.evidence_sha256)),
             fingerprint=data.fingerprint(),
-            occurred_at=data.occurred_at,
-            confirmed_at=data.confirmed_at,
-            notified_at=data.subject_notified_at,
             filed_at=op.now,
             expires_at=expires_at,
             state=State.ACTIVE,

@@ -8,7 +8,6 @@ and ``list_reports`` record the read (ledger/audit/reads.py) before they return 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from ledger.errors import (
     NotFound,
 )
 from ledger.members.models import Member
+from ledger.reports.content import filed_values
 from ledger.reports.models import Report, ReportStatement
 from ledger.reports.policy import Basis, Category, ReportPolicy, State, Status, status
 from ledger.reports.queries import status_is
@@ -129,24 +129,10 @@ def view_of(
     current = report_status(r, deadlines, now, policy)
     if current is Status.EXPIRED:
         return None
-    assert r.subject is not None
-    assert r.case_ref is not None
-    assert r.amount_minor is not None
-    assert r.currency is not None
-    assert r.evidence is not None
     return ReportView(
+        **filed_values(r),
         id=r.id,
         member_id=r.member_id,
-        case_ref=r.case_ref,
-        subject=r.subject,
-        category=r.category,
-        basis=r.basis,
-        amount_minor=r.amount_minor,
-        currency=r.currency,
-        evidence_sha256=tuple(json.loads(r.evidence)),
-        occurred_at=r.occurred_at,
-        confirmed_at=r.confirmed_at,
-        subject_notified_at=r.notified_at,
         filed_at=r.filed_at,
         expires_at=r.expires_at,
         status=current,
