@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import console, errors
+from api import console, errors, openapi
 from api.direct import DirectDispatch
 from api.middleware import Metrics, RequestContextMiddleware, RequestLimits, route_body_limits
 from api.retry import RetryContention
@@ -45,7 +45,7 @@ PUBLIC_ROUTES = frozenset(
         "/metrics",
         "/openapi.json",
         "/docs",
-        "/docs/oauth2-redirect",
+        "/docs/assets",  # Swagger UI's and ReDoc's own files
         "/redoc",
     }
 )
@@ -103,10 +103,13 @@ def create_app(
         # The ledger has its own metrics (/metrics) and JSON logs, and no OpenTelemetry;
         # with FastAPI's native telemetry off, it costs nothing per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url=None,  # served by api/openapi.py, from the ledger's own copies
+        redoc_url=None,
     )
     metrics = Metrics()
     app.state.metrics = metrics
     errors.install(app)
+    openapi.install(app)
     # Routes are matched in order: the risk query first, on its own (api/direct.py).
     app.router.routes.append(risk.query_route())
     app.include_router(risk.router)

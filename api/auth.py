@@ -38,6 +38,7 @@ _BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*)$", re.IGNORECASE)
 MAX_TOKEN_LENGTH = 4096
 
 PERMISSION_ATTR = "__ledger_permission__"
+CLIENT_ONLY_ATTR = "__ledger_client_only__"  # member clients only (the OpenAPI security)
 
 
 class MissingCredentials(AuthenticationFailed):
@@ -174,6 +175,7 @@ def authorize_client(permission: Permission) -> Callable[..., Awaitable[ClientPr
         return await authenticate_client(request, runtime, permission)
 
     setattr(dependency, PERMISSION_ATTR, permission)
+    setattr(dependency, CLIENT_ONLY_ATTR, True)
     dependency.__name__ = f"authorize_client_{permission.name.lower()}"
     return dependency
 

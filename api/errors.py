@@ -32,53 +32,120 @@ class ProblemType:
     status: int
     slug: str
     title: str
+    meaning: str = ""  # for the OpenAPI description and docs/api.md
+
+
+def _p(status: int, slug: str, title: str, meaning: str) -> ProblemType:
+    return ProblemType(status, slug, title, meaning)
 
 
 # One status and shape for every input the ledger cannot accept, whether it fails to
 # parse, has unknown fields or wrong types, or breaks a rule of the domain: 422
 # Unprocessable Content (RFC 9110 §15.5.21), with ``errors`` naming each field.
-VALIDATION = ProblemType(422, "validation", "Request validation failed")
-INTERNAL = ProblemType(500, "internal", "Internal error")
-BAD_REQUEST = ProblemType(400, "bad-request", "Bad request")
+VALIDATION = _p(
+    422,
+    "validation",
+    "Request validation failed",
+    "input the ledger cannot accept; `errors` names each field and what to fix",
+)
+INTERNAL = _p(500, "internal", "Internal error", "a fault of the ledger's; report the request id")
+BAD_REQUEST = _p(
+    400, "bad-request", "Bad request", "a malformed Authorization header (RFC 6750 invalid_request)"
+)
+INVALID_TOKEN = _p(
+    401,
+    "invalid-token",
+    "Invalid access token",
+    "expired, revoked, suspended, for another audience, or not issued by this ledger",
+)
+INVALID_CLIENT = _p(
+    401, "invalid-client", "Client authentication failed", "the client id or secret is wrong"
+)
+INVALID_CREDENTIALS = _p(
+    401, "invalid-credentials", "Sign-in failed", "the username or password is wrong"
+)
+UNAUTHENTICATED = _p(401, "unauthenticated", "Authentication required", "no access token was sent")
+INSUFFICIENT_SCOPE = _p(
+    403,
+    "insufficient-scope",
+    "Insufficient scope",
+    "the token lacks the scope `required_scope` names",
+)
+FORBIDDEN = _p(
+    403,
+    "forbidden",
+    "Forbidden",
+    "the caller may not do this (a console user's token "
+    "on a member operation, a role without the permission)",
+)
+NOT_FOUND = _p(
+    404, "not-found", "Not found", "no such object, or not yours (the two are not told apart)"
+)
+CONFLICT = _p(
+    409,
+    "conflict",
+    "Conflict",
+    "the object's state forbids the change; `current_state` "
+    "says which (`pending`: ask again after Retry-After)",
+)
+RATE_LIMITED = _p(
+    429,
+    "rate-limited",
+    "Too many requests",
+    "over a limit: retry after Retry-After seconds (RateLimit headers say how much is left)",
+)
+UNAVAILABLE = _p(
+    503,
+    "unavailable",
+    "Service unavailable",
+    "the database is busy or unreachable, or a "
+    "concurrent request won; nothing was changed, retry after Retry-After",
+)
 
 # Most specific first: the first entry the error is an instance of wins.
 _PROBLEMS: list[tuple[type[Exception], ProblemType]] = [
-    (errors.InvalidToken, ProblemType(401, "invalid-token", "Invalid access token")),
-    (errors.InvalidClient, ProblemType(401, "invalid-client", "Client authentication failed")),
-    (
-        errors.InvalidCredentials,
-        ProblemType(401, "invalid-credentials", "Sign-in failed"),
-    ),
-    (
-        errors.AuthenticationFailed,
-        ProblemType(401, "unauthenticated", "Authentication required"),
-    ),
-    (errors.InsufficientScope, ProblemType(403, "insufficient-scope", "Insufficient scope")),
-    (errors.PermissionDenied, ProblemType(403, "forbidden", "Forbidden")),
+    (errors.InvalidToken, INVALID_TOKEN),
+    (errors.InvalidClient, INVALID_CLIENT),
+    (errors.InvalidCredentials, INVALID_CREDENTIALS),
+    (errors.AuthenticationFailed, UNAUTHENTICATED),
+    (errors.InsufficientScope, INSUFFICIENT_SCOPE),
+    (errors.PermissionDenied, FORBIDDEN),
     (errors.InvalidInput, VALIDATION),
-    (errors.NotFound, ProblemType(404, "not-found", "Not found")),
-    (errors.Conflict, ProblemType(409, "conflict", "Conflict")),
-    (errors.RateLimited, ProblemType(429, "rate-limited", "Too many requests")),
-    (errors.Unavailable, ProblemType(503, "unavailable", "Service unavailable")),
+    (errors.NotFound, NOT_FOUND),
+    (errors.Conflict, CONFLICT),
+    (errors.RateLimited, RATE_LIMITED),
+    (errors.Unavailable, UNAVAILABLE),
 ]
 
+# What the HTTP layer answers before any route runs (api/middleware.py, routing).
+_HTTP_PROBLEMS = [
+    _p(404, "not-found", "Not found", "no such resource"),
+    _p(405, "method-not-allowed", "Method not allowed", "the resource exists, not this method"),
+    _p(
+        413,
+        "payload-too-large",
+        "Content too large",
+        "the body is larger than the route takes (64 KiB unless the route says otherwise)",
+    ),
+    _p(
+        415,
+        "unsupported-media-type",
+        "Unsupported media type",
+        "a body sent to /v1/ that is not declared as JSON",
+    ),
+]
+_HTTP_SLUGS = {p.status: p.slug for p in _HTTP_PROBLEMS} | {400: BAD_REQUEST.slug}
 
-PROBLEM_TYPES: dict[str, ProblemType] = {p.slug: p for _, p in _PROBLEMS} | {
-    INTERNAL.slug: INTERNAL,
-    BAD_REQUEST.slug: BAD_REQUEST,
-}
+# Every problem the service can answer, once per slug (the OpenAPI description's
+# ``Problem.type`` values, and the table in docs/api.md; a test compares the two).
+CATALOGUE: tuple[ProblemType, ...] = tuple(
+    {
+        p.slug: p
+        for p in [*(problem for _, problem in _PROBLEMS), BAD_REQUEST, INTERNAL, *_HTTP_PROBLEMS]
+    }.values()
+)
 
-_HTTP_SLUGS = {
-    400: "bad-request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not-found",
-    405: "method-not-allowed",
-    406: "not-acceptable",
-    413: "payload-too-large",  # "Content Too Large" in RFC 9110
-    415: "unsupported-media-type",
-    429: "too-many-requests",
-}
+PROBLEM_TYPES: dict[str, ProblemType] = {p.slug: p for p in CATALOGUE}
 
 
 class OAuthError(Exception):
@@ -271,18 +338,15 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
         # as malformed as any other JSON the ledger cannot read, and answered alike.
         detail = "the body is not valid JSON: nested too deeply"
         return validation_response([{"field": "body", "detail": detail}])
-    slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
+    slug = _HTTP_SLUGS.get(exc.status_code, "bad-request")
+    problem = PROBLEM_TYPES[slug]
     detail = exc.detail if isinstance(exc.detail, str) else "the request cannot be served"
     if exc.status_code == 404 and detail == "Not Found":
         detail = "no such resource; see /docs for the API"
     if exc.status_code == 405:
         detail = "this method is not allowed on this resource; see /docs for the API"
     return problem_response(
-        exc.status_code,
-        slug,
-        slug.replace("-", " ").capitalize(),
-        detail,
-        headers=dict(exc.headers or {}),
+        exc.status_code, slug, problem.title, detail, headers=dict(exc.headers or {})
     )
 
 

@@ -18,7 +18,8 @@ from fastapi.responses import StreamingResponse
 
 from api.auth import authorize, recorder
 from api.deps import ReadSessionDep, RuntimeDep
-from api.schemas import Cursor, EventId, LeafIndex, TreeSize, tree_size_query
+from api.openapi import problems
+from api.schemas import Cursor, EventId, LeafIndex, TreeSize, page_limit, tree_size_query
 from api.schemas.audit import (
     CheckpointList,
     CheckpointOut,
@@ -38,13 +39,14 @@ from ledger.audit.tags import ActorType, Outcome, Tag
 from ledger.db import create_snapshot_sessionmaker
 from ledger.errors import InvalidInput, NotFound
 from ledger.runtime import Runtime
+from ledger.subjects.pseudonyms import PSEUDONYM_PATTERN
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 ProofReader = Annotated[Principal, Depends(authorize(Permission.AUDIT_PROOF_READ))]
 Auditor = Annotated[Principal, Depends(authorize(Permission.AUDIT_READ))]
 
-PSEUDONYM = r"^[A-Za-z0-9_-]{43}$"
+PSEUDONYM = PSEUDONYM_PATTERN
 
 
 def _b64(data: bytes) -> str:
@@ -72,7 +74,7 @@ async def verifier_keys(runtime: RuntimeDep) -> VerifierKeys:
     )
 
 
-@router.get("/checkpoints/latest", response_model=CheckpointOut)
+@router.get("/checkpoints/latest", response_model=CheckpointOut, responses=problems(404))
 async def latest_checkpoint(_: ProofReader, session: ReadSessionDep) -> CheckpointOut:
     """The newest signed checkpoint."""
     view = await checkpoints.latest(session)
@@ -86,14 +88,14 @@ async def checkpoint_history(
     _: ProofReader,
     session: ReadSessionDep,
     cursor: Cursor = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, page_limit(500)] = 100,
 ) -> CheckpointList:
     """Signed checkpoints, newest first."""
     views, next_cursor = await checkpoints.history(session, cursor=cursor, limit=limit)
     return CheckpointList(checkpoints=[_checkpoint(v) for v in views], next_cursor=next_cursor)
 
 
-@router.get("/checkpoints/{tree_size}", response_model=CheckpointOut)
+@router.get("/checkpoints/{tree_size}", response_model=CheckpointOut, responses=problems(404))
 async def checkpoint_at(
     tree_size: TreeSize, _: ProofReader, session: ReadSessionDep
 ) -> CheckpointOut:
@@ -132,7 +134,7 @@ def receipt_out(receipt: Receipt) -> ReceiptOut:
     )
 
 
-@router.get("/events/{event_id}/receipt", response_model=ReceiptOut)
+@router.get("/events/{event_id}/receipt", response_model=ReceiptOut, responses=problems(404, 409))
 async def event_receipt(
     event_id: EventId,
     principal: ProofReader,
@@ -151,7 +153,7 @@ async def event_receipt(
     return receipt_out(read.value)
 
 
-@router.get("/leaves/{leaf_index}/receipt", response_model=ReceiptOut)
+@router.get("/leaves/{leaf_index}/receipt", response_model=ReceiptOut, responses=problems(404, 409))
 async def leaf_receipt(
     leaf_index: LeafIndex,
     principal: ProofReader,
@@ -169,14 +171,22 @@ async def leaf_receipt(
 async def event_filter(
     since: Annotated[dt.datetime | None, Query(description="recorded at or after")] = None,
     until: Annotated[dt.datetime | None, Query(description="recorded before")] = None,
-    member_id: uuid.UUID | None = None,
-    actor_type: ActorType | None = None,
-    client_id: Annotated[str | None, Query(max_length=64)] = None,
-    user_id: uuid.UUID | None = None,
-    tag: Tag | None = None,
-    subject: Annotated[str | None, Query(pattern=PSEUDONYM, description="a pseudonym")] = None,
-    purpose: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
-    outcome: Outcome | None = None,
+    member_id: Annotated[uuid.UUID | None, Query(description="events of this member")] = None,
+    actor_type: Annotated[
+        ActorType | None, Query(description="who acted: client, user or system")
+    ] = None,
+    client_id: Annotated[
+        str | None, Query(max_length=64, description="events of this client credential")
+    ] = None,
+    user_id: Annotated[uuid.UUID | None, Query(description="events of this console user")] = None,
+    tag: Annotated[Tag | None, Query(description="events of this kind (docs/audit.md)")] = None,
+    subject: Annotated[
+        str | None, Query(pattern=PSEUDONYM, description="events about this pseudonym")
+    ] = None,
+    purpose: Annotated[
+        str | None, Query(pattern=r"^[a-z_]{1,32}$", description="queries for this purpose")
+    ] = None,
+    outcome: Annotated[Outcome | None, Query(description="success, refused or failed")] = None,
 ) -> EventFilter:
     for value in (since, until):
         if value is not None and value.tzinfo is None:
@@ -205,7 +215,7 @@ async def list_events(
     session: ReadSessionDep,
     runtime: RuntimeDep,
     cursor: Cursor = None,
-    limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
+    limit: Annotated[int, page_limit(queries.MAX_PAGE)] = 100,
 ) -> EventPage:
     """Audit events matching the filters, newest first (auditors only)."""
     read = await queries.list_events(

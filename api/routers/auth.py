@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import client_address
 from api.deps import RuntimeDep, SessionDep
+from api.openapi import problems
 from api.schemas.auth import SignIn, UserToken
 from ledger.access import refusals
 from ledger.audit.events import Actor
@@ -49,7 +50,7 @@ async def check_sign_in(
     return signed_in
 
 
-@router.post("/token", response_model=UserToken, responses={401: {}, 429: {}})
+@router.post("/token", response_model=UserToken, responses=problems(401, 429))
 async def sign_in(
     body: SignIn, request: Request, runtime: RuntimeDep, session: SessionDep
 ) -> JSONResponse:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
 from api.auth import authorize_client, operation, recorder
 from api.deps import ReadSessionDep, RuntimeDep, SessionDep
-from api.schemas import Cursor
+from api.openapi import problems
+from api.schemas import Cursor, DisputeId, ReportId, page_limit
 from api.schemas.reports import (
     DisputeIn,
     DisputeItemOut,
@@ -57,7 +57,7 @@ def dispute_out(view: DisputeView, now_ts: float) -> DisputeOut:
     )
 
 
-@router.post("/disputes", response_model=DisputeOut, status_code=201)
+@router.post("/disputes", response_model=DisputeOut, status_code=201, responses=problems(404, 409))
 async def open_dispute(
     body: DisputeIn, principal: Disputer, session: SessionDep, runtime: RuntimeDep
 ) -> DisputeOut:
@@ -86,9 +86,11 @@ async def list_disputes(
     runtime: RuntimeDep,
     assigned: Annotated[Literal["me"] | None, Query(description="disputes on your reports")] = None,
     opened: Annotated[Literal["me"] | None, Query(description="disputes you opened")] = None,
-    status: Resolution | None = None,
+    status: Annotated[
+        Resolution | None, Query(description="assigned=me: items with this resolution")
+    ] = None,
     cursor: Cursor = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, page_limit(500)] = 100,
 ) -> DisputeList:
     """``assigned=me``: dispute items on your reports, nearest deadline first (filter by
     ``status``, e.g. ``open``); ``opened=me``: the disputes you opened for buyers."""
@@ -107,10 +109,14 @@ async def list_disputes(
     return DisputeList(disputes=[dispute_out(v, now) for v in views], next_cursor=next_cursor)
 
 
-@router.post("/disputes/{dispute_id}/reports/{report_id}/resolution", response_model=DisputeItemOut)
+@router.post(
+    "/disputes/{dispute_id}/reports/{report_id}/resolution",
+    response_model=DisputeItemOut,
+    responses=problems(404, 409),
+)
 async def resolve(
-    dispute_id: uuid.UUID,
-    report_id: uuid.UUID,
+    dispute_id: DisputeId,
+    report_id: ReportId,
     body: ResolutionIn,
     principal: Disputer,
     session: SessionDep,

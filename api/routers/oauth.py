@@ -38,12 +38,27 @@ _FORM_BODY: dict[str, Any] = {
                     "type": "object",
                     "required": ["grant_type"],
                     "properties": {
-                        "grant_type": {"type": "string", "enum": [GRANT_TYPE]},
-                        "scope": {"type": "string", "description": "space-separated scopes"},
-                        "client_id": {"type": "string"},
-                        "client_secret": {"type": "string"},
+                        "grant_type": {
+                            "type": "string",
+                            "enum": [GRANT_TYPE],
+                            "description": "always client_credentials",
+                        },
+                        "scope": {
+                            "type": "string",
+                            "description": "space-separated scopes; all the credential "
+                            "holds when left out",
+                        },
+                        "client_id": {
+                            "type": "string",
+                            "description": "with client_secret_post; or use HTTP Basic",
+                        },
+                        "client_secret": {
+                            "type": "string",
+                            "description": "with client_secret_post; or use HTTP Basic",
+                        },
                     },
-                }
+                },
+                "example": {"grant_type": GRANT_TYPE, "scope": "risk:read"},
             }
         },
     }

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from api.auth import authorize_client, recorder
 from api.deps import RuntimeDep
 from api.errors import rate_limit_headers
+from api.openapi import problems
 from api.schemas.pseudonyms import EvaluateIn, EvaluateOut, PseudonymKeyOut
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal
@@ -26,7 +27,7 @@ KEY_PATH = "/.well-known/refund-ledger/pseudonym-key"
 @router.post(
     "/v1/pseudonyms:evaluate",
     response_model=EvaluateOut,
-    responses={429: {"description": "over the member's evaluation limit"}},
+    responses=problems(429),
 )
 async def evaluate_pseudonyms(
     body: EvaluateIn, principal: Evaluator, runtime: RuntimeDep

@@ -12,7 +12,15 @@ from api.auth import authorize_client, operation, recorder
 from api.deps import ReadSessionDep, RuntimeDep, SessionDep
 from api.errors import field_errors
 from api.middleware import body_limit
-from api.schemas import Cursor, json_body, parse_body
+from api.openapi import problems
+from api.schemas import (
+    Cursor,
+    ReportId,
+    checked_by_the_core,
+    json_body,
+    page_limit,
+    parse_body,
+)
 from api.schemas.reports import (
     BatchIn,
     BatchItemOut,
@@ -33,6 +41,7 @@ from ledger.reports.content import ReportInput
 from ledger.reports.filing import Filed, FileResult
 from ledger.reports.policy import Category, Status
 from ledger.reports.views import ReportFilter, ReportView
+from ledger.subjects.pseudonyms import PSEUDONYM_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
@@ -53,7 +62,10 @@ def to_input(body: ReportIn) -> ReportInput:
     "/reports",
     response_model=ReportOut,
     status_code=201,
-    responses={200: {"model": ReportOut, "description": "the same report was filed before"}},
+    responses={
+        200: {"model": ReportOut, "description": "the same report was filed before"},
+        **problems(409),
+    },
 )
 async def file_report(
     body: ReportIn,
@@ -86,13 +98,22 @@ async def file_report(
     response_model=BatchOut,
     # 1,000 reports of up to 20 digests each, with room for their evidence photos.
     openapi_extra=json_body(BatchIn) | body_limit(4 * 1024 * 1024),
+    responses=problems(409),
 )
 async def file_batch(
     request: Request,
     principal: Reporter,
     session: SessionDep,
     runtime: RuntimeDep,
-    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=128,
+            json_schema_extra=checked_by_the_core(pattern=r"^[A-Za-z0-9._:-]{1,128}$"),
+            description="a key of yours for this batch: re-sent with the same body, the "
+            "first answer is replayed; with another body, 409",
+        ),
+    ] = None,
 ) -> Response:
     """File up to 1,000 reports; the answer says, per item, accepted, duplicate or rejected.
 
@@ -174,9 +195,9 @@ def _item_out(index: int, result: FileResult | LedgerError) -> BatchItemOut:
     return BatchItemOut(index=index, status=status, report_id=result.report.id)
 
 
-@router.get("/reports/{report_id}", response_model=ReportOut)
+@router.get("/reports/{report_id}", response_model=ReportOut, responses=problems(404))
 async def get_report(
-    report_id: uuid.UUID, principal: Reporter, session: ReadSessionDep, runtime: RuntimeDep
+    report_id: ReportId, principal: Reporter, session: ReadSessionDep, runtime: RuntimeDep
 ) -> ReportOut:
     """One of your reports (another member's, or an expired one, is 404)."""
     read = await reports.get_report(
@@ -190,13 +211,20 @@ async def list_reports(
     principal: Reporter,
     session: ReadSessionDep,
     runtime: RuntimeDep,
-    status: Status | None = None,
-    category: Category | None = None,
-    subject: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[Status | None, Query(description="reports with this status now")] = None,
+    category: Annotated[Category | None, Query(description="reports of this category")] = None,
+    subject: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="reports on this pseudonym",
+            json_schema_extra=checked_by_the_core(pattern=PSEUDONYM_PATTERN),
+        ),
+    ] = None,
     filed_since: Annotated[AwareDatetime | None, Query(description="ISO 8601, with offset")] = None,
     filed_until: Annotated[AwareDatetime | None, Query(description="ISO 8601, with offset")] = None,
     cursor: Cursor = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, page_limit(500)] = 100,
 ) -> ReportPage:
     """Your reports, oldest first, with filters and a cursor."""
     filt = ReportFilter(
@@ -219,9 +247,11 @@ async def list_reports(
     return ReportPage(reports=[report_out(v) for v in page], next_cursor=next_cursor)
 
 
-@router.post("/reports/{report_id}/withdrawal", response_model=ReportOut)
+@router.post(
+    "/reports/{report_id}/withdrawal", response_model=ReportOut, responses=problems(404, 409)
+)
 async def withdraw(
-    report_id: uuid.UUID,
+    report_id: ReportId,
     body: WithdrawalIn,
     principal: Reporter,
     session: SessionDep,
@@ -240,9 +270,9 @@ async def withdraw(
     return report_out(view)
 
 
-@router.post("/reports/{report_id}/notice", response_model=ReportOut)
+@router.post("/reports/{report_id}/notice", response_model=ReportOut, responses=problems(404, 409))
 async def record_notice(
-    report_id: uuid.UUID,
+    report_id: ReportId,
     body: NoticeIn,
     principal: Reporter,
     session: SessionDep,

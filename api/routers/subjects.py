@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 
 from api.auth import authorize_client, operation, recorder
 from api.deps import ReadSessionDep, RuntimeDep, SessionDep
+from api.openapi import problems
 from api.routers.reports import report_out
 from api.schemas.reports import (
     DisclosedReportOut,
@@ -57,7 +58,7 @@ async def disclosure(
     )
 
 
-@router.post("/statements", response_model=ReportOut, status_code=201)
+@router.post("/statements", response_model=ReportOut, status_code=201, responses=problems(404, 409))
 async def add_statement(
     body: StatementIn, principal: OnBehalf, session: SessionDep, runtime: RuntimeDep
 ) -> ReportOut:

@@ -18,7 +18,9 @@ import re
 
 from ledger.errors import InvalidInput
 
-PSEUDONYM_PATTERN = r"^[A-Za-z0-9_-]{43}$"
+# 32 bytes in canonical unpadded base64url: 42 characters, then one whose two low bits
+# (past the 256th) are zero. The OpenAPI description publishes this pattern.
+PSEUDONYM_PATTERN = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"
 _PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
 _PHONE = re.compile(r"^\+?[\d\s().-]{7,20}$")
 _PRC_ID = re.compile(r"^\d{15}$|^\d{17}[\dXx]$")
