@@ -13,9 +13,6 @@ many requests a run sends.
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +20,6 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -35,11 +31,11 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from api.app import create_app
 from ledger.access.permissions import Role
 from ledger.config import Settings
 from ledger.runtime import Runtime
 from tests.factories import make_credential, make_user
+from tests.live import serving
 
 EXAMPLES = 12  # per operation and role: about 30 operations x 2 roles x 12 on each database
 PASSWORD = "correct horse battery staple"
@@ -57,13 +53,6 @@ class Served:
     tokens: dict[str, str]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def _accounts(settings: Settings) -> tuple[tuple[str, str], str]:
     runtime = Runtime.build(settings)
     try:
@@ -78,36 +67,16 @@ async def _accounts(settings: Settings) -> tuple[tuple[str, str], str]:
 
 @pytest.fixture
 def served(settings: Settings) -> Iterator[Served]:
-    """A real server on a real socket, in a thread with its own event loop."""
+    """A real server on a real socket, with a token of each kind."""
     client, username = asyncio.run(_accounts(settings))
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base_url) as http:
-            issued = http.post(
-                "/oauth/token", data={"grant_type": "client_credentials"}, auth=client
-            )
-            signed_in = http.post(
-                "/v1/auth/token", json={"username": username, "password": PASSWORD}
-            )
+    with serving(settings) as (base_url, _), httpx.Client(base_url=base_url) as http:
+        issued = http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=client)
+        signed_in = http.post("/v1/auth/token", json={"username": username, "password": PASSWORD})
         tokens = {
             "member": issued.json()["access_token"],
             "auditor": signed_in.json()["access_token"],
         }
         yield Served(base_url, tokens)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 GENERATION = settings(

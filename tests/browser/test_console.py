@@ -9,69 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from fastapi import FastAPI
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.permissions import Role
-from ledger.config import Settings
 from ledger.runtime import Runtime
 from tests.factories import get_token, make_credential, make_user
-from tests.live import serving
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery staple"
-# As the machine's notes advise: no background traffic to a closed network.
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and not os.environ.get("LEDGER_TEST_REQUIRE_BROWSER"),
-    reason="Debian's chromium is not installed (apt-get install chromium)",
-)
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    """The browser tests are about the pages: one database is enough for them."""
-    value: str = request.param
-    return value
-
-
-@pytest.fixture
-def live(settings: Settings) -> Iterator[tuple[str, FastAPI]]:
-    with serving(settings) as served:
-        yield served
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    target = Path(os.environ.get("LEDGER_SCREENSHOT_DIR") or tmp_path / "shots")
-    target.mkdir(parents=True, exist_ok=True)
-    return target
 
 
 async def sign_in(page: Page, base: str, username: str) -> None:
