@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from api.schemas import RequestModel, example
+from api.schemas.oauth import EXAMPLE_TOKEN, BearerToken
 
 
 class SignIn(RequestModel):
@@ -16,17 +17,7 @@ class SignIn(RequestModel):
     password: str = Field(min_length=1, max_length=1024, description="the user's password")
 
 
-class UserToken(BaseModel):
-    model_config = example(
-        {
-            "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyIuLi4iOiIuLi4ifQ.c2ln",
-            "token_type": "Bearer",
-            "expires_in": 900,
-            "role": "auditor",
-        }
-    )
+class UserToken(BearerToken):
+    model_config = example(EXAMPLE_TOKEN | {"role": "auditor"})
 
-    access_token: str = Field(description="a bearer token (JWT) for the API")
-    token_type: str = Field(default="Bearer", description="always Bearer (RFC 6750)")
-    expires_in: int = Field(description="seconds until it expires")
     role: str = Field(description="the user's role: auditor or operator")
