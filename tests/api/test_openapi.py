@@ -4,6 +4,7 @@ that work with no internet."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.errors import CATALOGUE, PROBLEM_JSON
 from ledger.access.permissions import Scope
+from ledger.audit.tags import Tag
 from ledger.config import Settings
 
 DOCS = Path(__file__).parents[2] / "docs" / "api.md"
@@ -127,3 +129,31 @@ async def test_the_readers_are_served_from_the_ledger(client: httpx.AsyncClient)
         for source in sources:
             if source.startswith("/docs/assets/"):
                 assert (await client.get(source)).status_code == 200, source
+
+
+def test_the_documented_map_of_operations_names_real_functions_and_tags() -> None:
+    text = DOCS.read_text("utf-8")
+    section = text[text.index("## Where each operation is served") :]
+    tags = {t.value for t in Tag}
+    named = re.findall(r"`([a-z]+:[a-z_:-]+)`", section)
+    assert named
+    assert [t for t in named if t not in tags] == []
+    for row in re.findall(r"^\| `(?:GET|POST)[^|]*\| (.*?) \|", section, re.MULTILINE):
+        first, *others = re.findall(r"`([A-Za-z_.]+)`", row)
+        owner = _resolve_dotted(first.rpartition(".")[0])
+        for name in [first.rpartition(".")[2], *others]:
+            assert hasattr(owner, name), (row, name)
+
+
+def _resolve_dotted(dotted: str) -> Any:
+    """A module, or an attribute of one (a class), from its dotted name."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[cut:]:
+            found = getattr(found, attribute)
+        return found
+    raise AssertionError(dotted)
