@@ -16,6 +16,7 @@ from ledger.access.permissions import Role, Scope
 from ledger.access.secrets import SecretHasher
 from ledger.config import Settings
 from ledger.context import Operation
+from ledger.evidence import keys as fingerprint_keys
 from ledger.members import service as members
 from ledger.members.service import IssuedClient
 from ledger.pseudonyms import keys as pseudonym_keys
@@ -89,8 +90,11 @@ async def initialize(
     key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_dir.chmod(0o700)
     created = [ring for ring in KEY_RINGS if keys.ensure_ring(key_dir / ring, now=now)]
-    if pseudonym_keys.ensure_key(key_dir / pseudonym_keys.KEY_DIR, now=now):
-        created.append(pseudonym_keys.KEY_DIR)
+    created += [
+        module.KEY_DIR
+        for module in (pseudonym_keys, fingerprint_keys)
+        if module.ensure_key(key_dir / module.KEY_DIR, now=now)
+    ]
     return InitResult(created_keys=created, revision=await migrate(settings))
 
 

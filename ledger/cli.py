@@ -37,6 +37,7 @@ from ledger.clock import SystemClock
 from ledger.config import Settings
 from ledger.context import Operation
 from ledger.errors import LedgerError, NotFound
+from ledger.evidence import keys as fingerprint_keys
 from ledger.members import service as members
 from ledger.members.models import MemberStatus
 from ledger.pseudonyms import keys as pseudonym_keys
@@ -201,11 +202,12 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     settings = _settings()
     if not (settings.resolved_key_dir / TOKEN_RING / keys.RING_FILE).exists():
         _fail("no signing keys found: run `ledger init` first")
-    pseudonym_key = settings.resolved_key_dir / pseudonym_keys.KEY_DIR / pseudonym_keys.KEY_FILE
-    if not pseudonym_key.exists():
-        _fail(
-            "no pseudonym key found: run `ledger init` (it keeps what exists, adds what is missing)"
-        )
+    for kind, module in (("pseudonym", pseudonym_keys), ("fingerprint", fingerprint_keys)):
+        if not (settings.resolved_key_dir / module.KEY_DIR / module.KEY_FILE).exists():
+            _fail(
+                f"no {kind} key found: run `ledger init` (it keeps what exists, adds what "
+                "is missing)"
+            )
     if settings.workers > 1 and settings.rate_limit_storage.startswith("memory"):
         _fail(
             "LEDGER_RATE_LIMIT_STORAGE=memory:// counts in each worker apart, so "

@@ -46,6 +46,8 @@ SERVICE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "disputes": READ_WRITE,
     "dispute_items": READ_WRITE,
     "rate_limit_counters": READ_WRITE,
+    "evidence_photos": READ_WRITE,
+    "listing_photos": READ_WRITE,
 }
 
 

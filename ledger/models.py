@@ -11,6 +11,7 @@ from ledger.audit.models import (
 from ledger.console.models import ConsoleSession
 from ledger.db import Base
 from ledger.disputes.models import Dispute, DisputeItem
+from ledger.evidence.models import EvidencePhoto, ListingPhoto
 from ledger.members.models import Client, Member, User
 from ledger.rate_limits import RateCounter
 from ledger.reports.models import IdempotencyKey, Report, ReportAction, ReportStatement
@@ -29,7 +30,9 @@ __all__ = [
     "ConsoleSession",
     "Dispute",
     "DisputeItem",
+    "EvidencePhoto",
     "IdempotencyKey",
+    "ListingPhoto",
     "Member",
     "RateCounter",
     "Report",

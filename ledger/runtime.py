@@ -18,6 +18,8 @@ from ledger.audit.service import AuditLog
 from ledger.clock import Clock, SystemClock
 from ledger.config import Settings
 from ledger.db import create_engine, create_sessionmaker, postgres_dsn
+from ledger.evidence import keys as fingerprint_keys
+from ledger.evidence.keys import FingerprintKey
 from ledger.maintenance import MaintenanceLoop
 from ledger.pseudonyms.keys import KEY_DIR as PSEUDONYM_KEY_DIR
 from ledger.pseudonyms.keys import PseudonymKey, load_key
@@ -60,6 +62,7 @@ class Runtime:
     # The risk query, on PostgreSQL's hot read where there is one.
     risk: RiskQueries
     pseudonym_key: PseudonymKey
+    fingerprint_key: FingerprintKey
     evaluation_limiter: EvaluationLimiter
     sign_in_guard: SignInGuard
     token_guard: SignInGuard
@@ -149,6 +152,9 @@ class Runtime:
                 scoring_policies=PolicySource(),
             ),
             pseudonym_key=load_key(settings.resolved_key_dir / PSEUDONYM_KEY_DIR),
+            fingerprint_key=fingerprint_keys.load_key(
+                settings.resolved_key_dir / fingerprint_keys.KEY_DIR
+            ),
             evaluation_limiter=EvaluationLimiter(
                 settings.pseudonym_rate_limit,
                 settings.pseudonym_rate_limits_by_member,

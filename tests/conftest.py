@@ -17,6 +17,7 @@ from api.app import create_app
 from ledger.access import keys
 from ledger.clock import FrozenClock, SystemClock
 from ledger.config import Settings
+from ledger.evidence import keys as fingerprint_keys
 from ledger.pseudonyms import keys as pseudonym_keys
 from ledger.runtime import KEY_RINGS, Runtime
 from tests.databases import (
@@ -84,9 +85,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     )
     for ring in KEY_RINGS:
         keys.ensure_ring(settings.resolved_key_dir / ring, now=dt.datetime.now(dt.UTC))
-    pseudonym_keys.ensure_key(
-        settings.resolved_key_dir / pseudonym_keys.KEY_DIR, now=dt.datetime.now(dt.UTC)
-    )
+    for module in (pseudonym_keys, fingerprint_keys):
+        module.ensure_key(settings.resolved_key_dir / module.KEY_DIR, now=dt.datetime.now(dt.UTC))
     return settings
 
 
