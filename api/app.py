@@ -16,6 +16,7 @@ from api.routers import (
     audit,
     auth,
     disputes,
+    evidence,
     health,
     me,
     oauth,
@@ -113,6 +114,7 @@ def create_app(
     # Routes are matched in order: the risk query first, on its own (api/direct.py).
     app.router.routes.append(risk.query_route())
     app.include_router(risk.router)
+    app.include_router(evidence.router)
     app.include_router(oauth.router)
     app.include_router(me.router)
     app.include_router(auth.router)

@@ -51,6 +51,8 @@ SCOPE_TEXT = {
     "disputes:write": "open disputes for buyers, and answer those on your reports",
     "pseudonyms:evaluate": "have buyer identifiers turned into pseudonyms (VOPRF)",
     "subjects:disclose": "give a buyer their own file, and add their statements",
+    "evidence:check": "check claim photos' fingerprints against forged evidence and "
+    "your listing photos",
 }
 
 OAUTH2 = "memberClient"

@@ -20,6 +20,7 @@ from ledger.config import Settings
 from ledger.db import create_engine, create_sessionmaker, postgres_dsn
 from ledger.evidence import keys as fingerprint_keys
 from ledger.evidence.keys import FingerprintKey
+from ledger.evidence.service import EvidenceChecks
 from ledger.maintenance import MaintenanceLoop
 from ledger.pseudonyms.keys import KEY_DIR as PSEUDONYM_KEY_DIR
 from ledger.pseudonyms.keys import PseudonymKey, load_key
@@ -61,6 +62,8 @@ class Runtime:
     access_listener: AccessListener | None
     # The risk query, on PostgreSQL's hot read where there is one.
     risk: RiskQueries
+    # Evidence checks: near copies of claim photos (ledger/evidence/service.py).
+    evidence: EvidenceChecks
     pseudonym_key: PseudonymKey
     fingerprint_key: FingerprintKey
     evaluation_limiter: EvaluationLimiter
@@ -107,6 +110,10 @@ class Runtime:
         )
         limiter = sliding_window(settings.rate_limit_storage, limits_engine)
         read_sessionmaker = create_sessionmaker(engine, read_only=True)
+        scoring_policies = PolicySource()  # one cache, for the risk and evidence queries
+        fingerprint_key = fingerprint_keys.load_key(
+            settings.resolved_key_dir / fingerprint_keys.KEY_DIR
+        )
         return cls(
             settings=settings,
             clock=clock,
@@ -149,12 +156,17 @@ class Runtime:
                 sessionmaker=read_sessionmaker,
                 hot=PostgresReports(dsn, size=settings.risk_pool_size) if dsn else None,
                 report_policy=policy,
-                scoring_policies=PolicySource(),
+                scoring_policies=scoring_policies,
+            ),
+            evidence=EvidenceChecks(
+                sessionmaker=read_sessionmaker,
+                key=fingerprint_key,
+                report_policy=policy,
+                policies=scoring_policies,
+                clock=clock,
             ),
             pseudonym_key=load_key(settings.resolved_key_dir / PSEUDONYM_KEY_DIR),
-            fingerprint_key=fingerprint_keys.load_key(
-                settings.resolved_key_dir / fingerprint_keys.KEY_DIR
-            ),
+            fingerprint_key=fingerprint_key,
             evaluation_limiter=EvaluationLimiter(
                 settings.pseudonym_rate_limit,
                 settings.pseudonym_rate_limits_by_member,

@@ -53,9 +53,10 @@ def report_out(view: ReportView) -> ReportOut:
 
 
 def to_input(body: ReportIn) -> ReportInput:
-    fields = body.model_dump()
+    fields = body.model_dump(exclude={"evidence_photos"})
     fields["evidence_sha256"] = tuple(d.lower() for d in body.evidence_sha256)
-    return ReportInput(**fields)
+    photos = [p.photo(f"evidence_photos.{n}") for n, p in enumerate(body.evidence_photos)]
+    return ReportInput(**fields, evidence_photos=tuple(photos))
 
 
 @router.post(
@@ -86,6 +87,7 @@ async def file_report(
         principal,
         to_input(body),
         policy=runtime.policy,
+        key=runtime.fingerprint_key,
     )
     response.headers["Location"] = f"/v1/reports/{result.report.id}"
     if result.outcome is Filed.DUPLICATE:
@@ -147,7 +149,12 @@ async def file_batch(
                 index=index, status="rejected", type="/problems/validation", errors=errors
             )
     results = await filing.file_reports(
-        session, op, principal, [data for _, data in valid], policy=runtime.policy
+        session,
+        op,
+        principal,
+        [data for _, data in valid],
+        policy=runtime.policy,
+        key=runtime.fingerprint_key,
     )
     for (index, _), result in zip(valid, results, strict=True):
         items[index] = _item_out(index, result)

@@ -21,8 +21,10 @@ from api.schemas import (
     checked_by_the_core,
     example,
 )
+from api.schemas.evidence import PhotoIn
 from ledger.disputes.models import Resolution
 from ledger.disputes.service import MAX_REPORTS, ReasonCode
+from ledger.evidence.photos import MAX_PHOTOS
 from ledger.reports.content import MAX_AMOUNT_MINOR, MAX_EVIDENCE
 from ledger.reports.lifecycle import WithdrawalReason
 from ledger.reports.policy import Basis, Category, Status
@@ -96,6 +98,13 @@ class ReportIn(RequestModel):
     )
     subject_notified_at: AwareDatetime | None = Field(
         default=None, description="when the buyer was told (art. 15); the report counts from then"
+    )
+    evidence_photos: list[PhotoIn] = Field(
+        default_factory=list,
+        json_schema_extra=checked_by_the_core(maxItems=MAX_PHOTOS),
+        description="fingerprints of the photos the case rests on (the SDK's "
+        "fingerprint()): found again by other platforms' evidence checks while the "
+        "report counts; erased with it",
     )
 
 

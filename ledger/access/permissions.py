@@ -20,6 +20,7 @@ class Scope(StrEnum):
     DISPUTES_WRITE = "disputes:write"
     PSEUDONYMS_EVALUATE = "pseudonyms:evaluate"
     SUBJECTS_DISCLOSE = "subjects:disclose"
+    EVIDENCE_CHECK = "evidence:check"
 
 
 class Role(StrEnum):
@@ -38,6 +39,7 @@ class Permission(StrEnum):
     DISPUTES_WRITE = "disputes:write"
     PSEUDONYMS_EVALUATE = "pseudonyms:evaluate"
     SUBJECTS_DISCLOSE = "subjects:disclose"
+    EVIDENCE_CHECK = "evidence:check"
     AUDIT_READ = "audit:read"
     AUDIT_PROOF_READ = "audit:proofs:read"
     MEMBERS_MANAGE = "members:manage"
@@ -59,6 +61,7 @@ SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
     Scope.DISPUTES_WRITE: frozenset({Permission.DISPUTES_WRITE}),
     Scope.PSEUDONYMS_EVALUATE: frozenset({Permission.PSEUDONYMS_EVALUATE}),
     Scope.SUBJECTS_DISCLOSE: frozenset({Permission.SUBJECTS_DISCLOSE}),
+    Scope.EVIDENCE_CHECK: frozenset({Permission.EVIDENCE_CHECK}),
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

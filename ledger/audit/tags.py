@@ -47,6 +47,7 @@ class Tag(StrEnum):
     STATEMENT_ADDED = "subject:statement:added"
     SUBJECT_DISCLOSED = "subject:file:disclosed"
     RISK_QUERIED = "risk:subject:queried"
+    EVIDENCE_CHECKED = "evidence:photos:checked"
     PSEUDONYMS_EVALUATED = "pseudonym:elements:evaluated"
     PSEUDONYM_LIMIT_SET = "pseudonym:limit:set"
     POLICY_SET = "policy:scoring:set"

@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 from ledger.errors import InvalidInput
+from ledger.evidence.photos import PhotoInput, check_photos
 from ledger.reports.models import Report
 from ledger.reports.policy import Basis, Category
 from ledger.subjects.pseudonyms import check_pseudonym
@@ -48,6 +49,9 @@ class ReportInput:
     confirmed_at: dt.datetime
     evidence_sha256: tuple[str, ...]
     subject_notified_at: dt.datetime | None = None
+    # Fingerprints of the photos the case rests on (ledger/evidence); kept in their own
+    # table, erased with the report.
+    evidence_photos: tuple[PhotoInput, ...] = ()
 
     def check(self, now: dt.datetime) -> None:
         """Raise ``InvalidInput`` naming the field to fix."""
@@ -57,6 +61,7 @@ class ReportInput:
                 fields=("case_ref",),
             )
         check_pseudonym(self.subject)
+        check_photos(self.evidence_photos, "evidence_photos")
         if not 0 < self.amount_minor <= MAX_AMOUNT_MINOR:
             raise InvalidInput(
                 "amount_minor is a positive integer (minor units)", fields=("amount_minor",)
@@ -96,11 +101,15 @@ class ReportInput:
             for f in fields(self)
             if f.name not in NOT_CONTENT
         }
+        if self.evidence_photos:  # a report without photos keeps the fingerprint it had
+            content["evidence_photos"] = sorted(
+                [p.pdq.hex(), p.quality] for p in self.evidence_photos
+            )
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-NOT_CONTENT = frozenset({"subject_notified_at"})
+NOT_CONTENT = frozenset({"subject_notified_at", "evidence_photos"})
 
 
 def _canonical(value: Any) -> Any:
@@ -118,11 +127,16 @@ def _canonical(value: Any) -> Any:
 # functions are the only places that know it: a new field is declared on ReportInput,
 # the model (and its migration), ReportView and the API's ReportIn and ReportOut.
 _STORED_AS = {"evidence_sha256": "evidence", "subject_notified_at": "notified_at"}
+_NOT_COLUMNS = frozenset({"evidence_photos"})  # rows of their own: evidence_photos
 
 
 def columns_of(data: ReportInput) -> dict[str, Any]:
     """The ``reports`` column values of a filing."""
-    values = {_STORED_AS.get(f.name, f.name): getattr(data, f.name) for f in fields(data)}
+    values = {
+        _STORED_AS.get(f.name, f.name): getattr(data, f.name)
+        for f in fields(data)
+        if f.name not in _NOT_COLUMNS
+    }
     values["evidence"] = json.dumps(list(data.evidence_sha256))
     return values
 
@@ -130,6 +144,10 @@ def columns_of(data: ReportInput) -> dict[str, Any]:
 def filed_values(report: Report) -> dict[str, Any]:
     """A stored report's filed fields, by their ReportInput names (``columns_of``
     reversed)."""
-    values = {f.name: getattr(report, _STORED_AS.get(f.name, f.name)) for f in fields(ReportInput)}
+    values = {
+        f.name: getattr(report, _STORED_AS.get(f.name, f.name))
+        for f in fields(ReportInput)
+        if f.name not in _NOT_COLUMNS
+    }
     values["evidence_sha256"] = tuple(json.loads(report.evidence or "[]"))
     return values

@@ -25,6 +25,8 @@ from ledger.errors import (
     InvalidInput,
     LedgerError,
 )
+from ledger.evidence.keys import FingerprintKey
+from ledger.evidence.service import store_report_photos
 from ledger.reports.content import ReportInput, columns_of
 from ledger.reports.models import Report
 from ledger.reports.policy import ReportPolicy, State
@@ -52,10 +54,11 @@ async def file_report(
     data: ReportInput,
     *,
     policy: ReportPolicy,
+    key: FingerprintKey,
 ) -> FileResult:
     """File one report. Re-sending the same report answers with the one filed before;
     a different report under the same case_ref is refused with ``DuplicateReport``."""
-    (result,) = await file_reports(session, op, principal, [data], policy=policy)
+    (result,) = await file_reports(session, op, principal, [data], policy=policy, key=key)
     if isinstance(result, LedgerError):
         raise result
     return result
@@ -68,6 +71,7 @@ async def file_reports(
     items: Sequence[ReportInput],
     *,
     policy: ReportPolicy,
+    key: FingerprintKey,
 ) -> list[FileResult | LedgerError]:
     """File many reports in a few statements; one result per item, in order.
 
@@ -142,6 +146,7 @@ async def file_reports(
                 "report_id": str(report_id),
                 "category": data.category.value,
                 "basis": data.basis.value,
+                "photos": len(data.evidence_photos),
             },
         )
         for _, data, report_id, _ in filed
@@ -158,6 +163,13 @@ async def file_reports(
                 for (_, _, report_id, _), event_id in zip(filed, event_ids, strict=True)
             ],
         )
+    await store_report_photos(
+        session,
+        key,
+        {report_id: data.evidence_photos for _, data, report_id, _ in filed},
+        member_id=member_id,
+        now=op.now,
+    )
     for (index, _, report_id, _), event_id in zip(filed, event_ids, strict=True):
         # A new report has no disputes or statements: its view needs no read.
         report = candidates[report_id]

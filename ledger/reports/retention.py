@@ -11,6 +11,7 @@ from ledger.audit.log import record
 from ledger.audit.tags import Tag
 from ledger.context import Operation
 from ledger.disputes.models import Dispute, DisputeItem
+from ledger.evidence.models import EvidencePhoto
 from ledger.reports.models import Report, ReportAction, ReportStatement
 from ledger.reports.policy import ReportPolicy, State
 
@@ -53,7 +54,8 @@ async def suspend_unnoticed(session: AsyncSession, op: Operation, *, policy: Rep
 
 async def purge_expired(session: AsyncSession, op: Operation, *, limit: int = 10_000) -> int:
     """Erase the payload of reports past ``expires_at`` (art. 16), keeping a tombstone
-    (ids, dates, member), and delete their statements. One audit event per run."""
+    (ids, dates, member), and delete their statements and photo fingerprints. One audit
+    event per run."""
     due = list(
         await session.scalars(
             sa.select(Report.id)
@@ -65,6 +67,7 @@ async def purge_expired(session: AsyncSession, op: Operation, *, limit: int = 10
     if not due:
         return 0
     await session.execute(sa.delete(ReportStatement).where(ReportStatement.report_id.in_(due)))
+    await session.execute(sa.delete(EvidencePhoto).where(EvidencePhoto.report_id.in_(due)))
     await session.execute(
         sa.update(Report)
         .where(Report.id.in_(due))

@@ -51,6 +51,16 @@ class PolicyDocument(BaseModel):
         ge=2, description="distinct members needed for the top bands; never fewer than 2"
     )
     thresholds: tuple[int, int, int, int]
+    # Evidence checks: optional, so that a policy written before them still reads.
+    match_distance: int = Field(
+        default=31, ge=0, le=47, description="bits of 256 within which photos match"
+    )
+    match_quality: int = Field(
+        default=50, ge=50, le=100, description="the lowest PDQ quality matched on"
+    )
+    match_other_listings: bool = Field(
+        default=False, description="match other members' listing photos too"
+    )
 
     @field_validator("weights")
     @classmethod
@@ -79,6 +89,9 @@ class PolicyDocument(BaseModel):
             scale=self.scale,
             corroboration=self.corroboration,
             thresholds=self.thresholds,
+            match_distance=self.match_distance,
+            match_quality=self.match_quality,
+            match_other_listings=self.match_other_listings,
         )
 
 
@@ -92,6 +105,9 @@ def document_of(policy: ScoringPolicy) -> dict[str, Any]:
         "scale": policy.scale,
         "corroboration": policy.corroboration,
         "thresholds": list(policy.thresholds),
+        "match_distance": policy.match_distance,
+        "match_quality": policy.match_quality,
+        "match_other_listings": policy.match_other_listings,
     }
 
 

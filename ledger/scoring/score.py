@@ -90,6 +90,12 @@ class ScoringPolicy:
     corroboration: int = 2
     # Lowest score of each band above NONE.
     thresholds: tuple[int, int, int, int] = (1, 30, 60, 85)
+    # Evidence checks (docs/evidence.md): a near copy is within this many bits of 256
+    # (ThreatExchange's recommendation), of photos of at least this PDQ quality; other
+    # members' listing photos are matched only when the switch is on.
+    match_distance: int = 31
+    match_quality: int = 50
+    match_other_listings: bool = False
 
     def band(self, score: int) -> Band:
         low, elevated, high, severe = self.thresholds

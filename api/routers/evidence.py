@@ -1,0 +1,96 @@
+"""The evidence check: are a claim's photos near copies of forged evidence confirmed
+elsewhere, or of the caller's own listing photos?
+
+The route reads its own body so that a refused check is recorded too; the check itself
+is ``ledger.evidence.service.EvidenceChecks.check`` (``runtime.evidence``), which
+records the audit event before it answers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+
+from api.auth import authorize_client, recorder
+from api.errors import field_errors
+from api.schemas import json_body, parse_body
+from api.schemas.evidence import (
+    EvidenceCheckIn,
+    EvidenceCheckOut,
+    ForgedElsewhereOut,
+    ListingMatchOut,
+    PhotoResultOut,
+)
+from ledger.access.permissions import Permission
+from ledger.access.principals import ClientPrincipal
+from ledger.errors import InvalidInput
+from ledger.evidence.service import CheckQuery, PhotoResult, Recommendation
+from ledger.runtime import Runtime
+
+router = APIRouter(prefix="/v1", tags=["evidence"])
+
+Checker = Annotated[ClientPrincipal, Depends(authorize_client(Permission.EVIDENCE_CHECK))]
+
+
+def _out(result: PhotoResult) -> PhotoResultOut:
+    forged = result.forged_elsewhere
+    return PhotoResultOut(
+        index=result.index,
+        forged_elsewhere=(
+            None
+            if forged is None
+            else ForgedElsewhereOut(
+                distance=forged.distance, reports=forged.reports, members=forged.members
+            )
+        ),
+        own_listings=[
+            ListingMatchOut(distance=m.distance, reference=m.reference) for m in result.own_listings
+        ],
+        other_listings=result.other_listings,
+        recommendation=result.recommendation.value,
+        notes=result.notes,
+    )
+
+
+@router.post(
+    "/evidence:check",
+    response_model=EvidenceCheckOut,
+    openapi_extra=json_body(EvidenceCheckIn),
+)
+async def check_evidence(request: Request, principal: Checker) -> Response:
+    """Check up to 20 claim photos' fingerprints before a refund.
+
+    Names a purpose and your refund request id, both audited; the check is recorded
+    before it is answered. Each photo is compared with the photos of other platforms'
+    counting forged-evidence reports (how near, how many reports and platforms, never
+    which) and with your own listing photos. The answer is ``proceed`` or
+    ``manual_review``, never a denial, and a match never changes the risk score.
+    """
+    runtime: Runtime = request.app.state.runtime
+    rec = recorder(runtime, principal)
+    try:
+        body = parse_body(EvidenceCheckIn, await request.body())
+    except RequestValidationError as exc:
+        fields = [f["field"] for f in field_errors(exc.errors())]
+        await runtime.evidence.refuse(rec, fields, "invalid check")
+        raise
+    try:
+        query = CheckQuery(
+            photos=tuple(p.photo(f"photos.{n}") for n, p in enumerate(body.photos)),
+            purpose=body.purpose,
+            reference=body.reference,
+        )
+    except InvalidInput as exc:
+        await runtime.evidence.refuse(rec, exc.fields, "invalid photos")
+        raise
+    checked = await runtime.evidence.check(rec, principal, query)
+    results = [_out(r) for r in checked.value]
+    looks = any(r.recommendation is Recommendation.MANUAL_REVIEW for r in checked.value)
+    answer = EvidenceCheckOut(
+        photos=results,
+        recommendation="manual_review" if looks else "proceed",
+        audit_event_id=checked.audit_event_id,
+    )
+    return Response(answer.model_dump_json(), media_type="application/json")

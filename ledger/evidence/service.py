@@ -1,0 +1,331 @@
+"""Evidence fingerprints in the ledger: stored with reports and listings, and checked.
+
+``check`` is the evidence query, made like the risk query: purpose-bound, recorded
+before it is answered, refused and recorded without a purpose. For each claim photo it
+finds, among the stored fingerprints within the policy's distance:
+
+- the photos of *other* members' reports that count now, of category
+  ``forged_evidence``: how near, how many reports and how many members, never which;
+- the caller's own listing photos: how near, and the caller's own listing reference;
+- other members' listing photos only when the policy's switch is on (off by default):
+  a count, never whose.
+
+A match is a reason for a person to look: the recommendation is ``proceed`` or
+``manual_review``, never a denial, and a match never moves the risk score. Which
+stored photos may match is decided here, by the database, at the moment of the check:
+a withdrawn, suppressed or expired report's photos stop matching at once, and a
+withdrawn listing photo too. The in-memory index (ledger/evidence/index.py) only
+proposes candidates by distance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ledger.access.permissions import Permission
+from ledger.access.principals import ClientPrincipal, require
+from ledger.audit.reads import Audited, Recorder
+from ledger.audit.tags import Tag
+from ledger.clock import Clock
+from ledger.errors import InvalidInput
+from ledger.evidence.index import FingerprintIndex
+from ledger.evidence.keys import FingerprintKey
+from ledger.evidence.models import EvidencePhoto, ListingPhoto
+from ledger.evidence.photos import PhotoInput, check_photos
+from ledger.reports.models import Report
+from ledger.reports.policy import COUNTING, Category, ReportPolicy
+from ledger.reports.queries import status_is
+from ledger.scoring.policies import PolicySource
+from ledger.scoring.score import ScoringPolicy
+from ledger.scoring.service import Purpose
+
+# Rows are read into the index by the time they were stored, from a little before the
+# last read: a transaction that committed late (its rows older than rows already read)
+# is not missed. Its rows are told apart by id, so none is added twice.
+REREAD_WINDOW = dt.timedelta(minutes=5)
+
+
+async def store_report_photos(
+    session: AsyncSession,
+    key: FingerprintKey,
+    photos: dict[uuid.UUID, tuple[PhotoInput, ...]],
+    *,
+    member_id: uuid.UUID,
+    now: dt.datetime,
+) -> None:
+    """Keep each new report's photos, keyed (the variants are for checks, not kept)."""
+    rows = [
+        {
+            "report_id": report_id,
+            "member_id": member_id,
+            "fingerprint": key.transform(photo.pdq),
+            "quality": photo.quality,
+            "provenance": json.dumps([p.to_json() for p in photo.provenance]),
+            "created_at": now,
+        }
+        for report_id, items in photos.items()
+        for photo in items
+    ]
+    if rows:
+        await session.execute(sa.insert(EvidencePhoto), rows)
+
+
+async def photo_counts(
+    session: AsyncSession, report_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    if not report_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(EvidencePhoto.report_id, sa.func.count())
+        .where(EvidencePhoto.report_id.in_(report_ids))
+        .group_by(EvidencePhoto.report_id)
+    )
+    return {report_id: int(n) for report_id, n in rows}
+
+
+class Indexes:
+    """This process's indexes of report photos and listing photos, kept current."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+        self._sessionmaker = sessionmaker
+        self._clock = clock
+        self.reports = FingerprintIndex()
+        self.listings = FingerprintIndex()
+        self._lock = asyncio.Lock()
+        self._since: dt.datetime | None = None
+        self._recent: dict[str, dict[int, dt.datetime]] = {"reports": {}, "listings": {}}
+
+    async def refresh(self) -> None:
+        """Read what was stored since the last read (and a little before it)."""
+        async with self._lock, self._sessionmaker() as session:
+            started = self._clock.now()
+            for name, model, stamp in (
+                ("reports", EvidencePhoto, EvidencePhoto.created_at),
+                ("listings", ListingPhoto, ListingPhoto.registered_at),
+            ):
+                await self._read(session, name, model, stamp)
+            self._since = started - REREAD_WINDOW
+
+    async def _read(
+        self,
+        session: AsyncSession,
+        name: str,
+        model: type[EvidencePhoto] | type[ListingPhoto],
+        stamp: sa.orm.InstrumentedAttribute[dt.datetime],
+    ) -> None:
+        query = sa.select(model.id, model.fingerprint, stamp).order_by(model.id)
+        if self._since is not None:
+            query = query.where(stamp >= self._since)
+        recent = self._recent[name]
+        ids: list[int] = []
+        fps: list[bytes] = []
+        for row_id, fingerprint, at in await session.execute(query):
+            if row_id in recent:
+                continue
+            ids.append(row_id)
+            fps.append(fingerprint)
+            recent[row_id] = at
+        if self._since is not None:  # forget what is now too old to be read again
+            for row_id in [i for i, at in recent.items() if _aware(at) < self._since]:
+                del recent[row_id]
+        else:
+            recent.clear()  # the first read takes everything; nothing before it recurs
+        if ids:
+            index = getattr(self, name)
+            array = np.frombuffer(b"".join(fps), dtype=np.uint8).reshape(-1, 32)
+            index.add(np.asarray(ids, dtype=np.int64), array)
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+class Recommendation(StrEnum):
+    PROCEED = "proceed"
+    MANUAL_REVIEW = "manual_review"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportMatch:
+    distance: int  # the nearest of the matching photos
+    reports: int
+    members: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListingMatch:
+    distance: int
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoResult:
+    index: int
+    forged_elsewhere: ReportMatch | None
+    own_listings: list[ListingMatch]
+    other_listings: int  # only with the policy's switch on
+    recommendation: Recommendation
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckQuery:
+    photos: tuple[PhotoInput, ...]
+    purpose: Purpose
+    reference: str
+
+
+class EvidenceChecks:
+    """The evidence query as the core answers it."""
+
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        key: FingerprintKey,
+        report_policy: ReportPolicy,
+        policies: PolicySource,
+        clock: Clock,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._key = key
+        self._report_policy = report_policy
+        self._policies = policies
+        self.indexes = Indexes(sessionmaker, clock)
+
+    async def refuse(self, rec: Recorder, fields: Sequence[str], why: str) -> int:
+        return await rec.refused(Tag.EVIDENCE_CHECKED, reason=why, fields=",".join(fields))
+
+    async def check(
+        self, rec: Recorder, principal: ClientPrincipal, query: CheckQuery
+    ) -> Audited[list[PhotoResult]]:
+        require(principal, Permission.EVIDENCE_CHECK)
+        try:
+            check_photos(query.photos, "photos", least=1)
+        except InvalidInput as exc:
+            await self.refuse(rec, exc.fields, "invalid photos")
+            raise
+        policy = await self._policies.get(self._sessionmaker)
+        low = [n for n, p in enumerate(query.photos) if p.quality < policy.match_quality]
+        if low:
+            fields = [f"photos.{n}.quality" for n in low]
+            await self.refuse(rec, fields, "quality below the policy's floor")
+            raise InvalidInput(
+                f"these photos are below the quality this ledger matches on "
+                f"({policy.match_quality}): take or send better ones",
+                fields=fields,
+            )
+        await self.indexes.refresh()
+        results = []
+        async with self._sessionmaker() as session:
+            for numbered in enumerate(query.photos):
+                one = await self._one(session, principal, numbered, now=rec.op.now, policy=policy)
+                results.append(one)
+        matched = sum(r.recommendation is Recommendation.MANUAL_REVIEW for r in results)
+        event_id = await rec.record(
+            Tag.EVIDENCE_CHECKED,
+            purpose=query.purpose.value,
+            reference=query.reference,
+            body={"photos": len(results), "matched": matched},
+        )
+        return Audited(results, event_id)
+
+    async def _one(
+        self,
+        session: AsyncSession,
+        principal: ClientPrincipal,
+        numbered: tuple[int, PhotoInput],
+        *,
+        now: dt.datetime,
+        policy: ScoringPolicy,
+    ) -> PhotoResult:
+        n, photo = numbered
+        distance_limit = policy.match_distance
+        other_listings_on = policy.match_other_listings
+        hashes = [photo.pdq, *photo.variants]
+        report_hits: dict[int, int] = {}
+        listing_hits: dict[int, int] = {}
+        for raw in hashes:
+            stored = self._key.transform(raw)
+            for hit in self.indexes.reports.search(stored, distance_limit):
+                report_hits[hit.id] = min(hit.distance, report_hits.get(hit.id, 256))
+            for hit in self.indexes.listings.search(stored, distance_limit):
+                listing_hits[hit.id] = min(hit.distance, listing_hits.get(hit.id, 256))
+        forged = await self._forged_elsewhere(session, principal, report_hits, now)
+        own, others = await self._listings(session, principal, listing_hits)
+        notes = []
+        if forged is not None and forged.members == 1:
+            notes.append(
+                "the matching reports come from one platform alone: weigh them as one "
+                "platform's finding"
+            )
+        shown_others = others if other_listings_on else 0
+        looks = forged is not None or bool(own) or shown_others > 0
+        return PhotoResult(
+            index=n,
+            forged_elsewhere=forged,
+            own_listings=own,
+            other_listings=shown_others,
+            recommendation=Recommendation.MANUAL_REVIEW if looks else Recommendation.PROCEED,
+            notes=notes,
+        )
+
+    async def _forged_elsewhere(
+        self,
+        session: AsyncSession,
+        principal: ClientPrincipal,
+        hits: dict[int, int],
+        now: dt.datetime,
+    ) -> ReportMatch | None:
+        if not hits:
+            return None
+        counting = sa.or_(*(status_is(s, now=now, policy=self._report_policy) for s in COUNTING))
+        rows = list(
+            await session.execute(
+                sa.select(EvidencePhoto.id, Report.id, Report.member_id)
+                .join(Report, Report.id == EvidencePhoto.report_id)
+                .where(
+                    EvidencePhoto.id.in_(list(hits)),
+                    Report.member_id != principal.member_id,
+                    Report.category == Category.FORGED_EVIDENCE,
+                    Report.expires_at > now,
+                    counting,
+                )
+            )
+        )
+        if not rows:
+            return None
+        return ReportMatch(
+            distance=min(hits[photo_id] for photo_id, _, _ in rows),
+            reports=len({report_id for _, report_id, _ in rows}),
+            members=len({member for _, _, member in rows}),
+        )
+
+    async def _listings(
+        self, session: AsyncSession, principal: ClientPrincipal, hits: dict[int, int]
+    ) -> tuple[list[ListingMatch], int]:
+        if not hits:
+            return [], 0
+        rows = await session.execute(
+            sa.select(ListingPhoto.id, ListingPhoto.member_id, ListingPhoto.reference).where(
+                ListingPhoto.id.in_(list(hits)), ListingPhoto.withdrawn_at.is_(None)
+            )
+        )
+        own: list[ListingMatch] = []
+        others = 0
+        for photo_id, member_id, reference in rows:
+            if member_id == principal.member_id:
+                own.append(ListingMatch(distance=hits[photo_id], reference=reference))
+            else:
+                others += 1
+        return sorted(own, key=lambda m: (m.distance, m.reference)), others

@@ -1,0 +1,168 @@
+"""The evidence check through HTTP, with real photos: a doctored copy of a photo filed
+as forged evidence by another platform is found; the same platform's own reports, a
+withdrawn report's photos, and unrelated photos are not; the check is purpose-bound and
+recorded like the risk query."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledger.audit.models import AuditEventRow
+from ledger.audit.tags import Tag
+from ledger.client.evidence import fingerprint
+from ledger.clock import FrozenClock
+from ledger.evidence.models import EvidencePhoto
+from ledger.reports.retention import purge_expired
+from ledger.runtime import Runtime
+from tests.api.test_reports import Member, member, payload, pseudonym
+from tests.client.test_evidence import ORIGINAL, PDQ, PUBLISHED, _doctored
+from tests.factories import op
+
+
+@pytest.fixture
+async def acme(client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime) -> Member:
+    return await member(client, session, runtime)
+
+
+@pytest.fixture
+async def shop(client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime) -> Member:
+    return await member(client, session, runtime)
+
+
+def photo(pdq: str, quality: int = 100) -> dict[str, Any]:
+    return {"pdq": pdq, "quality": quality}
+
+
+def check(*photos: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "photos": list(photos),
+        "purpose": "refund_review",
+        "reference": "refund-77",
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+async def file_forged(owner: Member, clock: FrozenClock, pdq: str) -> dict[str, Any]:
+    return await owner.file(
+        payload(
+            clock,
+            subject=pseudonym(),
+            category="forged_evidence",
+            evidence_photos=[photo(pdq)],
+        )
+    )
+
+
+async def test_a_doctored_copy_of_forged_evidence_filed_elsewhere_is_found(
+    acme: Member, shop: Member, clock: FrozenClock, runtime: Runtime
+) -> None:
+    await file_forged(acme, clock, PUBLISHED[ORIGINAL])
+    cracked = fingerprint(_doctored("crack")).pdq
+    answer = await shop.post("/v1/evidence:check", check(photo(cracked)))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    (result,) = body["photos"]
+    assert result["forged_elsewhere"]["reports"] == 1
+    assert result["forged_elsewhere"]["members"] == 1
+    assert 0 < result["forged_elsewhere"]["distance"] <= 31
+    assert result["recommendation"] == body["recommendation"] == "manual_review"
+    assert "one platform alone" in result["notes"][0]
+    assert acme.credential.member.name not in answer.text  # never who filed it
+    async with runtime.read_sessionmaker() as read:
+        event = await read.get(AuditEventRow, body["audit_event_id"])
+    assert event is not None
+    assert (event.tag, event.purpose, event.reference) == (
+        Tag.EVIDENCE_CHECKED.value,
+        "refund_review",
+        "refund-77",
+    )
+
+
+async def test_unrelated_photos_and_the_callers_own_reports_do_not_match(
+    acme: Member, shop: Member, clock: FrozenClock
+) -> None:
+    await file_forged(acme, clock, PUBLISHED[ORIGINAL])
+    for pdq in (PUBLISHED["misc/c.png"], PUBLISHED["misc/wee.jpg"]):
+        answer = (await shop.post("/v1/evidence:check", check(photo(pdq)))).json()
+        assert answer["photos"][0]["forged_elsewhere"] is None
+        assert answer["recommendation"] == "proceed"
+    own = (await acme.post("/v1/evidence:check", check(photo(PUBLISHED[ORIGINAL])))).json()
+    assert own["photos"][0]["forged_elsewhere"] is None  # other platforms' reports only
+
+
+async def test_a_withdrawn_reports_photos_stop_matching_at_once(
+    acme: Member, shop: Member, clock: FrozenClock
+) -> None:
+    filed = await file_forged(acme, clock, PUBLISHED[ORIGINAL])
+    query = check(photo(PUBLISHED["bridge-mods/blur-a-lot.jpg"]))
+    assert (await shop.post("/v1/evidence:check", query)).json()["recommendation"] == (
+        "manual_review"
+    )
+    withdrawn = await acme.post(
+        f"/v1/reports/{filed['id']}/withdrawal", {"reason": "confirmed_in_error"}
+    )
+    assert withdrawn.status_code == 200
+    after = (await shop.post("/v1/evidence:check", query)).json()
+    assert after["photos"][0]["forged_elsewhere"] is None
+
+
+async def test_rotated_copies_match_only_with_the_dihedral_variants(
+    acme: Member, shop: Member, clock: FrozenClock
+) -> None:
+    original = fingerprint(PDQ / "dihedral" / "bridge-1-original.jpg")
+    await file_forged(acme, clock, original.pdq)
+    turned = fingerprint(PDQ / "dihedral" / "bridge-2-rotate-90.jpg", dihedral=True)
+    plain = (await shop.post("/v1/evidence:check", check(photo(turned.pdq)))).json()
+    assert plain["recommendation"] == "proceed"
+    with_variants = {**photo(turned.pdq), "variants": list(turned.variants)}
+    found = (await shop.post("/v1/evidence:check", check(with_variants))).json()
+    assert found["recommendation"] == "manual_review"
+
+
+async def test_a_check_without_purpose_is_refused_and_recorded(
+    shop: Member, runtime: Runtime
+) -> None:
+    refused = await shop.post("/v1/evidence:check", check(photo(PUBLISHED[ORIGINAL]), purpose=None))
+    assert refused.status_code == 422
+    assert "purpose" in refused.text
+    async with runtime.read_sessionmaker() as read:
+        outcomes = list(
+            await read.scalars(
+                sa.select(AuditEventRow.outcome).where(
+                    AuditEventRow.tag == Tag.EVIDENCE_CHECKED.value
+                )
+            )
+        )
+    assert outcomes == ["refused"]
+
+
+async def test_low_quality_photos_are_refused(shop: Member) -> None:
+    refused = await shop.post("/v1/evidence:check", check(photo(PUBLISHED[ORIGINAL], 20)))
+    assert refused.status_code == 422
+    assert "photos.0.quality" in refused.text
+
+
+async def test_stored_fingerprints_are_keyed_and_erased_with_the_report(
+    acme: Member, clock: FrozenClock, runtime: Runtime
+) -> None:
+    filed = await file_forged(acme, clock, PUBLISHED[ORIGINAL])
+    async with runtime.read_sessionmaker() as read:
+        (stored,) = list(await read.scalars(sa.select(EvidencePhoto.fingerprint)))
+    assert stored != bytes.fromhex(PUBLISHED[ORIGINAL])
+    assert runtime.fingerprint_key.invert(stored) == bytes.fromhex(PUBLISHED[ORIGINAL])
+    clock.advance(dt.timedelta(days=6 * 366))
+    async with runtime.sessionmaker() as session, session.begin():
+        assert await purge_expired(session, op(runtime)) >= 1
+    async with runtime.read_sessionmaker() as read:
+        left = await read.scalar(
+            sa.select(sa.func.count()).where(EvidencePhoto.report_id == uuid.UUID(filed["id"]))
+        )
+    assert left == 0
