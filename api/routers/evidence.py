@@ -13,19 +13,27 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from api.auth import authorize_client, recorder
+from api.auth import authorize_client, operation, recorder
+from api.deps import RuntimeDep, SessionDep
 from api.errors import field_errors
+from api.middleware import body_limit
 from api.schemas import json_body, parse_body
 from api.schemas.evidence import (
     EvidenceCheckIn,
     EvidenceCheckOut,
     ForgedElsewhereOut,
     ListingMatchOut,
+    ListingPhotosIn,
+    ListingPhotosOut,
+    ListingWithdrawalIn,
+    ListingWithdrawalOut,
     PhotoResultOut,
 )
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal
 from ledger.errors import InvalidInput
+from ledger.evidence import listings
+from ledger.evidence.photos import PhotoInput, parse_hash
 from ledger.evidence.service import CheckQuery, PhotoResult, Recommendation
 from ledger.runtime import Runtime
 
@@ -94,3 +102,38 @@ async def check_evidence(request: Request, principal: Checker) -> Response:
         audit_event_id=checked.audit_event_id,
     )
     return Response(answer.model_dump_json(), media_type="application/json")
+
+
+@router.post(
+    "/listing-photos",
+    response_model=ListingPhotosOut,
+    openapi_extra=body_limit(512 * 1024),  # 1,000 photos
+)
+async def register_listing_photos(
+    body: ListingPhotosIn, principal: Checker, session: SessionDep, runtime: RuntimeDep
+) -> ListingPhotosOut:
+    """Register your listing photos' fingerprints, so that a claim photo made from your
+    own listing photo is found by your evidence checks. Idempotent per listing
+    reference and photo; recorded."""
+    items = [
+        listings.ListingPhotoInput(
+            reference=p.reference,
+            photo=PhotoInput(pdq=parse_hash(p.pdq, f"photos.{n}.pdq"), quality=p.quality),
+        )
+        for n, p in enumerate(body.photos)
+    ]
+    done = await listings.register(
+        session, operation(runtime, principal), principal, items, key=runtime.fingerprint_key
+    )
+    return ListingPhotosOut(registered=done.registered, unchanged=done.unchanged)
+
+
+@router.post("/listing-photos/withdrawal", response_model=ListingWithdrawalOut)
+async def withdraw_listing_photos(
+    body: ListingWithdrawalIn, principal: Checker, session: SessionDep, runtime: RuntimeDep
+) -> ListingWithdrawalOut:
+    """Withdraw a listing's photos: they stop matching at once. Recorded."""
+    count = await listings.withdraw(
+        session, operation(runtime, principal), principal, body.reference
+    )
+    return ListingWithdrawalOut(withdrawn=count)

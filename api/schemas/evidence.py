@@ -135,3 +135,45 @@ class EvidenceCheckOut(BaseModel):
         "score and is never a verdict on its own"
     )
     audit_event_id: int = Field(description="the check's audit event")
+
+
+class ListingPhotoIn(RequestModel):
+    reference: Reference = Field(description="your listing (catalogue) reference, e.g. a SKU")
+    pdq: str = Field(
+        json_schema_extra=checked_by_the_core(pattern=PDQ_PATTERN),
+        description="the listing photo's PDQ hash, from the SDK's fingerprint()",
+    )
+    quality: Integer = Field(
+        json_schema_extra=checked_by_the_core(minimum=photos.MIN_QUALITY, maximum=100),
+        description="PDQ's quality, 50 to 100",
+    )
+
+
+class ListingPhotosIn(RequestModel):
+    model_config = example(
+        {"photos": [{"reference": "sku-88412/main", "pdq": EXAMPLE_PDQ, "quality": 100}]}
+    )
+
+    photos: list[ListingPhotoIn] = Field(
+        json_schema_extra=checked_by_the_core(minItems=1, maxItems=1000),
+        description="up to 1,000 listing photos; sending one again changes nothing",
+    )
+
+
+class ListingPhotosOut(BaseModel):
+    model_config = example({"registered": 1, "unchanged": 0})
+
+    registered: int = Field(description="photos registered now (or brought back)")
+    unchanged: int = Field(description="photos registered before")
+
+
+class ListingWithdrawalIn(RequestModel):
+    model_config = example({"reference": "sku-88412/main"})
+
+    reference: Reference = Field(description="the listing whose photos stop matching")
+
+
+class ListingWithdrawalOut(BaseModel):
+    model_config = example({"withdrawn": 3})
+
+    withdrawn: int = Field(description="photos withdrawn now")

@@ -48,6 +48,8 @@ class Tag(StrEnum):
     SUBJECT_DISCLOSED = "subject:file:disclosed"
     RISK_QUERIED = "risk:subject:queried"
     EVIDENCE_CHECKED = "evidence:photos:checked"
+    LISTING_PHOTOS_REGISTERED = "evidence:listing:registered"
+    LISTING_PHOTOS_WITHDRAWN = "evidence:listing:withdrawn"
     PSEUDONYMS_EVALUATED = "pseudonym:elements:evaluated"
     PSEUDONYM_LIMIT_SET = "pseudonym:limit:set"
     POLICY_SET = "policy:scoring:set"

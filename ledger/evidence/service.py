@@ -200,7 +200,7 @@ class EvidenceChecks:
         self._sessionmaker = sessionmaker
         self._key = key
         self._report_policy = report_policy
-        self._policies = policies
+        self.policies = policies  # shared with the risk query's cache
         self.indexes = Indexes(sessionmaker, clock)
 
     async def refuse(self, rec: Recorder, fields: Sequence[str], why: str) -> int:
@@ -215,7 +215,7 @@ class EvidenceChecks:
         except InvalidInput as exc:
             await self.refuse(rec, exc.fields, "invalid photos")
             raise
-        policy = await self._policies.get(self._sessionmaker)
+        policy = await self.policies.get(self._sessionmaker)
         low = [n for n, p in enumerate(query.photos) if p.quality < policy.match_quality]
         if low:
             fields = [f"photos.{n}.quality" for n in low]

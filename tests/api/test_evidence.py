@@ -6,6 +6,7 @@ recorded like the risk query."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from typing import Any
 
@@ -21,6 +22,8 @@ from ledger.clock import FrozenClock
 from ledger.evidence.models import EvidencePhoto
 from ledger.reports.retention import purge_expired
 from ledger.runtime import Runtime
+from ledger.scoring import policies
+from ledger.scoring.score import ScoringPolicy
 from tests.api.test_reports import Member, member, payload, pseudonym
 from tests.client.test_evidence import ORIGINAL, PDQ, PUBLISHED, _doctored
 from tests.factories import op
@@ -166,3 +169,55 @@ async def test_stored_fingerprints_are_keyed_and_erased_with_the_report(
             sa.select(sa.func.count()).where(EvidencePhoto.report_id == uuid.UUID(filed["id"]))
         )
     assert left == 0
+
+
+def listing(reference: str, pdq: str) -> dict[str, Any]:
+    return {"photos": [{"reference": reference, "pdq": pdq, "quality": 100}]}
+
+
+async def test_a_claim_made_from_the_callers_own_listing_photo_is_found(
+    shop: Member,
+) -> None:
+    registered = await shop.post("/v1/listing-photos", listing("sku-1/main", PUBLISHED[ORIGINAL]))
+    assert registered.json() == {"registered": 1, "unchanged": 0}
+    again = await shop.post("/v1/listing-photos", listing("sku-1/main", PUBLISHED[ORIGINAL]))
+    assert again.json() == {"registered": 0, "unchanged": 1}  # idempotent
+    stained = fingerprint(_doctored("stain")).pdq
+    answer = (await shop.post("/v1/evidence:check", check(photo(stained)))).json()
+    (result,) = answer["photos"]
+    assert [m["reference"] for m in result["own_listings"]] == ["sku-1/main"]
+    assert result["recommendation"] == "manual_review"
+
+    withdrawn = await shop.post("/v1/listing-photos/withdrawal", {"reference": "sku-1/main"})
+    assert withdrawn.json() == {"withdrawn": 1}
+    after = (await shop.post("/v1/evidence:check", check(photo(stained)))).json()
+    assert after["photos"][0]["own_listings"] == []
+    back = await shop.post("/v1/listing-photos", listing("sku-1/main", PUBLISHED[ORIGINAL]))
+    assert back.json() == {"registered": 1, "unchanged": 0}  # registered again: back
+
+
+async def test_other_members_listing_photos_are_not_matched_with_the_switch_off(
+    acme: Member, shop: Member
+) -> None:
+    await acme.post("/v1/listing-photos", listing("sku-9", PUBLISHED[ORIGINAL]))
+    answer = (await shop.post("/v1/evidence:check", check(photo(PUBLISHED[ORIGINAL])))).json()
+    (result,) = answer["photos"]
+    assert result["own_listings"] == []
+    assert result["other_listings"] == 0
+    assert answer["recommendation"] == "proceed"
+
+
+async def test_with_the_switch_on_other_members_listings_are_counted_not_named(
+    acme: Member, shop: Member, runtime: Runtime
+) -> None:
+    await acme.post("/v1/listing-photos", listing("sku-9", PUBLISHED[ORIGINAL]))
+    document = policies.document_of(ScoringPolicy(version="listings-on", match_other_listings=True))
+    async with runtime.sessionmaker() as session, session.begin():
+        await policies.set_policy(session, op(runtime), json.dumps(document))
+    runtime.evidence.policies = policies.PolicySource()  # no waiting for the cache
+    answer = (await shop.post("/v1/evidence:check", check(photo(PUBLISHED[ORIGINAL])))).json()
+    (result,) = answer["photos"]
+    assert result["other_listings"] == 1
+    assert result["own_listings"] == []
+    assert "sku-9" not in json.dumps(answer)
+    assert answer["recommendation"] == "manual_review"
