@@ -3,23 +3,29 @@
     make run                                   # in another terminal: prints a credential
     LEDGER_CLIENT_ID=cl_… LEDGER_CLIENT_SECRET=lsk_… python examples/refund_gate.py
 
-For each refund request: pseudonymize the buyer (the ledger never sees the phone
-number), ask for the risk, and decide: refund at once, or route to a person with the
+For each refund request: fingerprint the claim's photos (they never leave the
+platform) and check them against forged evidence confirmed at other platforms and the
+platform's own listing photos; pseudonymize the buyer (the ledger never sees the phone
+number) and ask for the risk; then decide: refund at once, or route to a person with the
 ledger's explanation. The ledger never denies anything; a manual review is a person
-looking at the case. When that person confirms abuse (say, an AI-edited damage photo),
-the platform files the confirmed case, which is what other platforms will see.
+looking at the case. When that person confirms abuse (here: the seller's own listing
+photo with a crack drawn on it), the platform files the confirmed case with its photos'
+fingerprints, which is what other platforms will find.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.client import LedgerApiError, LedgerClient
+from PIL import Image, ImageDraw
+
+from ledger.client import Fingerprint, LedgerApiError, LedgerClient, UnusablePhoto, fingerprint
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,7 @@ class RefundRequest:
     buyer_phone: str
     amount_minor: int  # fen
     claim: str
+    photos: list[bytes] = field(default_factory=list)  # the claim's photos, as uploaded
 
 
 @dataclass(frozen=True)
@@ -38,43 +45,100 @@ class Decision:
     band: str
     explanation: str  # what the platform may show the buyer
     audit_event_id: int
+    photos: list[Fingerprint] = field(default_factory=list)
+    photo_findings: list[str] = field(default_factory=list)  # for the reviewer
+
+
+def fingerprints(photos: list[bytes]) -> list[Fingerprint]:
+    """The usable photos' fingerprints, with their rotations (a turned copy is found)."""
+    found = []
+    for photo in photos:
+        try:
+            found.append(fingerprint(photo, dihedral=True))
+        except UnusablePhoto:
+            continue  # too flat or small to match on: never sent
+    return found
 
 
 def gate(ledger: LedgerClient, request: RefundRequest) -> Decision:
-    """Refund at once, or send to manual review: never deny on the score alone."""
+    """Refund at once, or send to manual review: never deny on the score alone, nor on
+    a photo match alone (a match is a reason for a person to look)."""
+    photos = fingerprints(request.photos)
+    findings: list[str] = []
+    photos_clear = True
+    if photos:
+        checked: dict[str, Any] = ledger.check_evidence(photos, reference=request.id)
+        photos_clear = checked["recommendation"] == "proceed"
+        for result in checked["photos"]:
+            forged = result["forged_elsewhere"]
+            if forged:
+                findings.append(
+                    f"photo {result['index']}: {forged['distance']} bits from forged "
+                    f"evidence in {forged['reports']} report(s) at {forged['members']} "
+                    "other platform(s)"
+                )
+            findings += [
+                f"photo {result['index']}: {m['distance']} bits from our listing {m['reference']}"
+                for m in result["own_listings"]
+            ]
     subject = ledger.pseudonymize("phone", request.buyer_phone)
     answer: dict[str, Any] = ledger.query_risk(subject, reference=request.id)
     explanation = answer["explanation"]
     reasons = "; ".join(r["text"] for r in answer["reasons"]) or "none"
     return Decision(
-        refund_now=answer["recommendation"] == "proceed",
+        refund_now=answer["recommendation"] == "proceed" and photos_clear,
         subject=subject,
         score=answer["score"],
         band=answer["band"],
         explanation=f"{explanation['summary']} Reasons: {reasons}. {explanation['decision']}",
         audit_event_id=answer["audit_event_id"],
+        photos=photos,
+        photo_findings=findings,
     )
 
 
 def file_confirmed_case(
-    ledger: LedgerClient, request: RefundRequest, subject: str, *, evidence: bytes
+    ledger: LedgerClient, request: RefundRequest, decision: Decision
 ) -> dict[str, Any]:
-    """After a reviewer confirmed the abuse and the buyer was told (notice), file it.
-    ``case_ref`` makes a retry safe: the same case is never filed twice."""
+    """After a reviewer confirmed the abuse and the buyer was told (notice), file it,
+    with the fingerprints of the forged photos. ``case_ref`` makes a retry safe: the
+    same case is never filed twice."""
     now = dt.datetime.now(dt.UTC)
     report: dict[str, Any] = ledger.report(
         case_ref=f"case-{request.id}",
-        subject=subject,
+        subject=decision.subject,
         category="forged_evidence",
         basis="platform_review",
         amount_minor=request.amount_minor,
         currency="CNY",
         occurred_at=(now - dt.timedelta(days=3)).isoformat(),
         confirmed_at=now.isoformat(),
-        evidence_sha256=[hashlib.sha256(evidence).hexdigest()],
+        evidence_sha256=[hashlib.sha256(p).hexdigest() for p in request.photos],
+        evidence_photos=decision.photos,
         subject_notified_at=now.isoformat(),
     )
     return report
+
+
+def listing_photo(seed: int) -> Image.Image:
+    """A stand-in for a catalogue photo: smooth, textured, different for each seed."""
+    noise = Image.effect_noise((24, 24), 80 + seed % 40).convert("RGB")
+    return noise.resize((640, 640), Image.Resampling.BICUBIC)
+
+
+def jpeg(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=88)
+    return out.getvalue()
+
+
+def with_a_crack(image: Image.Image) -> bytes:
+    """The forger's 'damage': a dark crack drawn across the seller's own photo."""
+    damaged = image.copy()
+    ImageDraw.Draw(damaged).line(
+        [(180, 120), (260, 260), (230, 360), (340, 520)], fill=(25, 25, 25), width=6
+    )
+    return jpeg(damaged)
 
 
 def main() -> int:
@@ -85,23 +149,36 @@ def main() -> int:
         sys.stderr.write(__doc__ or "")
         return 2
     run = os.urandom(3).hex()  # fresh references, so the example can run again
+    catalogue = listing_photo(int(run, 16))
     requests = [
-        RefundRequest(f"rf-{run}-1", "13800138000", 12900, "arrived broken (photo attached)"),
+        RefundRequest(
+            f"rf-{run}-1",
+            "13800138000",
+            12900,
+            "arrived broken (photo attached)",
+            photos=[with_a_crack(catalogue)],
+        ),
         RefundRequest(f"rf-{run}-2", "+86 139 0013 9000", 45900, "parcel was empty"),
     ]
     with LedgerClient(url, client_id, secret) as ledger:
         try:
+            # The platform registers its own catalogue photos once, as it lists them.
+            listed = fingerprint(jpeg(catalogue))
+            ledger.register_listing_photos([(f"sku-{run}/main", listed)])
+            decisions = []
             for request in requests:
                 decision = gate(ledger, request)
+                decisions.append(decision)
                 action = "refund now" if decision.refund_now else "manual review"
                 sys.stdout.write(
                     f"{request.id}: score {decision.score} ({decision.band}) -> {action}\n"
                     f"  shown to the buyer: {decision.explanation}\n"
                 )
-            # A reviewer looks at the first claim and finds the photo AI-edited.
+                for finding in decision.photo_findings:
+                    sys.stdout.write(f"  for the reviewer: {finding}\n")
+            # A reviewer looks at the first claim: the "damage" is drawn on our own photo.
             first = requests[0]
-            subject = ledger.pseudonymize("phone", first.buyer_phone)
-            report = file_confirmed_case(ledger, first, subject, evidence=b"photo + analysis")
+            report = file_confirmed_case(ledger, first, decisions[0])
             sys.stdout.write(f"{first.id}: confirmed case filed as report {report['id']}\n")
             after = gate(ledger, RefundRequest(f"rf-{run}-3", first.buyer_phone, 8800, "again"))
             sys.stdout.write(

@@ -47,7 +47,11 @@ async def disclosure(
     return DisclosureOut(
         subject=disclosed.subject,
         reports=[
-            DisclosedReportOut(reporting_member=r.member, report=report_out(r.report))
+            DisclosedReportOut(
+                reporting_member=r.member,
+                report=report_out(r.report),
+                evidence_photos=r.evidence_photos,
+            )
             for r in disclosed.reports
         ],
         inquiries=[

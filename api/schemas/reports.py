@@ -365,6 +365,11 @@ class DisclosureIn(RequestModel):
 class DisclosedReportOut(BaseModel):
     reporting_member: str = Field(description="the platform that filed the report")
     report: ReportOut = Field(description="the report, as its member sees it")
+    evidence_photos: int = Field(
+        default=0,
+        description="how many photo fingerprints the report keeps (found again by other "
+        "platforms' evidence checks while it counts); the fingerprints are never shown",
+    )
 
 
 class InquiryOut(BaseModel):
@@ -378,7 +383,9 @@ class DisclosureOut(BaseModel):
     model_config = example(
         {
             "subject": EXAMPLE_SUBJECT,
-            "reports": [{"reporting_member": "shop-a", "report": REPORT_OUT_EXAMPLE}],
+            "reports": [
+                {"reporting_member": "shop-a", "report": REPORT_OUT_EXAMPLE, "evidence_photos": 1}
+            ],
             "inquiries": [
                 {
                     "member": "shop-b",

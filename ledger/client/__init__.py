@@ -15,12 +15,14 @@ from ledger.client._core import (
     RetryPolicy,
 )
 from ledger.client.client import AsyncLedgerClient, LedgerClient
+from ledger.client.evidence import Fingerprint, UnusablePhoto, fingerprint
 from ledger.client.identifiers import InvalidIdentifier, Kind, normalize, oprf_input
 from ledger.client.proofs import Invalid as InvalidReceipt
 from ledger.pseudonyms.voprf import InvalidProof
 
 __all__ = [
     "AsyncLedgerClient",
+    "Fingerprint",
     "InvalidIdentifier",
     "InvalidProof",
     "InvalidReceipt",
@@ -30,6 +32,8 @@ __all__ = [
     "PseudonymKeyError",
     "RateLimitedError",
     "RetryPolicy",
+    "UnusablePhoto",
+    "fingerprint",
     "normalize",
     "oprf_input",
 ]

@@ -264,6 +264,21 @@ class Flows:
         body = {"queries": [dict(q) for q in queries]}
         return (yield Call("POST", "/v1/risk/query:batch", json=body)).json()["items"]
 
+    # --- evidence -----------------------------------------------------------------------
+
+    @staticmethod
+    def check_evidence(body: Mapping[str, Any]) -> Flow:
+        return (yield Call("POST", "/v1/evidence:check", json=dict(body))).json()
+
+    @staticmethod
+    def register_listing_photos(photos: list[dict[str, Any]]) -> Flow:
+        return (yield Call("POST", "/v1/listing-photos", json={"photos": photos})).json()
+
+    @staticmethod
+    def withdraw_listing_photos(reference: str) -> Flow:
+        body = {"reference": reference}
+        return (yield Call("POST", "/v1/listing-photos/withdrawal", json=body)).json()
+
     # --- reports ------------------------------------------------------------------------
 
     @staticmethod

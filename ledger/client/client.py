@@ -32,6 +32,7 @@ from ledger.client._core import (
     raise_for_problem,
     token_request,
 )
+from ledger.client.evidence import Fingerprint
 from ledger.client.identifiers import Kind
 from ledger.client.proofs import CheckpointMemory
 
@@ -121,9 +122,44 @@ class _Api:
         """Up to 100 queries (each as ``query_risk``'s body); an item per query."""
         return self._run(self._flows.query_risk_batch(queries))
 
+    def check_evidence(
+        self,
+        photos: Sequence[Fingerprint],
+        *,
+        reference: str,
+        purpose: str = "refund_review",
+    ) -> Any:
+        """Are these claim photos near copies of forged evidence confirmed at other
+        platforms, or of your own listing photos? (``fingerprint()`` them first: the
+        photos themselves are never sent.)"""
+        body = {
+            "photos": [p.to_json() for p in photos],
+            "purpose": purpose,
+            "reference": reference,
+        }
+        return self._run(self._flows.check_evidence(body))
+
+    def register_listing_photos(self, photos: Iterable[tuple[str, Fingerprint]]) -> Any:
+        """Register (listing reference, fingerprint) pairs: up to 1,000 per call,
+        idempotent."""
+        body = [
+            {"reference": reference, "pdq": f.pdq, "quality": f.quality} for reference, f in photos
+        ]
+        return self._run(self._flows.register_listing_photos(body))
+
+    def withdraw_listing_photos(self, reference: str) -> Any:
+        """Stop a listing's photos matching."""
+        return self._run(self._flows.withdraw_listing_photos(reference))
+
     def report(self, **fields: Any) -> Any:
-        """File a confirmed case (fields as ``POST /v1/reports``). Safe to retry: the
-        same ``case_ref`` never files twice."""
+        """File a confirmed case (fields as ``POST /v1/reports``; ``evidence_photos``
+        may be ``Fingerprint`` objects). Safe to retry: the same ``case_ref`` never
+        files twice."""
+        photos = fields.get("evidence_photos")
+        if photos:
+            fields["evidence_photos"] = [
+                p.to_json() if isinstance(p, Fingerprint) else p for p in photos
+            ]
         return self._run(self._flows.report(fields))
 
     def report_batch(

@@ -18,6 +18,7 @@ from ledger.audit.reads import Audited, Recorder
 from ledger.audit.tags import Tag
 from ledger.context import Operation
 from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.evidence.service import photo_counts
 from ledger.reports import views as reports
 from ledger.reports.models import Report, ReportStatement
 from ledger.reports.policy import ReportPolicy, Status
@@ -41,6 +42,7 @@ class Inquiry:
 class DisclosedReport:
     report: ReportView
     member: str
+    evidence_photos: int = 0  # photo fingerprints kept with it (a count, never the hashes)
 
 
 DISCLOSURE_PURPOSE = "subject_request"
@@ -142,12 +144,18 @@ async def disclose(
             .limit(1000)
         )
     )
+    photos = await photo_counts(session, [v.id for v in held])
     names = await reports.member_names(
         session, {v.member_id for v in held} | {r.actor_member_id for r in rows}
     )
     disclosure = Disclosure(
         subject=subject,
-        reports=[DisclosedReport(report=v, member=names[v.member_id]) for v in held],
+        reports=[
+            DisclosedReport(
+                report=v, member=names[v.member_id], evidence_photos=photos.get(v.id, 0)
+            )
+            for v in held
+        ],
         inquiries=[
             Inquiry(member=names[r.actor_member_id], at=r.recorded_at, purpose=r.purpose, tag=r.tag)
             for r in rows

@@ -221,3 +221,18 @@ async def test_with_the_switch_on_other_members_listings_are_counted_not_named(
     assert result["own_listings"] == []
     assert "sku-9" not in json.dumps(answer)
     assert answer["recommendation"] == "manual_review"
+
+
+async def test_the_buyers_file_says_how_many_photos_a_report_keeps(
+    acme: Member, clock: FrozenClock
+) -> None:
+    subject = pseudonym()
+    await acme.file(payload(clock, subject=subject, evidence_photos=[photo(PUBLISHED[ORIGINAL])]))
+    disclosed = await acme.post(
+        "/v1/subjects/disclosure",
+        {"subject": subject, "purpose": "subject_request", "reference": "ask-1"},
+    )
+    assert disclosed.status_code == 200, disclosed.text
+    (held,) = disclosed.json()["reports"]
+    assert held["evidence_photos"] == 1
+    assert PUBLISHED[ORIGINAL] not in disclosed.text  # a count, never the fingerprint
