@@ -52,7 +52,7 @@ class _Segment:
 
     ids: I64
     words: np.ndarray[Any, np.dtype[np.uint64]]  # (n, 4)
-    order: list[np.ndarray[Any, np.dtype[np.int64]]] = field(default_factory=list)
+    order: list[np.ndarray[Any, Any]] = field(default_factory=list)  # int32 rows
     keys: list[np.ndarray[Any, np.dtype[np.uint16]]] = field(default_factory=list)
 
     @classmethod
@@ -60,23 +60,32 @@ class _Segment:
         chunks = _chunks(fingerprints)
         segment = cls(ids=ids, words=_words(fingerprints))
         for j in range(CHUNKS):
-            order = np.argsort(chunks[:, j], kind="stable").astype(np.int64)
+            # Row numbers fit in 32 bits for up to 2**31 rows: half the memory of int64.
+            order = np.argsort(chunks[:, j], kind="stable").astype(np.int32)
             segment.order.append(order)
             segment.keys.append(chunks[order, j])
         return segment
 
     def candidates(self, query_chunks: np.ndarray[Any, Any], masks: np.ndarray[Any, Any]) -> I64:
-        found: list[I64] = []
+        """Row numbers whose chunk equals the query's, give or take ``masks``, in any
+        chunk; a row may come more than once (the caller's exact check is unaffected)."""
+        found: list[np.ndarray[Any, Any]] = []
         for j in range(CHUNKS):
-            wanted = np.unique(query_chunks[j] ^ masks)
-            lo = np.searchsorted(self.keys[j], wanted, side="left")
-            hi = np.searchsorted(self.keys[j], wanted, side="right")
-            for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
-                if b > a:
-                    found.append(self.order[j][a:b])
+            wanted = query_chunks[j] ^ masks  # distinct, since the masks are
+            keys = self.keys[j]
+            lo = np.searchsorted(keys, wanted, side="left")
+            hi = np.searchsorted(keys, wanted, side="right")
+            sizes = hi - lo
+            total = int(sizes.sum())
+            if not total:
+                continue
+            # Every position in the ranges [lo, hi), at once: lo repeated per range,
+            # plus 0, 1, 2, … within each range.
+            starts = np.repeat(lo - np.concatenate(([0], np.cumsum(sizes)[:-1])), sizes)
+            found.append(self.order[j][starts + np.arange(total)])
         if not found:
             return np.empty(0, dtype=np.int64)
-        return np.unique(np.concatenate(found))
+        return np.concatenate(found).astype(np.int64)
 
 
 def _chunks(fingerprints: U8) -> np.ndarray[Any, np.dtype[np.uint16]]:
@@ -149,14 +158,12 @@ class FingerprintIndex:
             masks = _neighbour_masks(max_distance // CHUNKS)
             rows = self._base.candidates(_chunks(q.reshape(1, 32))[0], masks)
             d = distances(self._base.words[rows], q)
-            near = d <= max_distance
-            hits += [
-                Hit(int(i), int(x))
-                for i, x in zip(self._base.ids[rows][near], d[near], strict=True)
-            ]
+            near = np.unique(rows[d <= max_distance])  # a row found in two chunks, once
+            d_near = distances(self._base.words[near], q)
+            hits += [Hit(int(i), int(x)) for i, x in zip(self._base.ids[near], d_near, strict=True)]
         if self._tail_size:
             ids = self._tail_ids[0]
             d = distances(_words(self._tail_fps[0]), q)
-            near = d <= max_distance
-            hits += [Hit(int(i), int(x)) for i, x in zip(ids[near], d[near], strict=True)]
+            close = d <= max_distance
+            hits += [Hit(int(i), int(x)) for i, x in zip(ids[close], d[close], strict=True)]
         return sorted(hits, key=lambda h: (h.distance, h.id))

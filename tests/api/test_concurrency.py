@@ -19,9 +19,7 @@ from ledger.audit.models import AuditEventRow
 from ledger.clock import FrozenClock
 from ledger.reports.models import IdempotencyKey, Report
 from ledger.runtime import Runtime
-from tests.api.test_reports import Member, acme, payload
-
-__all__ = ["acme"]  # the fixture, shared with the reports tests
+from tests.api.test_reports import Member, payload
 
 
 async def _counts(runtime: Runtime) -> tuple[int, int]:

@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any
 
 import httpx
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,18 +18,8 @@ from ledger.clock import FrozenClock
 from ledger.context import Operation
 from ledger.db import create_sessionmaker
 from ledger.runtime import Runtime
-from tests.api.test_reports import DAY, Member, digest, member, payload, pseudonym
+from tests.api.test_reports import DAY, Member, digest, payload, pseudonym
 from tests.factories import bearer, get_token, make_credential
-
-
-@pytest.fixture
-async def acme(client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime) -> Member:
-    return await member(client, session, runtime)
-
-
-@pytest.fixture
-async def shop(client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime) -> Member:
-    return await member(client, session, runtime)
 
 
 async def open_dispute(by: Member, subject: str, *report_ids: str) -> dict[str, Any]:

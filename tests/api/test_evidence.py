@@ -10,10 +10,7 @@ import json
 import uuid
 from typing import Any
 
-import httpx
-import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.audit.models import AuditEventRow
 from ledger.audit.tags import Tag
@@ -24,19 +21,9 @@ from ledger.reports.retention import purge_expired
 from ledger.runtime import Runtime
 from ledger.scoring import policies
 from ledger.scoring.score import ScoringPolicy
-from tests.api.test_reports import Member, member, payload, pseudonym
+from tests.api.test_reports import Member, payload, pseudonym
 from tests.client.test_evidence import ORIGINAL, PDQ, PUBLISHED, _doctored
 from tests.factories import op
-
-
-@pytest.fixture
-async def acme(client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime) -> Member:
-    return await member(client, session, runtime)
-
-
-@pytest.fixture
-async def shop(client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime) -> Member:
-    return await member(client, session, runtime)
 
 
 def photo(pdq: str, quality: int = 100) -> dict[str, Any]:

@@ -23,9 +23,9 @@ from ledger.reports.policy import Basis, Category, ReportPolicy, State, Status, 
 from ledger.reports.queries import status_is
 from ledger.runtime import Runtime
 from ledger.types import uuid7
-from tests.api.test_reports import Member, acme, other, pseudonym
+from tests.api.test_reports import Member, other, pseudonym
 
-__all__ = ["acme", "other"]
+__all__ = ["other"]
 DAY = dt.timedelta(days=1)
 
 

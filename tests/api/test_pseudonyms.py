@@ -61,11 +61,6 @@ async def pseudonymize(acme: Member, key: bytes, *inputs: bytes) -> list[str]:
     return [output_to_pseudonym(o) for o in outputs]
 
 
-@pytest.fixture
-async def acme(client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime) -> Member:
-    return await member(client, session, runtime)
-
-
 async def test_a_member_gets_a_verified_stable_pseudonym(
     client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime, acme: Member
 ) -> None:

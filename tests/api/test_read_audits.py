@@ -6,22 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.audit.models import AuditEventRow
 from ledger.audit.tags import Tag
 from ledger.clock import FrozenClock
 from ledger.runtime import Runtime
 from tests.api.test_pseudonyms import SUITE, b64
-from tests.api.test_reports import Member, member, payload, pseudonym
-
-
-@pytest.fixture
-async def acme(client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime) -> Member:
-    return await member(client, session, runtime)
+from tests.api.test_reports import Member, payload, pseudonym
 
 
 async def _events_after(runtime: Runtime, last: int) -> list[AuditEventRow]:

@@ -83,11 +83,6 @@ async def member(client: httpx.AsyncClient, session: AsyncSession, runtime: Runt
 
 
 @pytest.fixture
-async def acme(client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime) -> Member:
-    return await member(client, session, runtime)
-
-
-@pytest.fixture
 async def other(client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime) -> Member:
     return await member(client, session, runtime)
 

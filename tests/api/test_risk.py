@@ -16,18 +16,8 @@ from ledger.clock import FrozenClock
 from ledger.runtime import Runtime
 from ledger.scoring import policies
 from ledger.scoring.score import ScoringPolicy
-from tests.api.test_reports import DAY, Member, member, payload, pseudonym
+from tests.api.test_reports import DAY, Member, payload, pseudonym
 from tests.factories import bearer, get_token, make_credential, op
-
-
-@pytest.fixture
-async def acme(client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime) -> Member:
-    return await member(client, session, runtime)
-
-
-@pytest.fixture
-async def shop(client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime) -> Member:
-    return await member(client, session, runtime)
 
 
 def query(subject: str, **overrides: Any) -> dict[str, Any]:

@@ -22,10 +22,8 @@ from ledger.clock import FrozenClock
 from ledger.reports.models import Report
 from ledger.runtime import Runtime
 from tests.api.test_audit_api import sign_in
-from tests.api.test_reports import Member, acme, payload
+from tests.api.test_reports import Member, payload
 from tests.factories import make_user
-
-__all__ = ["acme"]
 
 JSON_ROUTES = [
     "/v1/reports",
