@@ -4,8 +4,8 @@ real app served through ASGI, real keys and real argon2id (with test-sized costs
 from __future__ import annotations
 
 import asyncio
-import gc
 import datetime as dt
+import gc
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
