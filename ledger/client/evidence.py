@@ -24,6 +24,8 @@ import numpy as np
 import pdqhash
 from PIL import Image, ImageOps
 
+from ledger.client import provenance
+
 MIN_QUALITY = 50
 HASH_BITS = 256
 
@@ -78,7 +80,9 @@ def _hex(bits: np.ndarray[Any, Any]) -> str:
 
 
 def fingerprint(photo: Photo, *, dihedral: bool = False) -> Fingerprint:
-    """The photo's PDQ fingerprint; ``UnusablePhoto`` below quality 50."""
+    """The photo's PDQ fingerprint; ``UnusablePhoto`` below quality 50. From bytes or
+    a path, the photo's provenance is read too (C2PA, IPTC, China's AIGC label:
+    ledger/client/provenance.py), as verdict codes; a decoded image has none to give."""
     pixels = np.asarray(load(photo))
     if dihedral:
         hashes, quality = pdqhash.compute_dihedral(pixels)
@@ -88,7 +92,8 @@ def fingerprint(photo: Photo, *, dihedral: bool = False) -> Fingerprint:
         first, rest = _hex(bits), []
     if quality < MIN_QUALITY:
         raise UnusablePhoto(int(quality))
-    return Fingerprint(pdq=first, quality=int(quality), variants=tuple(rest))
+    said = () if isinstance(photo, Image.Image) else provenance.read(photo)
+    return Fingerprint(pdq=first, quality=int(quality), variants=tuple(rest), provenance=said)
 
 
 def distance(a: str, b: str) -> int:
