@@ -29,7 +29,8 @@ class EvidencePhoto(Base):
     fingerprint: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
     quality: Mapped[int] = mapped_column(sa.SmallInteger)
     provenance: Mapped[str] = mapped_column(sa.Text)  # JSON list of verdict codes
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Each server's index reads the rows stored since its last read (a range scan).
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class ListingPhoto(Base):
@@ -46,5 +47,5 @@ class ListingPhoto(Base):
     reference: Mapped[str] = mapped_column(sa.String(128))
     fingerprint: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
     quality: Mapped[int] = mapped_column(sa.SmallInteger)
-    registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

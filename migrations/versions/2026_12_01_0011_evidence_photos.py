@@ -44,6 +44,9 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_evidence_photos_report_id"), "evidence_photos", ["report_id"], unique=False
     )
+    op.create_index(
+        op.f("ix_evidence_photos_created_at"), "evidence_photos", ["created_at"], unique=False
+    )
     op.create_table(
         "listing_photos",
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
@@ -67,10 +70,15 @@ def upgrade() -> None:
         ["member_id", "reference"],
         unique=False,
     )
+    op.create_index(
+        op.f("ix_listing_photos_registered_at"), "listing_photos", ["registered_at"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_listing_photos_registered_at"), table_name="listing_photos")
     op.drop_index("ix_listing_photos_member_reference", table_name="listing_photos")
     op.drop_table("listing_photos")
+    op.drop_index(op.f("ix_evidence_photos_created_at"), table_name="evidence_photos")
     op.drop_index(op.f("ix_evidence_photos_report_id"), table_name="evidence_photos")
     op.drop_table("evidence_photos")
