@@ -226,11 +226,18 @@ class EvidenceChecks:
                 fields=fields,
             )
         await self.indexes.refresh()
-        results = []
+        # Candidates by distance for every photo, then two queries for the whole check:
+        # which of the matched photos may still match, and whose they are.
+        found = [self._search(photo, policy.match_distance) for photo in query.photos]
         async with self._sessionmaker() as session:
-            for numbered in enumerate(query.photos):
-                one = await self._one(session, principal, numbered, now=rec.op.now, policy=policy)
-                results.append(one)
+            reports = await self._live_reports(
+                session, principal, {i for hits, _ in found for i in hits}, rec.op.now
+            )
+            listings = await self._live_listings(session, {i for _, hits in found for i in hits})
+        results = [
+            self._result(n, hits, principal, reports, listings, policy)
+            for n, hits in enumerate(found)
+        ]
         matched = sum(r.recommendation is Recommendation.MANUAL_REVIEW for r in results)
         event_id = await rec.record(
             Tag.EVIDENCE_CHECKED,
@@ -240,36 +247,55 @@ class EvidenceChecks:
         )
         return Audited(results, event_id)
 
-    async def _one(
-        self,
-        session: AsyncSession,
-        principal: ClientPrincipal,
-        numbered: tuple[int, PhotoInput],
-        *,
-        now: dt.datetime,
-        policy: ScoringPolicy,
-    ) -> PhotoResult:
-        n, photo = numbered
-        distance_limit = policy.match_distance
-        other_listings_on = policy.match_other_listings
-        hashes = [photo.pdq, *photo.variants]
+    def _search(self, photo: PhotoInput, limit: int) -> tuple[dict[int, int], dict[int, int]]:
+        """Stored report and listing photos within ``limit`` bits of the photo or of any
+        of its variants: id → nearest distance."""
         report_hits: dict[int, int] = {}
         listing_hits: dict[int, int] = {}
-        for raw in hashes:
+        for raw in (photo.pdq, *photo.variants):
             stored = self._key.transform(raw)
-            for hit in self.indexes.reports.search(stored, distance_limit):
+            for hit in self.indexes.reports.search(stored, limit):
                 report_hits[hit.id] = min(hit.distance, report_hits.get(hit.id, 256))
-            for hit in self.indexes.listings.search(stored, distance_limit):
+            for hit in self.indexes.listings.search(stored, limit):
                 listing_hits[hit.id] = min(hit.distance, listing_hits.get(hit.id, 256))
-        forged = await self._forged_elsewhere(session, principal, report_hits, now)
-        own, others = await self._listings(session, principal, listing_hits)
+        return report_hits, listing_hits
+
+    def _result(  # noqa: PLR0917  (one photo's part of a check)
+        self,
+        n: int,
+        hits: tuple[dict[int, int], dict[int, int]],
+        principal: ClientPrincipal,
+        reports: dict[int, tuple[uuid.UUID, uuid.UUID]],
+        listings: dict[int, tuple[uuid.UUID, str]],
+        policy: ScoringPolicy,
+    ) -> PhotoResult:
+        report_hits, listing_hits = hits
+        live = {i: reports[i] for i in report_hits if i in reports}
+        forged = None
+        if live:
+            forged = ReportMatch(
+                distance=min(report_hits[i] for i in live),
+                reports=len({report_id for report_id, _ in live.values()}),
+                members=len({member for _, member in live.values()}),
+            )
+        own = sorted(
+            (
+                ListingMatch(distance=d, reference=listings[i][1])
+                for i, d in listing_hits.items()
+                if i in listings and listings[i][0] == principal.member_id
+            ),
+            key=lambda m: (m.distance, m.reference),
+        )
+        others = sum(
+            1 for i in listing_hits if i in listings and listings[i][0] != principal.member_id
+        )
         notes = []
         if forged is not None and forged.members == 1:
             notes.append(
                 "the matching reports come from one platform alone: weigh them as one "
                 "platform's finding"
             )
-        shown_others = others if other_listings_on else 0
+        shown_others = others if policy.match_other_listings else 0
         looks = forged is not None or bool(own) or shown_others > 0
         return PhotoResult(
             index=n,
@@ -280,52 +306,40 @@ class EvidenceChecks:
             notes=notes,
         )
 
-    async def _forged_elsewhere(
+    async def _live_reports(
         self,
         session: AsyncSession,
         principal: ClientPrincipal,
-        hits: dict[int, int],
+        photo_ids: set[int],
         now: dt.datetime,
-    ) -> ReportMatch | None:
-        if not hits:
-            return None
+    ) -> dict[int, tuple[uuid.UUID, uuid.UUID]]:
+        """Of these stored photos, those of other members' counting forged-evidence
+        reports: photo id → (report id, member id)."""
+        if not photo_ids:
+            return {}
         counting = sa.or_(*(status_is(s, now=now, policy=self._report_policy) for s in COUNTING))
-        rows = list(
-            await session.execute(
-                sa.select(EvidencePhoto.id, Report.id, Report.member_id)
-                .join(Report, Report.id == EvidencePhoto.report_id)
-                .where(
-                    EvidencePhoto.id.in_(list(hits)),
-                    Report.member_id != principal.member_id,
-                    Report.category == Category.FORGED_EVIDENCE,
-                    Report.expires_at > now,
-                    counting,
-                )
+        rows = await session.execute(
+            sa.select(EvidencePhoto.id, Report.id, Report.member_id)
+            .join(Report, Report.id == EvidencePhoto.report_id)
+            .where(
+                EvidencePhoto.id.in_(sorted(photo_ids)),
+                Report.member_id != principal.member_id,
+                Report.category == Category.FORGED_EVIDENCE,
+                Report.expires_at > now,
+                counting,
             )
         )
-        if not rows:
-            return None
-        return ReportMatch(
-            distance=min(hits[photo_id] for photo_id, _, _ in rows),
-            reports=len({report_id for _, report_id, _ in rows}),
-            members=len({member for _, _, member in rows}),
-        )
+        return {photo_id: (report_id, member) for photo_id, report_id, member in rows}
 
-    async def _listings(
-        self, session: AsyncSession, principal: ClientPrincipal, hits: dict[int, int]
-    ) -> tuple[list[ListingMatch], int]:
-        if not hits:
-            return [], 0
+    async def _live_listings(
+        self, session: AsyncSession, photo_ids: set[int]
+    ) -> dict[int, tuple[uuid.UUID, str]]:
+        """Of these listing photos, those not withdrawn: id → (member id, reference)."""
+        if not photo_ids:
+            return {}
         rows = await session.execute(
             sa.select(ListingPhoto.id, ListingPhoto.member_id, ListingPhoto.reference).where(
-                ListingPhoto.id.in_(list(hits)), ListingPhoto.withdrawn_at.is_(None)
+                ListingPhoto.id.in_(sorted(photo_ids)), ListingPhoto.withdrawn_at.is_(None)
             )
         )
-        own: list[ListingMatch] = []
-        others = 0
-        for photo_id, member_id, reference in rows:
-            if member_id == principal.member_id:
-                own.append(ListingMatch(distance=hits[photo_id], reference=reference))
-            else:
-                others += 1
-        return sorted(own, key=lambda m: (m.distance, m.reference)), others
+        return {photo_id: (member, reference) for photo_id, member, reference in rows}
