@@ -11,13 +11,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.exceptions import RequestValidationError
 
 from api.auth import authorize_client, operation, recorder
 from api.deps import RuntimeDep, SessionDep
-from api.errors import field_errors
 from api.middleware import body_limit
-from api.schemas import json_body, parse_body
+from api.schemas import json_body, parse_recorded
 from api.schemas.evidence import (
     EvidenceCheckIn,
     EvidenceCheckOut,
@@ -34,7 +32,7 @@ from ledger.access.principals import ClientPrincipal
 from ledger.errors import InvalidInput
 from ledger.evidence import listings
 from ledger.evidence.photos import PhotoInput, parse_hash
-from ledger.evidence.service import CheckQuery, PhotoResult, Recommendation
+from ledger.evidence.service import CheckQuery, PhotoResult
 from ledger.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["evidence"])
@@ -78,12 +76,11 @@ async def check_evidence(request: Request, principal: Checker) -> Response:
     """
     runtime: Runtime = request.app.state.runtime
     rec = recorder(runtime, principal)
-    try:
-        body = parse_body(EvidenceCheckIn, await request.body())
-    except RequestValidationError as exc:
-        fields = [f["field"] for f in field_errors(exc.errors())]
-        await runtime.evidence.refuse(rec, fields, "invalid check")
-        raise
+    body = await parse_recorded(
+        EvidenceCheckIn,
+        await request.body(),
+        lambda fields: runtime.evidence.refuse(rec, fields, "invalid check"),
+    )
     try:
         query = CheckQuery(
             photos=tuple(p.photo(f"photos.{n}") for n, p in enumerate(body.photos)),
@@ -94,11 +91,9 @@ async def check_evidence(request: Request, principal: Checker) -> Response:
         await runtime.evidence.refuse(rec, exc.fields, "invalid photos")
         raise
     checked = await runtime.evidence.check(rec, principal, query)
-    results = [_out(r) for r in checked.value]
-    looks = any(r.recommendation is Recommendation.MANUAL_REVIEW for r in checked.value)
     answer = EvidenceCheckOut(
-        photos=results,
-        recommendation="manual_review" if looks else "proceed",
+        photos=[_out(r) for r in checked.value.photos],
+        recommendation=checked.value.recommendation.value,
         audit_event_id=checked.audit_event_id,
     )
     return Response(answer.model_dump_json(), media_type="application/json")

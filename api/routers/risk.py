@@ -8,10 +8,10 @@ like any route, served without FastAPI's per-request dependency resolution.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from api.auth import authorize_client, recorder
@@ -19,7 +19,7 @@ from api.deps import RuntimeDep
 from api.direct import DirectRoute
 from api.errors import field_errors
 from api.middleware import body_limit
-from api.schemas import json_body, parse_body
+from api.schemas import json_body, parse_recorded
 from api.schemas.risk import RiskAnswer, RiskBatchIn, RiskBatchItem, RiskBatchOut, RiskQueryIn
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal
@@ -38,17 +38,8 @@ def _json(model: BaseModel) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
-async def _parse(runtime: Runtime, rec: Recorder, model: type[Any], raw: bytes) -> Any:
-    """The body, or a refusal recorded with the fields it names (never their values)."""
-    try:
-        return parse_body(model, raw)
-    except RequestValidationError as exc:
-        await runtime.risk.refuse(rec, _fields(exc), "invalid query")
-        raise
-
-
-def _fields(exc: RequestValidationError) -> list[str]:
-    return [f["field"] for f in field_errors(exc.errors())]
+def _refusal(runtime: Runtime, rec: Recorder) -> Callable[[list[str]], Awaitable[int]]:
+    return lambda fields: runtime.risk.refuse(rec, fields, "invalid query")
 
 
 async def risk_query(request: Request, principal: RiskReader) -> Response:
@@ -60,7 +51,7 @@ async def risk_query(request: Request, principal: RiskReader) -> Response:
     """
     runtime: Runtime = request.app.state.runtime
     rec = recorder(runtime, principal)
-    body: RiskQueryIn = await _parse(runtime, rec, RiskQueryIn, await request.body())
+    body = await parse_recorded(RiskQueryIn, await request.body(), _refusal(runtime, rec))
     return _json(RiskAnswer.of(await runtime.risk.answer(rec, principal, body.query())))
 
 
@@ -86,7 +77,7 @@ async def risk_query_batch(
 ) -> Response:
     """Up to 100 queries in one call: one audit event (and one answer or error) each."""
     rec = recorder(runtime, principal)
-    batch: RiskBatchIn = await _parse(runtime, rec, RiskBatchIn, await request.body())
+    batch = await parse_recorded(RiskBatchIn, await request.body(), _refusal(runtime, rec))
 
     async def one(source: ReportSource, index: int, raw: dict[str, Any]) -> RiskBatchItem:
         try:

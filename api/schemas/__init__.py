@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Path, Query
@@ -10,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 from pydantic.config import JsonDict
 
+from api.errors import field_errors
 from ledger.subjects.pseudonyms import PSEUDONYM_PATTERN
 
 
@@ -141,3 +143,15 @@ def parse_body(model: type[M], raw: bytes) -> M:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
         ) from None
+
+
+async def parse_recorded(
+    model: type[M], raw: bytes, refuse: Callable[[list[str]], Awaitable[object]]
+) -> M:
+    """``parse_body``, with a refused body recorded first: ``refuse`` gets the fields
+    it names (never their values), as the purpose-bound queries' audit requires."""
+    try:
+        return parse_body(model, raw)
+    except RequestValidationError as exc:
+        await refuse([f["field"] for f in field_errors(exc.errors())])
+        raise

@@ -86,19 +86,17 @@ async def register(
         session, ListingPhoto, "member_id", "reference", "fingerprint"
     ).returning(ListingPhoto.id)
     inserted = len(list(await session.scalars(statement, values)))
-    revived = 0
-    for reference, fingerprint in rows:
-        result = await session.execute(
-            sa.update(ListingPhoto)
-            .where(
-                ListingPhoto.member_id == member_id,
-                ListingPhoto.reference == reference,
-                ListingPhoto.fingerprint == fingerprint,
-                ListingPhoto.withdrawn_at.is_not(None),
-            )
-            .values(withdrawn_at=None, registered_at=op.now)
+    # One statement for the photos registered before and withdrawn since: back again.
+    revived_result = await session.execute(
+        sa.update(ListingPhoto)
+        .where(
+            ListingPhoto.member_id == member_id,
+            sa.tuple_(ListingPhoto.reference, ListingPhoto.fingerprint).in_(list(rows)),
+            ListingPhoto.withdrawn_at.is_not(None),
         )
-        revived += int(getattr(result, "rowcount", 0) or 0)
+        .values(withdrawn_at=None, registered_at=op.now)
+    )
+    revived = int(getattr(revived_result, "rowcount", 0) or 0)
     done = Registered(registered=inserted + revived, unchanged=len(rows) - inserted - revived)
     await record(
         session,

@@ -179,6 +179,12 @@ class PhotoResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Checked:
+    photos: list[PhotoResult]
+    recommendation: Recommendation  # manual_review when any photo matched
+
+
+@dataclass(frozen=True, slots=True)
 class CheckQuery:
     photos: tuple[PhotoInput, ...]
     purpose: Purpose
@@ -208,7 +214,7 @@ class EvidenceChecks:
 
     async def check(
         self, rec: Recorder, principal: ClientPrincipal, query: CheckQuery
-    ) -> Audited[list[PhotoResult]]:
+    ) -> Audited[Checked]:
         require(principal, Permission.EVIDENCE_CHECK)
         try:
             check_photos(query.photos, "photos", least=1)
@@ -245,7 +251,8 @@ class EvidenceChecks:
             reference=query.reference,
             body={"photos": len(results), "matched": matched},
         )
-        return Audited(results, event_id)
+        overall = Recommendation.MANUAL_REVIEW if matched else Recommendation.PROCEED
+        return Audited(Checked(results, overall), event_id)
 
     def _search(self, photo: PhotoInput, limit: int) -> tuple[dict[int, int], dict[int, int]]:
         """Stored report and listing photos within ``limit`` bits of the photo or of any
