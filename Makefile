@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install run test lint typecheck unit bench clean catalogues messages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,11 +12,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) messages
+
+## Compile the gettext catalogues (zh-CN, en) that the service and the console read.
+messages: $(STAMP)
+	$(BIN)/python -m ledger.i18n.catalogues compile
+
+## After changing texts for people: extract them, update both catalogues, then write the
+## Chinese in ledger/i18n/locales/zh_CN/LC_MESSAGES/ledger.po (the check lists what is missing).
+catalogues: $(STAMP)
+	$(BIN)/python -m ledger.i18n.catalogues update
+	-$(BIN)/python -m ledger.i18n.catalogues check
+	$(BIN)/python -m ledger.i18n.catalogues compile
 
 ## Migrate the SQLite file under ./.ledger (or $LEDGER_DATA_DIR), make keys, create the
 ## demo member on first start, and serve on 127.0.0.1:8000.
-run: $(STAMP)
+run: $(STAMP) messages
 	$(BIN)/ledger init --demo
 	$(BIN)/ledger serve
 
@@ -27,7 +38,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) messages
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report
 

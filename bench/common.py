@@ -35,8 +35,22 @@ def free_port() -> int:
 @dataclass
 class Server:
     base: str
-    pid: int
     env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def restart(self, *, ready_within: float = 600) -> float:
+        """Stop and start the server again on the same data; seconds until it is ready
+        (it loads what the database holds, e.g. its fingerprint index)."""
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+        started = time.monotonic()
+        self.proc = _start(self.env, self.base, self.log, ready_within)
+        return time.monotonic() - started
 
     def ledger(self, *args: str, stdin: str | None = None) -> object:
         out = subprocess.run(
@@ -76,29 +90,41 @@ def running_server(extra_env: dict[str, str] | None = None) -> Iterator[Server]:
     env["LEDGER_LOG_LEVEL"] = "WARNING"  # access lines would cost the server CPU here
     env.update(extra_env or {})
     subprocess.run([LEDGER, "init", "--allow-superuser"], env=env, capture_output=True, check=True)
-    log = (scratch / "serve.log").open("w")
-    proc = subprocess.Popen([LEDGER, "serve"], env=env, stderr=log)
     base = f"http://127.0.0.1:{env['LEDGER_PORT']}"
+    server = Server(
+        base=base,
+        env=env,
+        log=scratch / "serve.log",
+        proc=_start(env, base, scratch / "serve.log", 30),
+    )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.1)
-        # uvicorn runs the app in this child when workers == 1.
-        yield Server(base=base, pid=proc.pid, env=env)
+        yield server
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        log.close()
+        server.proc.terminate()
+        server.proc.wait(timeout=60)
         if os.environ.get("BENCH_KEEP_LOG"):
-            print((scratch / "serve.log").read_text()[-5000:])
+            print(server.log.read_text()[-5000:])
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _start(
+    env: dict[str, str], base: str, log_path: Path, ready_within: float
+) -> subprocess.Popen[bytes]:
+    """`ledger serve`, once /readyz answers 200. uvicorn runs the app in this child
+    when workers == 1."""
+    with log_path.open("a") as log:
+        proc = subprocess.Popen([LEDGER, "serve"], env=env, stderr=log)
+    deadline = time.monotonic() + ready_within
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.terminate()
+            raise RuntimeError("the server did not start")
+        time.sleep(0.1)
 
 
 @dataclass

@@ -66,9 +66,13 @@ def gate(ledger: LedgerClient, request: RefundRequest) -> Decision:
     photos = fingerprints(request.photos)
     findings: list[str] = []
     photos_clear = True
+    photo_text = ""
     if photos:
         checked: dict[str, Any] = ledger.check_evidence(photos, reference=request.id)
         photos_clear = checked["recommendation"] == "proceed"
+        if not photos_clear:  # what the buyer is told about their photos
+            said = checked["explanation"]
+            photo_text = f" {said['summary']} {said['your_rights']}"
         for result in checked["photos"]:
             forged = result["forged_elsewhere"]
             if forged:
@@ -90,7 +94,9 @@ def gate(ledger: LedgerClient, request: RefundRequest) -> Decision:
         subject=subject,
         score=answer["score"],
         band=answer["band"],
-        explanation=f"{explanation['summary']} Reasons: {reasons}. {explanation['decision']}",
+        explanation=(
+            f"{explanation['summary']} Reasons: {reasons}.{photo_text} {explanation['decision']}"
+        ),
         audit_event_id=answer["audit_event_id"],
         photos=photos,
         photo_findings=findings,
@@ -160,7 +166,8 @@ def main() -> int:
         ),
         RefundRequest(f"rf-{run}-2", "+86 139 0013 9000", 45900, "parcel was empty"),
     ]
-    with LedgerClient(url, client_id, secret) as ledger:
+    # Texts for the buyer in Chinese (the default; "en" for English).
+    with LedgerClient(url, client_id, secret, locale="zh-CN") as ledger:
         try:
             # The platform registers its own catalogue photos once, as it lists them.
             listed = fingerprint(jpeg(catalogue))

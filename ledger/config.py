@@ -9,6 +9,7 @@ import datetime as dt
 import uuid
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -130,6 +131,20 @@ class Settings(BaseSettings):
     console_session_hours: int = Field(default=8, ge=1, le=24)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Texts for people (ledger/i18n): when a request names no language the ledger has.
+    default_locale: Literal["zh-CN", "en"] = "zh-CN"
+    # Times shown to people are in this zone (IANA name); exports and the API keep UTC.
+    display_timezone: str = "Asia/Shanghai"
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"not a time zone this machine knows: {value!r}") from exc
+        return value
 
     @field_validator("public_url")
     @classmethod

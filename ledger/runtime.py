@@ -163,7 +163,7 @@ class Runtime:
                 key=fingerprint_key,
                 report_policy=policy,
                 policies=scoring_policies,
-                clock=clock,
+                dsn=dsn,
             ),
             pseudonym_key=load_key(settings.resolved_key_dir / PSEUDONYM_KEY_DIR),
             fingerprint_key=fingerprint_key,
@@ -194,11 +194,13 @@ class Runtime:
             self.maintenance.start()
         if self.access_listener is not None:
             self.access_listener.start()
+        self.evidence.indexes.start()
 
     async def close(self) -> None:
         if self.access_listener is not None:
             await self.access_listener.stop()
         await self.risk.close()
+        await self.evidence.indexes.close()
         await self.maintenance.stop()
         await self.audit.stop()
         await self.audit.engine.dispose()

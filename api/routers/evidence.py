@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from api.auth import authorize_client, operation, recorder
 from api.deps import RuntimeDep, SessionDep
+from api.locales import language_headers, locale_of
 from api.middleware import body_limit
 from api.schemas import json_body, parse_recorded
 from api.schemas.evidence import (
@@ -27,6 +28,7 @@ from api.schemas.evidence import (
     ListingWithdrawalOut,
     PhotoResultOut,
 )
+from api.schemas.risk import Explanation
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal
 from ledger.errors import InvalidInput
@@ -86,6 +88,7 @@ async def check_evidence(request: Request, principal: Checker) -> Response:
             photos=tuple(p.photo(f"photos.{n}") for n, p in enumerate(body.photos)),
             purpose=body.purpose,
             reference=body.reference,
+            locale=locale_of(request, body.locale),
         )
     except InvalidInput as exc:
         await runtime.evidence.refuse(rec, exc.fields, "invalid photos")
@@ -94,9 +97,14 @@ async def check_evidence(request: Request, principal: Checker) -> Response:
     answer = EvidenceCheckOut(
         photos=[_out(r) for r in checked.value.photos],
         recommendation=checked.value.recommendation.value,
+        explanation=Explanation.model_validate(checked.value.explanation, from_attributes=True),
         audit_event_id=checked.audit_event_id,
     )
-    return Response(answer.model_dump_json(), media_type="application/json")
+    return Response(
+        answer.model_dump_json(),
+        media_type="application/json",
+        headers=language_headers(query.locale),
+    )
 
 
 @router.post(

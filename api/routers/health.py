@@ -26,8 +26,10 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 async def readyz(runtime: RuntimeDep, request: Request) -> JSONResponse:
-    """The database answers and its schema is at the revision this code expects."""
+    """The database answers, its schema is at the revision this code expects, and this
+    process has loaded its index of photo fingerprints."""
     expected: str = request.app.state.head_revision
+    index = "loaded" if runtime.evidence.indexes.loaded else "loading"
     try:
         async with runtime.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
@@ -39,14 +41,16 @@ async def readyz(runtime: RuntimeDep, request: Request) -> JSONResponse:
             database="unreachable",
             schema_revision=None,
             expected_revision=expected,
+            evidence_index=index,
         )
         return JSONResponse(body.model_dump(), status_code=503)
-    ready = current == expected
+    ready = current == expected and runtime.evidence.indexes.loaded
     body = Readiness(
         status="ok" if ready else "unavailable",
         database="ok",
         schema_revision=current,
         expected_revision=expected,
+        evidence_index=index,
     )
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 

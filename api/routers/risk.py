@@ -18,6 +18,7 @@ from api.auth import authorize_client, recorder
 from api.deps import RuntimeDep
 from api.direct import DirectRoute
 from api.errors import field_errors
+from api.locales import language_headers, locale_of
 from api.middleware import body_limit
 from api.schemas import json_body, parse_recorded
 from api.schemas.risk import RiskAnswer, RiskBatchIn, RiskBatchItem, RiskBatchOut, RiskQueryIn
@@ -33,9 +34,9 @@ router = APIRouter(prefix="/v1/risk", tags=["risk"])
 RiskReader = Annotated[ClientPrincipal, Depends(authorize_client(Permission.RISK_READ))]
 
 
-def _json(model: BaseModel) -> Response:
+def _json(model: BaseModel, headers: dict[str, str] | None = None) -> Response:
     # The answer is built from typed models already; validating it again is wasted work.
-    return Response(model.model_dump_json(), media_type="application/json")
+    return Response(model.model_dump_json(), media_type="application/json", headers=headers)
 
 
 def _refusal(runtime: Runtime, rec: Recorder) -> Callable[[list[str]], Awaitable[int]]:
@@ -52,7 +53,9 @@ async def risk_query(request: Request, principal: RiskReader) -> Response:
     runtime: Runtime = request.app.state.runtime
     rec = recorder(runtime, principal)
     body = await parse_recorded(RiskQueryIn, await request.body(), _refusal(runtime, rec))
-    return _json(RiskAnswer.of(await runtime.risk.answer(rec, principal, body.query())))
+    locale = locale_of(request, body.locale)
+    answer = await runtime.risk.answer(rec, principal, body.query(locale))
+    return _json(RiskAnswer.of(answer), language_headers(locale))
 
 
 def query_route() -> DirectRoute:
@@ -87,7 +90,8 @@ async def risk_query_batch(
             await runtime.risk.refuse(rec, [e["field"] for e in errors], "invalid query")
             return RiskBatchItem(index=index, status="rejected", errors=errors)
         try:
-            answer = await runtime.risk.answer(rec, principal, body.query(), source=source)
+            query = body.query(locale_of(request, body.locale))
+            answer = await runtime.risk.answer(rec, principal, query, source=source)
         except InvalidInput as exc:
             errors = [{"field": f, "detail": exc.message} for f in exc.fields or ("query",)]
             return RiskBatchItem(index=index, status="rejected", errors=errors)
@@ -97,4 +101,5 @@ async def risk_query_batch(
     # is still committed before its answer is built.)
     async with runtime.risk.reports() as source:
         items = [await one(source, i, raw) for i, raw in enumerate(batch.queries)]
-    return _json(RiskBatchOut(items=items))
+    # Each answer is in its query's locale; the header says the request's own.
+    return _json(RiskBatchOut(items=items), language_headers(locale_of(request, None)))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 
 from api.auth import authorize_client, operation, recorder
 from api.deps import ReadSessionDep, RuntimeDep, SessionDep
+from api.locales import language_headers, locale_of
 from api.openapi import problems
 from api.routers.reports import report_out
 from api.schemas.reports import (
@@ -20,6 +21,7 @@ from api.schemas.reports import (
 )
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal
+from ledger.i18n import gettext
 from ledger.subjects import service as subjects
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
@@ -30,7 +32,12 @@ OnBehalf = Annotated[ClientPrincipal, Depends(authorize_client(Permission.DISPUT
 
 @router.post("/disclosure", response_model=DisclosureOut)
 async def disclosure(
-    body: DisclosureIn, principal: Discloser, session: ReadSessionDep, runtime: RuntimeDep
+    body: DisclosureIn,
+    principal: Discloser,
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    request: Request,
+    response: Response,
 ) -> DisclosureOut:
     """A buyer's own file (art. 17): every report held on them that has not expired,
     whatever its status, with the reporting member, and who looked them up in the last
@@ -44,6 +51,8 @@ async def disclosure(
         policy=runtime.policy,
     )
     disclosed = read.value
+    locale = locale_of(request, body.locale)
+    response.headers.update(language_headers(locale))
     return DisclosureOut(
         subject=disclosed.subject,
         reports=[
@@ -58,7 +67,7 @@ async def disclosure(
             InquiryOut(member=i.member, at=i.at, purpose=i.purpose, kind=i.tag)
             for i in disclosed.inquiries
         ],
-        how_to_dispute=disclosed.how_to_dispute,
+        how_to_dispute=gettext(locale, disclosed.how_to_dispute),
     )
 
 

@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from api.locales import LOCALE_FIELD, Locale
 from api.schemas import Integer, Reference, RequestModel, checked_by_the_core, example
+from api.schemas.risk import Explanation
 from ledger.evidence import photos
 from ledger.evidence.photos import MAX_PHOTOS, Provenance, Verdict
 from ledger.scoring.service import Purpose
@@ -80,6 +82,7 @@ class EvidenceCheckIn(RequestModel):
     )
     purpose: Purpose = Field(description="what the answer will be used for, and only for")
     reference: Reference = Field(description="your refund request id (audited with the check)")
+    locale: Locale | None = LOCALE_FIELD
 
 
 class ForgedElsewhereOut(BaseModel):
@@ -125,6 +128,13 @@ class EvidenceCheckOut(BaseModel):
                 }
             ],
             "recommendation": "manual_review",
+            "explanation": {
+                "summary": "A photo with this claim closely resembles a photo that another "
+                "platform confirmed as forged evidence in an earlier case. A person will "
+                "look at the claim before it is decided.",
+                "decision": "The refund ledger did not make this decision. …",
+                "your_rights": "A resemblance is not a finding against you: …",
+            },
             "audit_event_id": 48215,
         }
     )
@@ -133,6 +143,9 @@ class EvidenceCheckOut(BaseModel):
     recommendation: Literal["proceed", "manual_review"] = Field(
         description="manual_review when any photo matched; a match never moves the risk "
         "score and is never a verdict on its own"
+    )
+    explanation: Explanation = Field(
+        description="text a platform can show the buyer when their claim goes to review"
     )
     audit_event_id: int = Field(description="the check's audit event")
 

@@ -16,8 +16,9 @@ class Readiness(BaseModel):
         {
             "status": "ready",
             "database": "ok",
-            "schema_revision": "20261201_0010",
-            "expected_revision": "20261201_0010",
+            "schema_revision": "20261202_0012",
+            "expected_revision": "20261202_0012",
+            "evidence_index": "loaded",
         }
     )
 
@@ -25,3 +26,7 @@ class Readiness(BaseModel):
     database: str = Field(description="ok, or why the database cannot be used")
     schema_revision: str | None = Field(description="the database's schema revision")
     expected_revision: str = Field(description="the revision this code needs")
+    evidence_index: str = Field(
+        description="loaded, or loading: this process is still reading the stored photo "
+        "fingerprints into memory, and answers evidence checks only once it has"
+    )

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
+from api.locales import LOCALE_FIELD, Locale
 from api.schemas import (
     EXAMPLE_DISPUTE_ID,
     EXAMPLE_REPORT_ID,
@@ -64,6 +65,8 @@ DISPUTE_ITEM_EXAMPLE: JsonDict = {
     "days_left": 14,
     "resolved_at": None,
     "reason_code": None,
+    "for_the_buyer": "您的异议已转给报送这条记录的平台。该平台须在2026年12月15日前答复；"
+    "逾期未答复的，这条记录不再计入。",
 }
 
 
@@ -249,6 +252,7 @@ class DisputeIn(RequestModel):
         description="the reports disputed (from disclosure)",
     )
     reference: Reference = Field(description="your reference for the buyer's request")
+    locale: Locale | None = LOCALE_FIELD
 
 
 class DisputeItemOut(BaseModel):
@@ -265,6 +269,10 @@ class DisputeItemOut(BaseModel):
     days_left: int = Field(description="whole days until the deadline (0 when past)")
     resolved_at: dt.datetime | None = Field(description="when it was answered")
     reason_code: str | None = Field(description="why it was upheld or withdrawn")
+    for_the_buyer: str = Field(
+        description="where the objection stands, in words to show the buyer (in the "
+        "request's language: docs/api.md)"
+    )
 
 
 class DisputeOut(BaseModel):
@@ -360,6 +368,7 @@ class DisclosureIn(RequestModel):
         description="always subject_request: the buyer asked for their own file"
     )
     reference: Reference = Field(description="your reference for the buyer's request")
+    locale: Locale | None = LOCALE_FIELD
 
 
 class DisclosedReportOut(BaseModel):

@@ -7,6 +7,7 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
+from api.locales import LOCALE_FIELD, Locale
 from api.schemas import EXAMPLE_SUBJECT, Pseudonym, Reference, RequestModel, example
 from ledger.scoring import service
 from ledger.scoring.explanations import DECISION, RIGHTS
@@ -41,7 +42,8 @@ ANSWER_EXAMPLE: JsonDict = {
     },
     "policy_version": "2026-11-23.1",
     "explanation": {
-        "summary": "1 confirmed case(s) from 1 platform(s) are recorded; risk is elevated.",
+        "summary": "1 confirmed case of refund abuse is recorded for this buyer. It was "
+        "reported by 1 platform. The risk is elevated.",
         "decision": DECISION,
         "your_rights": RIGHTS,
     },
@@ -55,10 +57,12 @@ class RiskQueryIn(RequestModel):
     subject: Pseudonym
     purpose: Purpose = Field(description="what the answer will be used for, and only for")
     reference: Reference = Field(description="your refund request id (audited with the query)")
+    locale: Locale | None = LOCALE_FIELD
 
-    def query(self) -> service.RiskQuery:
+    def query(self, locale: str) -> service.RiskQuery:
+        """The core's query, its texts in ``locale`` (``locales.locale_of``)."""
         return service.RiskQuery(
-            subject=self.subject, purpose=self.purpose, reference=self.reference
+            subject=self.subject, purpose=self.purpose, reference=self.reference, locale=locale
         )
 
 
@@ -118,7 +122,8 @@ class RiskAnswer(BaseModel):
             band=a.band.value,
             recommendation=a.recommendation.value,
             reasons=[
-                ReasonOut(code=r.code, text=r.text, contribution=r.contribution) for r in a.reasons
+                ReasonOut(code=r.code, text=r.text, contribution=r.contribution)
+                for r in answer.reasons
             ],
             counts=CountsOut.model_validate(a.counts, from_attributes=True),
             policy_version=a.policy_version,

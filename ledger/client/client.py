@@ -57,12 +57,15 @@ class _Api:
         timeout: float = 10.0,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
         checkpoint_store: str | os.PathLike[str] | None = None,
+        locale: str | None = None,
     ) -> None:
         """``pseudonym_key``: the ledger's published VOPRF public key, pinned (see
         docs/sdk.md); ``cache_size``: pseudonyms kept in memory (0: none); ``region``:
         how phone numbers without a country code are read; ``transport``: an httpx
         transport (tests, proxies); ``checkpoint_store``: a file where the newest audit
-        checkpoint seen is kept between runs (every later one must extend it)."""
+        checkpoint seen is kept between runs (every later one must extend it);
+        ``locale``: the language of the texts for the buyer (``zh-CN`` or ``en``; sent
+        as ``Accept-Language``; without it the ledger's default, zh-CN)."""
         self._client_id = client_id
         self._client_secret = client_secret
         self._scope = scope
@@ -75,6 +78,8 @@ class _Api:
         )
         self._token = TokenState()
         self._http = self._make_http(base_url.rstrip("/"), timeout, transport)
+        if locale is not None:
+            self._http.headers["Accept-Language"] = locale
 
     def _make_http(self, base_url: str, timeout: float, transport: Any) -> Any:
         raise NotImplementedError

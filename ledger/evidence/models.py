@@ -20,6 +20,8 @@ from ledger.types import UTCDateTime
 
 class EvidencePhoto(Base):
     __tablename__ = "evidence_photos"
+    # Ids are never given twice, even on SQLite (each server's index reads by id).
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012  (SQLAlchemy's form)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     report_id: Mapped[uuid.UUID] = mapped_column(
@@ -29,8 +31,7 @@ class EvidencePhoto(Base):
     fingerprint: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
     quality: Mapped[int] = mapped_column(sa.SmallInteger)
     provenance: Mapped[str] = mapped_column(sa.Text)  # JSON list of verdict codes
-    # Each server's index reads the rows stored since its last read (a range scan).
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class ListingPhoto(Base):
@@ -40,6 +41,7 @@ class ListingPhoto(Base):
             "member_id", "reference", "fingerprint", name="uq_listing_photos_member_ref_fp"
         ),
         sa.Index("ix_listing_photos_member_reference", "member_id", "reference"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -47,5 +49,5 @@ class ListingPhoto(Base):
     reference: Mapped[str] = mapped_column(sa.String(128))
     fingerprint: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
     quality: Mapped[int] = mapped_column(sa.SmallInteger)
-    registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -20,7 +20,6 @@ proposes candidates by distance.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import uuid
@@ -28,7 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,23 +34,19 @@ from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, require
 from ledger.audit.reads import Audited, Recorder
 from ledger.audit.tags import Tag
-from ledger.clock import Clock
 from ledger.errors import InvalidInput
-from ledger.evidence.index import FingerprintIndex
 from ledger.evidence.keys import FingerprintKey
 from ledger.evidence.models import EvidencePhoto, ListingPhoto
 from ledger.evidence.photos import PhotoInput, check_photos
+from ledger.evidence.upkeep import Indexes
+from ledger.i18n import DEFAULT_LOCALE, gettext
 from ledger.reports.models import Report
 from ledger.reports.policy import COUNTING, Category, ReportPolicy
 from ledger.reports.queries import status_is
+from ledger.scoring.explanations import ONE_PLATFORM_ALONE, Explanation, explain_evidence
 from ledger.scoring.policies import PolicySource
 from ledger.scoring.score import ScoringPolicy
 from ledger.scoring.service import Purpose
-
-# Rows are read into the index by the time they were stored, from a little before the
-# last read: a transaction that committed late (its rows older than rows already read)
-# is not missed. Its rows are told apart by id, so none is added twice.
-REREAD_WINDOW = dt.timedelta(minutes=5)
 
 
 async def store_report_photos(
@@ -93,63 +87,6 @@ async def photo_counts(
     return {report_id: int(n) for report_id, n in rows}
 
 
-class Indexes:
-    """This process's indexes of report photos and listing photos, kept current."""
-
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
-        self._sessionmaker = sessionmaker
-        self._clock = clock
-        self.reports = FingerprintIndex()
-        self.listings = FingerprintIndex()
-        self._lock = asyncio.Lock()
-        self._since: dt.datetime | None = None
-        self._recent: dict[str, dict[int, dt.datetime]] = {"reports": {}, "listings": {}}
-
-    async def refresh(self) -> None:
-        """Read what was stored since the last read (and a little before it)."""
-        async with self._lock, self._sessionmaker() as session:
-            started = self._clock.now()
-            for name, model, stamp in (
-                ("reports", EvidencePhoto, EvidencePhoto.created_at),
-                ("listings", ListingPhoto, ListingPhoto.registered_at),
-            ):
-                await self._read(session, name, model, stamp)
-            self._since = started - REREAD_WINDOW
-
-    async def _read(
-        self,
-        session: AsyncSession,
-        name: str,
-        model: type[EvidencePhoto] | type[ListingPhoto],
-        stamp: sa.orm.InstrumentedAttribute[dt.datetime],
-    ) -> None:
-        query = sa.select(model.id, model.fingerprint, stamp).order_by(model.id)
-        if self._since is not None:
-            query = query.where(stamp >= self._since)
-        recent = self._recent[name]
-        ids: list[int] = []
-        fps: list[bytes] = []
-        for row_id, fingerprint, at in await session.execute(query):
-            if row_id in recent:
-                continue
-            ids.append(row_id)
-            fps.append(fingerprint)
-            recent[row_id] = at
-        if self._since is not None:  # forget what is now too old to be read again
-            for row_id in [i for i, at in recent.items() if _aware(at) < self._since]:
-                del recent[row_id]
-        else:
-            recent.clear()  # the first read takes everything; nothing before it recurs
-        if ids:
-            index = getattr(self, name)
-            array = np.frombuffer(b"".join(fps), dtype=np.uint8).reshape(-1, 32)
-            index.add(np.asarray(ids, dtype=np.int64), array)
-
-
-def _aware(at: dt.datetime) -> dt.datetime:
-    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
-
-
 class Recommendation(StrEnum):
     PROCEED = "proceed"
     MANUAL_REVIEW = "manual_review"
@@ -182,6 +119,7 @@ class PhotoResult:
 class Checked:
     photos: list[PhotoResult]
     recommendation: Recommendation  # manual_review when any photo matched
+    explanation: Explanation  # for the buyer whose claim it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +127,7 @@ class CheckQuery:
     photos: tuple[PhotoInput, ...]
     purpose: Purpose
     reference: str
+    locale: str = DEFAULT_LOCALE  # the language of the texts for people
 
 
 class EvidenceChecks:
@@ -201,13 +140,13 @@ class EvidenceChecks:
         key: FingerprintKey,
         report_policy: ReportPolicy,
         policies: PolicySource,
-        clock: Clock,
+        dsn: str | None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._key = key
         self._report_policy = report_policy
         self.policies = policies  # shared with the risk query's cache
-        self.indexes = Indexes(sessionmaker, clock)
+        self.indexes = Indexes(sessionmaker, dsn)
 
     async def refuse(self, rec: Recorder, fields: Sequence[str], why: str) -> int:
         return await rec.refused(Tag.EVIDENCE_CHECKED, reason=why, fields=",".join(fields))
@@ -241,7 +180,7 @@ class EvidenceChecks:
             )
             listings = await self._live_listings(session, {i for _, hits in found for i in hits})
         results = [
-            self._result(n, hits, principal, reports, listings, policy)
+            self._result(n, hits, principal, reports, listings, policy, query.locale)
             for n, hits in enumerate(found)
         ]
         matched = sum(r.recommendation is Recommendation.MANUAL_REVIEW for r in results)
@@ -252,7 +191,12 @@ class EvidenceChecks:
             body={"photos": len(results), "matched": matched},
         )
         overall = Recommendation.MANUAL_REVIEW if matched else Recommendation.PROCEED
-        return Audited(Checked(results, overall), event_id)
+        explanation = explain_evidence(
+            forged_elsewhere=any(r.forged_elsewhere for r in results),
+            own_listing=any(r.own_listings or r.other_listings for r in results),
+            locale=query.locale,
+        )
+        return Audited(Checked(results, overall, explanation), event_id)
 
     def _search(self, photo: PhotoInput, limit: int) -> tuple[dict[int, int], dict[int, int]]:
         """Stored report and listing photos within ``limit`` bits of the photo or of any
@@ -275,6 +219,7 @@ class EvidenceChecks:
         reports: dict[int, tuple[uuid.UUID, uuid.UUID]],
         listings: dict[int, tuple[uuid.UUID, str]],
         policy: ScoringPolicy,
+        locale: str,
     ) -> PhotoResult:
         report_hits, listing_hits = hits
         live = {i: reports[i] for i in report_hits if i in reports}
@@ -298,10 +243,7 @@ class EvidenceChecks:
         )
         notes = []
         if forged is not None and forged.members == 1:
-            notes.append(
-                "the matching reports come from one platform alone: weigh them as one "
-                "platform's finding"
-            )
+            notes.append(gettext(locale, ONE_PLATFORM_ALONE))
         shown_others = others if policy.match_other_listings else 0
         looks = forged is not None or bool(own) or shown_others > 0
         return PhotoResult(

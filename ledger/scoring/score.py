@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ledger.i18n import N_
 from ledger.reports.policy import COUNTING, Category, Status
 
 
@@ -43,21 +44,26 @@ class Recommendation(StrEnum):
     MANUAL_REVIEW = "manual_review"
 
 
+# Codes are stable; the texts are English message ids, shown translated
+# (ledger/scoring/explanations.py).
 REASONS: dict[Category, tuple[str, str]] = {
     Category.FORGED_EVIDENCE: (
         "R01",
-        "A platform confirmed a refund claim backed by forged or edited evidence.",
+        N_("A platform confirmed a refund claim backed by forged or edited evidence."),
     ),
     Category.EMPTY_BOX: (
         "R02",
-        "A platform confirmed a claim that a parcel arrived empty was false.",
+        N_("A platform confirmed that a claim that a parcel arrived empty was false."),
     ),
     Category.FALSE_NON_RECEIPT: (
         "R03",
-        "A platform confirmed a claim that an order never arrived was false.",
+        N_("A platform confirmed that a claim that an order never arrived was false."),
     ),
-    Category.WARDROBING: ("R04", "A platform confirmed goods were used and returned as unused."),
-    Category.OTHER: ("R05", "A platform confirmed another kind of refund abuse."),
+    Category.WARDROBING: (
+        "R04",
+        N_("A platform confirmed that goods were used and then returned as unused."),
+    ),
+    Category.OTHER: ("R05", N_("A platform confirmed another kind of refund abuse.")),
 }
 
 

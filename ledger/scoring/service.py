@@ -34,12 +34,13 @@ from ledger.audit.reads import Recorder
 from ledger.audit.tags import Tag
 from ledger.disputes.models import Dispute, DisputeItem, Resolution
 from ledger.errors import InvalidInput, Unavailable
+from ledger.i18n import DEFAULT_LOCALE
 from ledger.reports.models import Report
 from ledger.reports.policy import Category, ReportPolicy, State, status
 from ledger.scoring import explanations
 from ledger.scoring.explanations import Explanation
 from ledger.scoring.policies import PolicySource
-from ledger.scoring.score import Assessment, ScoredReport, ScoringPolicy, score
+from ledger.scoring.score import Assessment, Reason, ScoredReport, ScoringPolicy, score
 from ledger.subjects.pseudonyms import check_pseudonym
 
 
@@ -256,6 +257,7 @@ class RiskQuery:
     subject: str
     purpose: Purpose
     reference: str
+    locale: str = DEFAULT_LOCALE  # the language of the texts for the buyer
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +266,9 @@ class RiskAnswer:
 
     subject: str
     assessment: Assessment
+    reasons: tuple[Reason, ...]  # the assessment's, their texts in ``locale``
     explanation: Explanation
+    locale: str
     audit_event_id: int
 
 
@@ -337,7 +341,9 @@ class RiskQueries:
         return RiskAnswer(
             subject=query.subject,
             assessment=assessment,
-            explanation=explanations.explain(assessment),
+            reasons=explanations.reasons(assessment, query.locale),
+            explanation=explanations.explain(assessment, query.locale),
+            locale=query.locale,
             audit_event_id=event_id,
         )
 

@@ -19,6 +19,7 @@ from ledger.audit.tags import Tag
 from ledger.context import Operation
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.evidence.service import photo_counts
+from ledger.i18n import N_
 from ledger.reports import views as reports
 from ledger.reports.models import Report, ReportStatement
 from ledger.reports.policy import ReportPolicy, Status
@@ -46,11 +47,13 @@ class DisclosedReport:
 
 
 DISCLOSURE_PURPOSE = "subject_request"
-HOW_TO_DISPUTE = (
-    "To contest a report, ask the platform you use to open a dispute "
-    "(POST /v1/disputes) naming the report ids above. The reporting platform must answer "
-    "within 20 days; a report left unanswered stops counting. You may also add a statement "
-    "of up to 200 characters to any report, which is kept and shown with it."
+# For the buyer, in their language (ledger/i18n); the platform opens the dispute for
+# them through POST /v1/disputes.
+HOW_TO_DISPUTE = N_(
+    "To object to a report, ask the platform you use to open a dispute about it. The "
+    "platform that filed the report must answer within 20 days; a report left unanswered "
+    "stops counting. You may also add a statement of up to 200 characters to any report; "
+    "it is kept and shown with the report."
 )
 
 

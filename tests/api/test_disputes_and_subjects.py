@@ -9,7 +9,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledger import maintenance
+from ledger import i18n, maintenance
 from ledger.access.permissions import Scope
 from ledger.audit.events import Actor
 from ledger.audit.models import AuditEventRow
@@ -43,6 +43,11 @@ async def test_a_dispute_is_routed_to_the_reporting_member(
     report = await acme.file(payload(clock, subject=subject))
     dispute = await open_dispute(shop, subject, report["id"])
     assert dispute["deadline"] == (clock.now() + 20 * DAY).isoformat().replace("+00:00", "Z")
+    # For the buyer, in Chinese by default, the deadline as a date in Beijing time.
+    day = i18n.format_day(clock.now() + 20 * DAY, "zh-CN", "Asia/Shanghai")
+    assert dispute["items"][0]["for_the_buyer"] == (
+        f"您的异议已转给报送这条记录的平台。该平台须在{day}前答复；逾期未答复的，这条记录不再计入。"
+    )
     (item,) = (await acme.get("/v1/disputes", assigned="me", status="open")).json()["items"]
     assert item["report_id"] == report["id"]
     assert item["days_left"] == 20
@@ -73,6 +78,7 @@ async def test_only_the_reporting_member_resolves_and_upholding_needs_new_eviden
     done = await acme.post(path, upheld)
     assert done.status_code == 200
     assert done.json()["resolution"] == "upheld"
+    assert "保留这条记录" in done.json()["for_the_buyer"]
     again = await acme.post(path, {"outcome": "withdrawn", "reason_code": "other"})
     assert again.status_code == 409
     assert again.json()["current_state"] == "upheld"
@@ -88,8 +94,13 @@ async def test_withdrawing_in_answer_to_a_dispute_withdraws_the_report(
     response = await acme.post(
         resolution_path(dispute, report["id"]),
         {"outcome": "withdrawn", "reason_code": "cannot_substantiate"},
+        headers={"Accept-Language": "en"},
     )
     assert response.json()["resolution"] == "withdrawn"
+    assert response.json()["for_the_buyer"] == (
+        "The platform that filed this report withdrew it after your objection. It no longer counts."
+    )
+    assert response.headers["content-language"] == "en"
     assert (await acme.get(f"/v1/reports/{report['id']}")).json()["status"] == "withdrawn"
 
 
@@ -119,6 +130,7 @@ async def test_an_unanswered_dispute_suppresses_the_report_at_day_20(
     assert (await acme.get(f"/v1/reports/{report['id']}")).json()["status"] == "suppressed"
     (item,) = (await acme.get("/v1/disputes", assigned="me", status="unverifiable")).json()["items"]
     assert item["resolution"] == "unverifiable"
+    assert "没有在期限内答复" in item["for_the_buyer"]
 
 
 async def test_disputes_name_reports_on_the_subject_that_still_count(
@@ -195,7 +207,14 @@ async def test_the_buyers_file_holds_every_report_who_reported_it_and_who_looked
     assert [(i["member"], i["purpose"]) for i in disclosed["inquiries"]] == [
         (shop.credential.member.name, "refund_review")
     ]
-    assert "dispute" in disclosed["how_to_dispute"]
+    assert "异议" in disclosed["how_to_dispute"]  # for the buyer, Chinese by default
+    assert response.headers["content-language"] == "zh-CN"
+    english = await shop.post(
+        "/v1/subjects/disclosure",
+        {"subject": subject, "purpose": "subject_request", "reference": "req-8", "locale": "en"},
+    )
+    assert english.json()["how_to_dispute"].startswith("To object to a report")
+    assert english.headers["content-language"] == "en"
     async with runtime.read_sessionmaker() as read:
         event = await read.scalar(
             sa.select(AuditEventRow).where(AuditEventRow.tag == "subject:file:disclosed")

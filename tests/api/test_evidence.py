@@ -35,6 +35,7 @@ def check(*photos: dict[str, Any], **overrides: Any) -> dict[str, Any]:
         "photos": list(photos),
         "purpose": "refund_review",
         "reference": "refund-77",
+        "locale": "en",  # the texts these tests read; Chinese is tested on its own
     }
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not None}
@@ -65,6 +66,8 @@ async def test_a_doctored_copy_of_forged_evidence_filed_elsewhere_is_found(
     assert 0 < result["forged_elsewhere"]["distance"] <= 31
     assert result["recommendation"] == body["recommendation"] == "manual_review"
     assert "one platform alone" in result["notes"][0]
+    assert "another platform confirmed as forged" in body["explanation"]["summary"]
+    assert "not a finding against you" in body["explanation"]["your_rights"]
     assert acme.credential.member.name not in answer.text  # never who filed it
     async with runtime.read_sessionmaker() as read:
         event = await read.get(AuditEventRow, body["audit_event_id"])
@@ -84,6 +87,7 @@ async def test_unrelated_photos_and_the_callers_own_reports_do_not_match(
         answer = (await shop.post("/v1/evidence:check", check(photo(pdq)))).json()
         assert answer["photos"][0]["forged_elsewhere"] is None
         assert answer["recommendation"] == "proceed"
+        assert answer["explanation"]["summary"].startswith("None of the photos")
     own = (await acme.post("/v1/evidence:check", check(photo(PUBLISHED[ORIGINAL])))).json()
     assert own["photos"][0]["forged_elsewhere"] is None  # other platforms' reports only
 
@@ -174,6 +178,7 @@ async def test_a_claim_made_from_the_callers_own_listing_photo_is_found(
     (result,) = answer["photos"]
     assert [m["reference"] for m in result["own_listings"]] == ["sku-1/main"]
     assert result["recommendation"] == "manual_review"
+    assert "seller's own product photo" in answer["explanation"]["summary"]
 
     withdrawn = await shop.post("/v1/listing-photos/withdrawal", {"reference": "sku-1/main"})
     assert withdrawn.json() == {"withdrawn": 1}
@@ -223,3 +228,16 @@ async def test_the_buyers_file_says_how_many_photos_a_report_keeps(
     (held,) = disclosed.json()["reports"]
     assert held["evidence_photos"] == 1
     assert PUBLISHED[ORIGINAL] not in disclosed.text  # a count, never the fingerprint
+
+
+async def test_the_buyers_text_comes_in_chinese_by_default(
+    acme: Member, shop: Member, clock: FrozenClock
+) -> None:
+    await file_forged(acme, clock, PUBLISHED[ORIGINAL])
+    cracked = fingerprint(_doctored("crack")).pdq
+    answer = await shop.post("/v1/evidence:check", check(photo(cracked), locale=None))
+    assert answer.headers["content-language"] == "zh-CN"
+    body = answer.json()
+    assert "另一家平台此前确认为伪造证据" in body["explanation"]["summary"]
+    assert "并不等于认定您有过错" in body["explanation"]["your_rights"]
+    assert "同一家平台" in body["photos"][0]["notes"][0]

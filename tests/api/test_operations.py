@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from ledger import db
 from ledger.db import create_engine
+from ledger.evidence.upkeep import Indexes
 from ledger.runtime import Runtime
 
 
@@ -16,12 +19,32 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_readyz_when_the_schema_is_at_head(client: httpx.AsyncClient) -> None:
+async def test_readyz_when_the_schema_is_at_head(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    await runtime.evidence.indexes.refresh()  # the load started with the app, or ends here
     response = await client.get("/readyz")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
     assert body["schema_revision"] == body["expected_revision"] == db.head_revision()
+    assert body["evidence_index"] == "loaded"
+
+
+async def test_readyz_is_503_until_the_fingerprint_index_is_loaded(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    await runtime.evidence.indexes.close()
+    runtime.evidence.indexes = Indexes(runtime.read_sessionmaker, None)  # not started
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["evidence_index"] == "loading"
+    runtime.evidence.indexes.start()
+    for _ in range(200):  # bounded: an empty database loads in milliseconds
+        if runtime.evidence.indexes.loaded:
+            break
+        await asyncio.sleep(0.01)
+    assert (await client.get("/readyz")).status_code == 200
 
 
 async def test_readyz_is_503_when_the_schema_is_behind(

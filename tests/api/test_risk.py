@@ -52,8 +52,11 @@ async def test_a_query_is_scored_explained_and_audited_before_it_is_answered(
             confirmed_at=(clock.now() - 30 * DAY).isoformat(),
         )
     )
-    response = await shop.post("/v1/risk/query", query(subject))
+    response = await shop.post(
+        "/v1/risk/query", query(subject), headers={"Accept-Language": "en-US,en;q=0.9"}
+    )
     assert response.status_code == 200, response.text
+    assert response.headers["content-language"] == "en"
     answer = response.json()
     assert (answer["score"], answer["band"], answer["recommendation"]) == (
         62,
@@ -63,7 +66,11 @@ async def test_a_query_is_scored_explained_and_audited_before_it_is_answered(
     assert [r["code"] for r in answer["reasons"]] == ["R01", "R02"]
     assert answer["counts"]["distinct_members"] == 2
     assert "did not make this decision" in answer["explanation"]["decision"]
-    assert "dispute" in answer["explanation"]["your_rights"]
+    assert "object to any report" in answer["explanation"]["your_rights"]
+    assert answer["explanation"]["summary"] == (
+        "2 confirmed cases of refund abuse are recorded for this buyer. They were reported "
+        "by 2 platforms. The risk is high."
+    )
     # Never names the reporting members.
     for name in (acme.credential.member.name, shop.credential.member.name):
         assert name not in response.text
@@ -177,3 +184,40 @@ async def test_every_answer_names_the_policy_in_force(
     assert after["policy_version"] == "2026-12-01.1"
     changes = await events(runtime, tag="policy:scoring:set")
     assert [c.body for c in changes] == ['{"version":"2026-12-01.1"}']
+
+
+async def test_the_buyers_texts_come_in_their_language(
+    acme: Member, shop: Member, clock: FrozenClock
+) -> None:
+    """Chinese by default and for a Chinese browser, English when asked; the codes do
+    not change; an explicit locale wins over the header; the answer says which."""
+    subject = pseudonym()
+    await acme.file(payload(clock, subject=subject, category="forged_evidence"))
+    default = await shop.post("/v1/risk/query", query(subject))
+    chinese = await shop.post(
+        "/v1/risk/query", query(subject), headers={"Accept-Language": "zh-CN,zh;q=0.9"}
+    )
+    english = await shop.post(
+        "/v1/risk/query", query(subject, locale="en"), headers={"Accept-Language": "zh-CN"}
+    )
+    for response, language in ((default, "zh-CN"), (chinese, "zh-CN"), (english, "en")):
+        assert response.status_code == 200, response.text
+        assert response.headers["content-language"] == language
+        assert "accept-language" in response.headers["vary"].lower()
+    zh, en = chinese.json(), english.json()
+    assert zh["explanation"] == default.json()["explanation"]
+    assert zh["explanation"]["summary"] == (
+        "该买家有 1 起经平台确认的恶意退款记录。共有 1 家平台报送。风险等级：中。"
+    )
+    assert "退款账本" in zh["explanation"]["decision"]
+    assert "异议" in zh["explanation"]["your_rights"]
+    assert [r["code"] for r in zh["reasons"]] == [r["code"] for r in en["reasons"]] == ["R01"]
+    assert zh["reasons"][0]["text"] == "有平台确认，一笔退款申请使用了伪造或篡改过的证据。"
+    assert en["reasons"][0]["text"].startswith("A platform confirmed a refund claim")
+    assert zh["band"] == en["band"]  # codes stay codes
+
+
+async def test_an_unknown_locale_is_refused(acme: Member) -> None:
+    response = await acme.post("/v1/risk/query", query(pseudonym(), locale="fr"))
+    assert response.status_code == 422
+    assert "locale" in response.text

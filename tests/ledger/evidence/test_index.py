@@ -1,5 +1,6 @@
 """The index answers exactly what a brute-force scan answers, at every threshold up to
-47 bits, for fingerprints in the base, in the unsorted tail, and across both."""
+47 bits: for fingerprints in sorted segments, in the unsorted tail, across both, and
+through compactions planned while rows keep coming."""
 
 from __future__ import annotations
 
@@ -64,3 +65,55 @@ def test_rows_move_from_the_tail_to_the_base_without_changing_answers(
 
 def test_an_empty_index_finds_nothing() -> None:
     assert FingerprintIndex().search(bytes(32), 31) == []
+
+
+def test_rows_added_while_a_compaction_is_built_stay_in_the_tail() -> None:
+    rng = np.random.default_rng(4)
+    fps = rng.integers(0, 256, size=(300, 32), dtype=np.uint8)
+    ids = np.arange(300, dtype=np.int64)
+    index = FingerprintIndex()
+    index.add(ids[:200], fps[:200])
+    plan = index.compaction(everything=True)
+    assert plan is not None
+    index.add(ids[200:], fps[200:])  # while the plan is built elsewhere
+    index.apply(plan, plan.build())
+    assert index.segments == 1
+    assert len(index) == 300
+    for query in fps[::29]:
+        assert index.search(query.tobytes(), 31) == _brute(ids, fps, query, 31)
+    with pytest.raises(RuntimeError, match="changed under"):
+        index.apply(plan, plan.build())  # a plan is applied once
+
+
+def test_segments_stay_few_as_rows_keep_coming(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "TAIL_LIMIT", 10)
+    rng = np.random.default_rng(5)
+    fps = rng.integers(0, 256, size=(2000, 32), dtype=np.uint8)
+    index = FingerprintIndex()
+    most = 0
+    for start in range(0, 2000, 10):
+        index.add(np.arange(start, start + 10, dtype=np.int64), fps[start : start + 10])
+        while (plan := index.compaction()) is not None:
+            index.apply(plan, plan.build())
+        most = max(most, index.segments)
+    assert most <= 9  # about log2(2000 / 10) + 1, not 200
+    ids = np.arange(2000, dtype=np.int64)
+    for query in fps[::211]:
+        assert index.search(query.tobytes(), 31) == _brute(ids, fps, query, 31)
+
+
+def test_the_chunks_cover_every_bit_once_in_order() -> None:
+    """Bit k of the 256 (from the first byte's most significant bit) lands in exactly
+    one chunk, at its place there: the pigeonhole argument needs a partition."""
+    seen = []
+    for k in range(256):
+        single = np.zeros(32, dtype=np.uint8)
+        single[k // 8] = 0x80 >> (k % 8)
+        chunks = index_module._chunks(single.reshape(1, 32))[0]
+        (where,) = np.flatnonzero(chunks)
+        start = sum(index_module.WIDTHS[:where])
+        width = index_module.WIDTHS[where]
+        assert chunks[where] == 1 << (width - 1 - (k - start))
+        seen.append(int(where))
+    assert seen == sorted(seen)
+    assert sum(index_module.WIDTHS) == 256
