@@ -38,6 +38,7 @@ PUBLIC_ROUTES = frozenset(
         "/.well-known/oauth-authorization-server",
         "/.well-known/refund-ledger/pseudonym-key",
         "/console/sign-in",
+        "/console/language",  # the language switch: a cookie, no data
         "/console/static",  # the stylesheet
         "/v1/auth/token",
         "/v1/audit/keys",

@@ -23,6 +23,7 @@ from ledger.pseudonyms import keys as pseudonym_keys
 from ledger.runtime import KEY_RINGS
 
 DEMO_MEMBER = "demo"
+DEMO_DISPLAY_NAME = "演示商城"  # shown in the console and the buyer's file
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,9 @@ async def create_demo_member(
     if await members.list_members(session):
         return None
     op = Operation.system(now)
-    member = await members.create_member(session, op, name=DEMO_MEMBER)
+    member = await members.create_member(
+        session, op, name=DEMO_MEMBER, display_name=DEMO_DISPLAY_NAME
+    )
     return await members.issue_client(
         session,
         hasher,

@@ -296,10 +296,19 @@ def members_group() -> None:
 
 
 @members_group.command("create")
-@click.option("--name", required=True, help="Short unique name, e.g. acme.")
-def members_create(name: str) -> None:
+@click.option("--name", required=True, help="Short unique ASCII name, e.g. jd.")
+@click.option(
+    "--display-name",
+    default=None,
+    help="The name people see, in any script, e.g. 京东 (default: the short name).",
+)
+def members_create(name: str, display_name: str | None) -> None:
     """Onboard a member platform."""
-    _emit(_in_transaction(lambda s: members.create_member(s, _op(), name=name)))
+    _emit(
+        _in_transaction(
+            lambda s: members.create_member(s, _op(), name=name, display_name=display_name)
+        )
+    )
 
 
 @members_group.command("list")

@@ -39,10 +39,13 @@ def op(runtime: Runtime) -> Operation:
 
 
 async def make_member(
-    session: AsyncSession, *, clock: Clock, name: str | None = None
+    session: AsyncSession, *, clock: Clock, name: str | None = None, display_name: str | None = None
 ) -> MemberView:
     member = await members.create_member(
-        session, Operation.system(clock.now()), name=name or f"member-{next(_seq)}"
+        session,
+        Operation.system(clock.now()),
+        name=name or f"member-{next(_seq)}",
+        display_name=display_name,
     )
     await session.commit()
     return member

@@ -63,8 +63,8 @@ def test_init_demo_prints_the_secret_once(env: dict[str, str]) -> None:
 
 def test_members_clients_and_keys_walk(env: dict[str, str]) -> None:
     run(env, "init", "--allow-superuser")
-    member = ok(env, "members", "create", "--name", "acme")
-    assert member["name"] == "acme"
+    member = ok(env, "members", "create", "--name", "acme", "--display-name", "艾克米商城")
+    assert (member["name"], member["display_name"]) == ("acme", "艾克米商城")
     assert member["status"] == "active"
     assert [m["id"] for m in ok(env, "members", "list")] == [member["id"]]
 

@@ -19,11 +19,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from api.console.web import PREFIX, ConsoleError, Viewer, checked_form, needs, render, runtime_of
+from api.console.web import (
+    PREFIX,
+    ConsoleError,
+    Viewer,
+    checked_form,
+    needs,
+    read_as,
+    render,
+    runtime_of,
+)
 from api.routers.audit import PSEUDONYM, export, json_lines, receipt_out
 from api.schemas import EventId
 from ledger.access.permissions import Permission
 from ledger.audit import activity, checkpoints, queries, verify
+from ledger.audit.glossary import GLOSSARY
 from ledger.audit.queries import EventFilter
 from ledger.audit.tags import ActorType, Outcome, Tag
 from ledger.client.proofs import Invalid, verify_receipt
@@ -31,6 +41,7 @@ from ledger.db import create_snapshot_sessionmaker
 from ledger.disputes import service as disputes
 from ledger.disputes.models import Resolution
 from ledger.errors import InvalidInput, NotFound
+from ledger.i18n import N_, gettext
 from ledger.members import service as members
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -96,7 +107,7 @@ def _form(request: Request) -> tuple[FilterForm, list[str]]:
 
 async def _member_names(runtime: Any) -> dict[str, str]:
     async with runtime.read_sessionmaker() as read:
-        return {str(m.id): m.name for m in await members.list_members(read)}
+        return {str(m.id): m.display_name for m in await members.list_members(read)}
 
 
 @router.get("/audit")
@@ -143,25 +154,33 @@ async def export_csv(request: Request, who: Auditor) -> StreamingResponse:
 
 
 CSV_COLUMNS = (
-    "id", "recorded_at", "tag", "outcome", "actor_type", "actor_member_id", "actor_client_id",
-    "actor_user_id", "subject", "purpose", "reference", "request_id", "body", "leaf_index",
+    "id", "recorded_at", "tag", "meaning", "outcome", "actor_type", "actor_member",
+    "actor_member_id", "actor_client_id", "actor_user_id", "subject", "purpose", "reference",
+    "request_id", "body", "leaf_index",
 )  # fmt: skip
+# Excel on a zh-CN machine reads a CSV file as GBK unless it starts with a UTF-8 BOM.
+BOM = "\ufeff"
 
 
 async def _export(request: Request, who: Viewer, kind: str) -> StreamingResponse:
     runtime = runtime_of(request)
     form, invalid = _form(request)
     if invalid:
-        raise ConsoleError(400, f"Fix these filters first: {', '.join(invalid)}.")
+        raise ConsoleError(
+            400, N_("Fix these filters first: %(fields)s."), fields=", ".join(invalid)
+        )
     filt = form.event_filter()
     records = await export(runtime, who.principal, filt, file_format=kind)
+    locale = read_as(request)
+    names = await _member_names(runtime)
 
     async def rows() -> AsyncIterator[bytes]:
         buffer = io.StringIO()
+        buffer.write(BOM)
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
         async for record in records:
-            flat = _flat(record)
+            flat = _flat(record, names, locale)
             writer.writerow([flat.get(c, "") for c in CSV_COLUMNS])
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -181,15 +200,23 @@ async def _export(request: Request, who: Viewer, kind: str) -> StreamingResponse
     )
 
 
-def _flat(record: dict[str, Any]) -> dict[str, Any]:
+def _flat(record: dict[str, Any], names: dict[str, str], locale: str) -> dict[str, Any]:
+    """One CSV row: the event as recorded (UTC times, codes), plus the words a person
+    reads it by: the tag's meaning in the reader's language, the member's display name."""
     event = record["event"]
     actor = event.get("actor") or {}
+    try:
+        meaning = gettext(locale, GLOSSARY[Tag(event.get("tag"))])
+    except (ValueError, KeyError):
+        meaning = ""
     return {
         "id": event.get("id"),
         "recorded_at": event.get("time"),
         "tag": event.get("tag"),
+        "meaning": meaning,
         "outcome": event.get("outcome"),
         "actor_type": actor.get("type"),
+        "actor_member": names.get(actor.get("member_id") or "", ""),
         "actor_member_id": actor.get("member_id"),
         "actor_client_id": actor.get("client_id"),
         "actor_user_id": actor.get("user_id"),
@@ -213,7 +240,7 @@ async def event_page(request: Request, event_id: EventId, who: Auditor) -> HTMLR
                 read, who.recorder(runtime), who.principal, event_id
             )
         except NotFound:
-            raise ConsoleError(404, f"There is no audit event {event_id}.") from None
+            raise ConsoleError(404, N_("There is no audit event %(id)s."), id=event_id) from None
     event, receipt, pending = found.value.event, found.value.receipt, found.value.pending
     check: dict[str, Any] = {"status": "pending", "detail": pending or "no checkpoint yet"}
     shown = None
@@ -229,7 +256,28 @@ async def event_page(request: Request, event_id: EventId, who: Auditor) -> HTMLR
                 continue
             check = {"status": "ok", "detail": f"checked with key {key['key_id']}"}
             break
-    return render(request, "event.html", who, event=event, receipt=shown, check=check)
+    return render(
+        request,
+        "event.html",
+        who,
+        event=event,
+        receipt=shown,
+        check=check,
+        members=await _member_names(runtime),
+    )
+
+
+@router.get("/glossary")
+async def glossary(request: Request, who: Auditor) -> HTMLResponse:
+    """What each audit event tag, outcome and actor means, in the reader's language."""
+    return render(
+        request,
+        "glossary.html",
+        who,
+        tags=[t.value for t in Tag],
+        actor_types=[a.value for a in ActorType],
+        outcomes=[o.value for o in Outcome],
+    )
 
 
 @router.get("/integrity")

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.console.web import PREFIX, ConsoleError, Viewer, checked_form, needs, render, runtime_of
 from ledger.access.permissions import Permission, Role, Scope
 from ledger.errors import LedgerError
+from ledger.i18n import N_
 from ledger.members import service as members
 from ledger.members.models import MemberStatus
 from ledger.scoring import policies
@@ -47,7 +48,7 @@ def _uuid(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise ConsoleError(404, "There is no such member.") from None
+        raise ConsoleError(404, N_("There is no such member.")) from None
 
 
 @router.get("/members")
@@ -63,7 +64,14 @@ async def create_member(request: Request, who: MembersManager) -> Response:
     form = await checked_form(request, who)
     op = who.op(runtime_of(request))
     made = await _change(
-        request, who, lambda s: members.create_member(s, op, name=form.get("name", "").strip())
+        request,
+        who,
+        lambda s: members.create_member(
+            s,
+            op,
+            name=form.get("name", "").strip(),
+            display_name=form.get("display_name", "").strip() or None,
+        ),
     )
     return RedirectResponse(f"{PREFIX}/members/{made.id}", status_code=303)
 
@@ -75,7 +83,7 @@ async def _member_page(
     async with runtime_of(request).read_sessionmaker() as read:
         member = next((m for m in await members.list_members(read) if m.id == wanted), None)
         if member is None:
-            raise ConsoleError(404, "There is no such member.")
+            raise ConsoleError(404, N_("There is no such member."))
         clients = await members.list_clients(read, member_id=wanted)
     return render(
         request,
@@ -100,7 +108,7 @@ async def set_status(request: Request, member_id: str, who: MembersManager) -> R
     try:
         status = MemberStatus(form.get("status", ""))
     except ValueError:
-        raise ConsoleError(400, "Choose active or suspended.") from None
+        raise ConsoleError(400, N_("Choose active or suspended.")) from None
     op = who.op(runtime_of(request))
     await _change(request, who, lambda s: members.set_member_status(s, op, wanted, status))
     return RedirectResponse(f"{PREFIX}/members/{wanted}", status_code=303)
@@ -116,9 +124,9 @@ async def issue_client(request: Request, member_id: str, who: CredentialsManager
     try:
         scopes = frozenset(Scope(v) for v in raw.getlist("scope") if isinstance(v, str))
     except ValueError:
-        raise ConsoleError(400, "Choose scopes from the list.") from None
+        raise ConsoleError(400, N_("Choose scopes from the list.")) from None
     if not scopes:
-        raise ConsoleError(400, "Choose at least one scope for the credential.")
+        raise ConsoleError(400, N_("Choose at least one scope for the credential."))
     op = who.op(runtime)
     issued = await _change(
         request,
@@ -161,7 +169,7 @@ async def create_user(request: Request, who: UsersManager) -> HTMLResponse:
     try:
         role = Role(form.get("role", ""))
     except ValueError:
-        raise ConsoleError(400, "Choose a role: auditor or operator.") from None
+        raise ConsoleError(400, N_("Choose a role: auditor or operator.")) from None
     password = secrets.token_urlsafe(18)
     op = who.op(runtime)
     made = await _change(
@@ -192,7 +200,7 @@ async def create_user(request: Request, who: UsersManager) -> HTMLResponse:
 async def disable_user(request: Request, username: str, who: UsersManager) -> Response:
     await checked_form(request, who)
     if username == who.session.user.username:
-        raise ConsoleError(400, "You cannot disable your own account.")
+        raise ConsoleError(400, N_("You cannot disable your own account."))
     op = who.op(runtime_of(request))
     await _change(request, who, lambda s: members.disable_user(s, op, username))
     return RedirectResponse(f"{PREFIX}/users", status_code=303)

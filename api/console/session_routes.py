@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.auth import client_address
 from api.console.web import (
     COOKIE,
+    LOCALE_COOKIE,
     PREFIX,
     SIGN_IN_COOKIE,
     ConsoleError,
@@ -19,17 +20,21 @@ from api.console.web import (
     check_origin,
     checked_form,
     needs,
+    read_as,
     render,
     runtime_of,
+    say,
     secure_cookies,
     session_policy,
 )
 from api.routers.auth import check_sign_in
+from ledger import i18n
 from ledger.access.permissions import Permission
 from ledger.audit.events import Actor
 from ledger.console.sessions import end_session, open_session
 from ledger.context import Operation
 from ledger.errors import InvalidCredentials, RateLimited
+from ledger.i18n import N_
 from ledger.logs import request_id_var
 from ledger.members import service as members
 
@@ -66,6 +71,24 @@ def _sign_in_page(
     return response
 
 
+@router.get("/language")
+async def switch_language(request: Request) -> Response:
+    """The language switch: keep the choice in a cookie (a year), and go back."""
+    chosen = request.query_params.get("to")
+    response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+    if chosen in i18n.LOCALES:
+        response.set_cookie(
+            LOCALE_COOKIE,
+            chosen,
+            max_age=365 * 24 * 3600,
+            path=PREFIX,
+            httponly=True,
+            samesite="lax",
+            secure=secure_cookies(request, runtime_of(request)),
+        )
+    return response
+
+
 @router.get("/sign-in")
 async def sign_in_form(request: Request) -> HTMLResponse:
     return _sign_in_page(
@@ -87,7 +110,7 @@ async def sign_in(request: Request) -> Response:
     if not expected or not hmac.compare_digest(
         form.get("csrf_token", "").encode(), expected.encode()
     ):
-        raise ConsoleError(403, "This sign-in form has expired; open the sign-in page again.")
+        raise ConsoleError(403, N_("This sign-in form has expired; open the sign-in page again."))
     fresh = secrets.token_urlsafe(32)
     try:
         signed_in = await check_sign_in(
@@ -98,12 +121,15 @@ async def sign_in(request: Request) -> Response:
         )
     except InvalidCredentials as exc:
         return _sign_in_page(
-            request, token=fresh, next_path=next_path, error=exc.message, status=401
+            request, token=fresh, next_path=next_path, error=say(exc.message), status=401
         )
     except RateLimited as exc:
-        page = _sign_in_page(
-            request, token=fresh, next_path=next_path, error=exc.message, status=429
+        read_as(request)
+        error = say(
+            N_("Too many failed sign-ins: try again in %(seconds)s s."),
+            seconds=max(1, exc.retry_after),
         )
+        page = _sign_in_page(request, token=fresh, next_path=next_path, error=error, status=429)
         page.headers["Retry-After"] = str(max(1, exc.retry_after))
         return page
     user = signed_in.user

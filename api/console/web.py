@@ -12,24 +12,42 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
+from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import jinja2
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from api.auth import PERMISSION_ATTR
+from ledger import i18n
 from ledger.access import refusals
 from ledger.access.permissions import Permission, Role
 from ledger.access.principals import UserPrincipal
 from ledger.audit.events import Actor
+from ledger.audit.glossary import (
+    ACTORS,
+    GLOSSARY,
+    MEMBER_STATUSES,
+    OUTCOMES,
+    RESOLUTIONS,
+    ROLES,
+    SERIES,
+)
 from ledger.audit.reads import Recorder
+from ledger.audit.tags import ActorType, Outcome, Tag
 from ledger.console.sessions import Ended, LiveSession, SessionPolicy, load_session
 from ledger.context import Operation
+from ledger.i18n import N_
 from ledger.logs import request_id_var
 from ledger.runtime import Runtime
 
@@ -37,16 +55,117 @@ COOKIE = "ledger_console"
 SIGN_IN_COOKIE = "ledger_console_sign_in"
 PREFIX = "/console"
 
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+LOCALE_COOKIE = "ledger_locale"  # the language switch's choice, kept a year
+
+templates = Jinja2Templates(
+    env=jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+)
+# The reader's language and time zone, for this request's rendering (ledger/i18n).
+_reading: ContextVar[tuple[str, str]] = ContextVar(
+    "console_reading", default=(i18n.DEFAULT_LOCALE, "Asia/Shanghai")
+)
+
+
+def _gettext(message: str) -> str:
+    return i18n.gettext(_reading.get()[0], message)
+
+
+def _ngettext(singular: str, plural: str, n: int) -> str:
+    return i18n.plural(_reading.get()[0], singular, plural, n)
+
+
+def _moment(at: dt.datetime | str) -> dt.datetime:
+    """Times come as datetimes, or as the audit log's ISO strings (…Z)."""
+    return dt.datetime.fromisoformat(at) if isinstance(at, str) else at
+
+
+def _when(at: dt.datetime | str | None) -> Markup | str:
+    """A time in the reader's zone and way of writing, the UTC time on hover."""
+    if not at:
+        return ""
+    at = _moment(at)
+    locale, zone = _reading.get()
+    utc = at.astimezone(dt.UTC)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        utc.isoformat().replace("+00:00", "Z"),
+        utc.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        i18n.format_time(at, locale, zone),
+    )
+
+
+def _day(at: dt.datetime | str | None) -> str:
+    if not at:
+        return ""
+    locale, zone = _reading.get()
+    return i18n.format_day(_moment(at), locale, zone)
+
+
+def _number(value: float, digits: int = 0) -> str:
+    return i18n.format_number(value, _reading.get()[0], digits)
+
+
+# Installed by the i18n extension (not in Environment's type).
+_install: Any = getattr(templates.env, "install_gettext_callables")  # noqa: B009
+_install(gettext=_gettext, ngettext=_ngettext, newstyle=True)
+
+
+def _meaning(value: str, table: Mapping[Any, str], kind: type[StrEnum]) -> str:
+    try:
+        return _gettext(table[kind(value)])
+    except (ValueError, KeyError):
+        return str(value)
+
+
+def _word(table: Mapping[str, str]) -> Any:
+    return lambda code: _gettext(table[code]) if code in table else code
+
+
+templates.env.globals.update(
+    Markup=Markup,
+    role_name=_word(ROLES),
+    status_name=_word(MEMBER_STATUSES),
+    resolution_name=_word(RESOLUTIONS),
+    series_name=_word(SERIES),
+)
+templates.env.filters.update(
+    when=_when,
+    day=_day,
+    number=_number,
+    meaning=lambda tag: _meaning(tag, GLOSSARY, Tag),
+    outcome=lambda value: _meaning(value, OUTCOMES, Outcome),
+    actor=lambda value: _meaning(value, ACTORS, ActorType),
+)
+
+
+def console_locale(request: Request, runtime: Runtime) -> str:
+    """The language switch's choice, else the browser's Accept-Language, else the
+    ledger's default."""
+    return i18n.choose(
+        request.cookies.get(LOCALE_COOKIE),
+        request.headers.get("accept-language"),
+        runtime.settings.default_locale,
+    )
+
+
+def say(message: str, **values: object) -> str:
+    """A console message in the reader's language (``message`` marked with ``N_``)."""
+    text = _gettext(message)
+    return text % values if values else text
 
 
 class ConsoleError(Exception):
-    """Answered with the console's error page (status and a sentence to show)."""
+    """Answered with the console's error page: a status, and a sentence to show (an
+    ``N_``-marked message, translated for the reader, with its values)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, **values: str | int) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.values = values
 
 
 class SignInRequired(Exception):
@@ -122,7 +241,10 @@ async def viewer(request: Request, permission: Permission) -> Viewer:
             needs=permission.value,
         )
         raise ConsoleError(
-            403, f"Your role ({who.role.value}) cannot do this: it needs {permission.value}."
+            403,
+            N_("Your role (%(role)s) cannot do this: it needs %(permission)s."),
+            role=ROLES.get(who.role.value, who.role.value),
+            permission=permission.value,
         )
     return who
 
@@ -145,7 +267,7 @@ def check_origin(request: Request, runtime: Runtime) -> None:
     ours = urlsplit(runtime.settings.base_url)
     theirs = urlsplit(origin)
     if theirs.netloc not in {request.url.netloc, ours.netloc}:
-        raise ConsoleError(403, "This form was sent from another site and was refused.")
+        raise ConsoleError(403, N_("This form was sent from another site and was refused."))
 
 
 async def checked_form(request: Request, who: Viewer) -> dict[str, str]:
@@ -160,7 +282,8 @@ async def checked_form(request: Request, who: Viewer) -> dict[str, str]:
         refusal = exc
     if refusal is None and not hmac.compare_digest(sent.encode(), who.session.csrf_token.encode()):
         refusal = ConsoleError(
-            403, "This form has expired or was not sent from the console; reload the page."
+            403,
+            N_("This form has expired or was not sent from the console; reload the page."),
         )
     if refusal is not None:
         await refusals.console_form_refused(who.recorder(runtime), path=request.url.path)
@@ -168,13 +291,26 @@ async def checked_form(request: Request, who: Viewer) -> dict[str, str]:
     return form
 
 
+def read_as(request: Request) -> str:
+    """Set this request's reader (language, time zone) for rendering; the language."""
+    runtime = runtime_of(request)
+    locale = console_locale(request, runtime)
+    _reading.set((locale, runtime.settings.display_timezone))
+    return locale
+
+
 def render(
     request: Request, template: str, who: Viewer | None, status: int = 200, **context: Any
 ) -> HTMLResponse:
+    runtime = runtime_of(request)
+    locale = read_as(request)
     context.update(
         viewer=who,
         csrf_token=who.session.csrf_token if who else None,
         path=request.url.path,
+        locale=locale,
+        other_locale="en" if locale == "zh-CN" else "zh-CN",
+        zone=runtime.settings.display_timezone,
     )
     response = templates.TemplateResponse(request, template, context, status_code=status)
     # Pages show audit data: never cached, never framed.
@@ -190,7 +326,11 @@ def render(
 
 async def console_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ConsoleError)
-    return render(request, "error.html", None, status=exc.status, message=exc.message)
+    read_as(request)
+    values = {k: _word(ROLES)(v) if k == "role" else v for k, v in exc.values.items()}
+    return render(
+        request, "error.html", None, status=exc.status, message=say(exc.message, **values)
+    )
 
 
 async def sign_in_required(request: Request, exc: Exception) -> Response:

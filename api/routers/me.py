@@ -25,7 +25,12 @@ async def me(principal: ProfileReader, session: ReadSessionDep) -> MeResponse:
     assert isinstance(principal, ClientPrincipal)  # only clients hold profile:read
     member, client = await members.describe_client(session, principal.client_id)
     return MeResponse(
-        member=MemberOut(id=member.id, name=member.name, status=member.status.value),
+        member=MemberOut(
+            id=member.id,
+            name=member.name,
+            display_name=member.display_name,
+            status=member.status.value,
+        ),
         client=ClientOut(
             client_id=client.client_id,
             label=client.label,

@@ -12,7 +12,8 @@ from api.schemas import example
 
 class MemberOut(BaseModel):
     id: uuid.UUID = Field(description="the member's id")
-    name: str = Field(description="the member's name in the ledger")
+    name: str = Field(description="the member's short ASCII name in the ledger")
+    display_name: str = Field(description="the name people see, in any script (京东)")
     status: str = Field(description="active or suspended")
 
 
@@ -36,6 +37,7 @@ class MeResponse(BaseModel):
             "member": {
                 "id": "01938e11-2f3a-7b4c-8d5e-6f708192a3b4",
                 "name": "shop-a",
+                "display_name": "某某商城",
                 "status": "active",
             },
             "client": {

@@ -35,6 +35,7 @@ from ledger.access.principals import Principal, require
 from ledger.audit.models import AuditEventRow
 from ledger.audit.reads import Audited, Recorder
 from ledger.audit.tags import Outcome, Tag
+from ledger.i18n import N_, gettext
 
 SERIES = {
     "queries": Tag.RISK_QUERIED,
@@ -58,7 +59,7 @@ class MemberActivity:
     series: dict[str, list[int]] = field(default_factory=dict)
     references: int = 0
     refund_review_queries: int = 0
-    signals: list[str] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
 
     def total(self, name: str) -> int:
         return sum(self.series.get(name, []))
@@ -142,9 +143,21 @@ async def member_activity(
     return Audited(ranked, event_id)
 
 
-def signals(a: MemberActivity) -> list[str]:
-    """The signs of fishing in one member's activity, in words, with their numbers."""
-    found: list[str] = []
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A sign of fishing: an English message (translated where it is shown) and the
+    numbers it rests on."""
+
+    message: str
+    values: dict[str, int | float | str]
+
+    def text(self, locale: str = "en") -> str:
+        return gettext(locale, self.message) % self.values
+
+
+def signals(a: MemberActivity) -> list[Signal]:
+    """The signs of fishing in one member's activity, with their numbers."""
+    found: list[Signal] = []
     queries = a.series.get("queries", [])
     if queries:
         earlier = queries[:-RECENT_DAYS] or [0]
@@ -152,27 +165,41 @@ def signals(a: MemberActivity) -> list[str]:
         peak = max(queries[-RECENT_DAYS:])
         if peak >= MIN_DAY and peak > SPIKE_FACTOR * max(usual, 1):
             found.append(
-                f"query spike: {peak} queries in a recent day against a usual {usual:g} a day"
-            )
+                Signal(
+                    N_("query spike: %(peak)d queries in a recent day against a usual "
+                       "%(usual)s a day"),
+                    {"peak": peak, "usual": f"{usual:g}"},
+                )
+            )  # fmt: skip
     total_queries = a.total("queries")
     evaluations = a.total("evaluations")
     if evaluations >= MIN_DAY and evaluations > EVALUATIONS_PER_QUERY * max(total_queries, 1):
         found.append(
-            f"evaluations out of line: {evaluations} pseudonyms made for {total_queries} "
-            "risk queries"
-        )
+            Signal(
+                N_("evaluations out of line: %(evaluations)d pseudonyms made for "
+                   "%(queries)d risk queries"),
+                {"evaluations": evaluations, "queries": total_queries},
+            )
+        )  # fmt: skip
     if total_queries >= MIN_DAY and a.references:
         per_reference = total_queries / a.references
         if per_reference > QUERIES_PER_REFERENCE:
             found.append(
-                f"queries not tied to a refund: {total_queries} queries under "
-                f"{a.references} references ({per_reference:.1f} subjects per refund request)"
-            )
+                Signal(
+                    N_("queries not tied to a refund: %(queries)d queries under "
+                       "%(references)d references (%(per)s subjects per refund request)"),
+                    {"queries": total_queries, "references": a.references,
+                     "per": f"{per_reference:.1f}"},
+                )
+            )  # fmt: skip
     if total_queries >= MIN_DAY and a.refund_review_queries < (
         (1 - OTHER_PURPOSE_SHARE) * total_queries
     ):
         found.append(
-            f"queries for other purposes: {total_queries - a.refund_review_queries} of "
-            f"{total_queries} were not refund reviews"
-        )
+            Signal(
+                N_("queries for other purposes: %(other)d of %(queries)d were not refund "
+                   "reviews"),
+                {"other": total_queries - a.refund_review_queries, "queries": total_queries},
+            )
+        )  # fmt: skip
     return found

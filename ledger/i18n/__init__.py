@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from babel import dates
+from babel import dates, numbers
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -64,7 +64,7 @@ def gettext(locale: str, message: str) -> str:
     return translations(locale).gettext(message)
 
 
-def ngettext(locale: str, singular: str, plural: str, n: int) -> str:
+def plural(locale: str, singular: str, plural: str, n: int) -> str:
     return translations(locale).ngettext(singular, plural, n)
 
 
@@ -127,3 +127,17 @@ def format_time(at: dt.datetime, locale: str, zone: str) -> str:
     """A date and time as a reader of ``locale`` writes it, in ``zone``."""
     local = at.astimezone(ZoneInfo(zone))
     return dates.format_datetime(local, "medium", tzinfo=local.tzinfo, locale=babel_locale(locale))
+
+
+def format_number(value: float, locale: str, digits: int = 0) -> str:
+    """A number as a reader of ``locale`` writes it (grouping, decimal mark)."""
+    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+    return numbers.format_decimal(value, pattern, locale=babel_locale(locale))
+
+
+def format_amount(minor: int, currency: str, locale: str) -> str:
+    """An amount in minor units (fen for CNY) as money: ¥129.00."""
+    major = numbers.get_currency_precision(currency)
+    return numbers.format_currency(
+        minor / 10**major, currency, locale=babel_locale(locale), currency_digits=True
+    )

@@ -25,7 +25,7 @@ from ledger.i18n import DIRECTORY, DOMAIN, LOCALES, folder
 
 ROOT = DIRECTORY.parents[2]
 TEMPLATE = DIRECTORY / f"{DOMAIN}.pot"
-KEYWORDS = ("N_", "gettext:2", "ngettext:2,3", "_", "ngettext_:1,2")
+KEYWORDS = ("N_", "gettext:2", "plural:2,3", "_", "ngettext:1,2")
 # %(name)s / %(num)d (python-format) and {name} (format strings).
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]|\{(\w+)\}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,9 +31,11 @@ from ledger.errors import (
     InvalidToken,
     NotFound,
 )
+from ledger.i18n import N_
 from ledger.members.models import Client, Member, MemberStatus, User
 
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+DISPLAY_NAME_MAX = 100
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$")
 MIN_PASSWORD_LENGTH = 12
 MAX_SECRET_LENGTH = 1024
@@ -41,10 +44,11 @@ MAX_SECRET_LENGTH = 1024
 @dataclass(frozen=True, slots=True)
 class MemberView:
     id: uuid.UUID
-    name: str
+    name: str  # the short ASCII name, for the CLI and the API
     status: MemberStatus
     created_at: dt.datetime
     status_changed_at: dt.datetime
+    display_name: str  # in any script, for people: the console, exports, disclosures
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +88,9 @@ class AuthenticatedClient:
 
 
 def _member_view(m: Member) -> MemberView:
-    return MemberView(m.id, m.name, m.status, m.created_at, m.status_changed_at)
+    return MemberView(
+        m.id, m.name, m.status, m.created_at, m.status_changed_at, display_name=m.display_name
+    )
 
 
 def _client_view(c: Client) -> ClientView:
@@ -106,18 +112,43 @@ def user_view(u: User) -> UserView:
 # --- members ----------------------------------------------------------------------
 
 
-async def create_member(session: AsyncSession, op: Operation, *, name: str) -> MemberView:
-    """Onboard a member platform under a unique short name (``acme``, ``shop-east``)."""
+def check_display_name(value: str) -> str:
+    """A display name as people write it, in any script: 1-100 characters once trimmed,
+    no control characters or line breaks."""
+    shown = unicodedata.normalize("NFC", value.strip())
+    if not 1 <= len(shown) <= DISPLAY_NAME_MAX or any(
+        unicodedata.category(c).startswith("C") for c in shown
+    ):
+        raise InvalidInput(
+            N_(
+                "a display name is 1-100 characters, in any script, without control "
+                "characters or line breaks"
+            ),
+            fields=("display_name",),
+        )
+    return shown
+
+
+async def create_member(
+    session: AsyncSession, op: Operation, *, name: str, display_name: str | None = None
+) -> MemberView:
+    """Onboard a member platform under a unique short name (``acme``, ``shop-east``)
+    and a display name in any script (``京东``; the short name when none is given)."""
     if not _NAME.match(name):
         raise InvalidInput(
-            "a member name is 1-64 lowercase letters, digits and inner hyphens",
+            N_("a member name is 1-64 lowercase letters, digits and inner hyphens"),
             fields=("name",),
         )
+    shown = check_display_name(display_name if display_name is not None else name)
     existing = await session.scalar(sa.select(Member.id).where(Member.name == name))
     if existing is not None:
         raise Conflict(f"a member named {name!r} already exists")
     member = Member(
-        name=name, status=MemberStatus.ACTIVE, created_at=op.now, status_changed_at=op.now
+        name=name,
+        display_name=shown,
+        status=MemberStatus.ACTIVE,
+        created_at=op.now,
+        status_changed_at=op.now,
     )
     session.add(member)
     try:
@@ -126,7 +157,10 @@ async def create_member(session: AsyncSession, op: Operation, *, name: str) -> M
         raise Conflict(f"a member named {name!r} already exists") from None
     await record(
         session,
-        op.event(Tag.MEMBER_CREATED, body={"member_id": str(member.id), "name": name}),
+        op.event(
+            Tag.MEMBER_CREATED,
+            body={"member_id": str(member.id), "name": name, "display_name": shown},
+        ),
         now=op.now,
     )
     return _member_view(member)
@@ -439,12 +473,12 @@ async def check_user_password(
     """Check a password with no transaction open; unknown users cost the same time."""
     if credential is None or len(password) > MAX_SECRET_LENGTH:
         await hasher.verify_decoy(password[:MAX_SECRET_LENGTH])
-        raise InvalidCredentials("wrong username or password")
+        raise InvalidCredentials(N_("wrong username or password"))
     user, stored = credential
     if not await hasher.verify(stored, password):
-        raise InvalidCredentials("wrong username or password")
+        raise InvalidCredentials(N_("wrong username or password"))
     if user.disabled_at is not None:
-        raise InvalidCredentials("this account is disabled")
+        raise InvalidCredentials(N_("this account is disabled"))
     rehashed = await hasher.hash(password) if hasher.needs_rehash(stored) else None
     return SignedInUser(user=user, rehashed_password=rehashed)
 

@@ -234,7 +234,10 @@ async def list_reports(
 
 
 async def member_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Members' display names (京东), as people are shown them."""
     if not ids:
         return {}
-    rows = await session.execute(sa.select(Member.id, Member.name).where(Member.id.in_(ids)))
+    rows = await session.execute(
+        sa.select(Member.id, Member.display_name).where(Member.id.in_(ids))
+    )
     return dict(rows.all())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ledger.i18n import N_, gettext, ngettext
+from ledger.i18n import N_, gettext, plural
 from ledger.scoring.score import REASONS, Assessment, Band, Reason
 
 DECISION = N_(
@@ -68,13 +68,13 @@ def band_name(band: Band, locale: str) -> str:
 def summary(a: Assessment, locale: str) -> str:
     if a.band is Band.NONE:
         return gettext(locale, NOTHING_RECORDED)
-    cases = ngettext(
+    cases = plural(
         locale,
         "%(num)d confirmed case of refund abuse is recorded for this buyer.",
         "%(num)d confirmed cases of refund abuse are recorded for this buyer.",
         a.counts.active_reports,
     ) % {"num": a.counts.active_reports}
-    platforms = ngettext(
+    platforms = plural(
         locale,
         "It was reported by %(num)d platform.",
         "They were reported by %(num)d platforms.",

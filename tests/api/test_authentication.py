@@ -313,6 +313,7 @@ async def test_v1_me_describes_the_caller(
     assert body["member"] == {
         "id": str(credential.member.id),
         "name": credential.member.name,
+        "display_name": credential.member.display_name,
         "status": "active",
     }
     assert body["client"]["client_id"] == credential.client_id

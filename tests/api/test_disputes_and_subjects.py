@@ -19,7 +19,7 @@ from ledger.context import Operation
 from ledger.db import create_sessionmaker
 from ledger.runtime import Runtime
 from tests.api.test_reports import DAY, Member, digest, payload, pseudonym
-from tests.factories import bearer, get_token, make_credential
+from tests.factories import bearer, get_token, make_credential, make_member
 
 
 async def open_dispute(by: Member, subject: str, *report_ids: str) -> dict[str, Any]:
@@ -240,3 +240,21 @@ async def test_disclosure_needs_its_scope(
     )
     assert response.status_code == 403
     assert response.json()["required_scope"] == "subjects:disclose"
+
+
+async def test_the_buyers_file_names_platforms_as_people_know_them(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime, shop: Member,
+    clock: FrozenClock,
+) -> None:  # fmt: skip
+    jd = await make_member(session, clock=runtime.clock, name="jd", display_name="京东")
+    credential = await make_credential(session, runtime, member=jd)
+    reporter = Member(client, credential, await get_token(client, credential))
+    subject = pseudonym()
+    await reporter.file(payload(clock, subject=subject))
+    disclosed = await shop.post(
+        "/v1/subjects/disclosure",
+        {"subject": subject, "purpose": "subject_request", "reference": "req-9"},
+    )
+    assert [r["reporting_member"] for r in disclosed.json()["reports"]] == ["京东"]
+    me = await reporter.get("/v1/me")
+    assert (me.json()["member"]["name"], me.json()["member"]["display_name"]) == ("jd", "京东")

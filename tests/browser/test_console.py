@@ -53,7 +53,7 @@ async def test_an_auditor_filters_opens_an_event_sees_its_proof_and_exports(
     )
     assert asked.status_code == 200
     served: Runtime = app.state.runtime
-    page = await (await browser.new_context()).new_page()
+    page = await (await browser.new_context(locale="en-US")).new_page()
     await sign_in(page, base, user.username)
     await page.screenshot(path=shots / "auditor-home.png", full_page=True)
 
@@ -101,7 +101,7 @@ async def test_an_operator_issues_a_credential_and_suspends_the_member(
 ) -> None:  # fmt: skip
     base, _ = live
     await make_user(session, runtime, username="olga", role=Role.OPERATOR, password=PASSWORD)
-    page = await (await browser.new_context()).new_page()
+    page = await (await browser.new_context(locale="en-US")).new_page()
     await sign_in(page, base, "olga")
     await page.get_by_role("navigation").get_by_role("link", name="Members").click()
     await page.get_by_label("Short name").fill("acme")
@@ -138,12 +138,15 @@ async def test_a_forged_post_and_an_auditors_operator_action_are_refused(
 ) -> None:  # fmt: skip
     base, _ = live
     await make_user(session, runtime, username="audrey", role=Role.AUDITOR, password=PASSWORD)
-    page = await (await browser.new_context()).new_page()
+    page = await (await browser.new_context(locale="en-US")).new_page()
     await sign_in(page, base, "audrey")
 
     # A page on another site posting to the console with the user's cookie: SameSite
     # keeps the cookie home, and without the CSRF token the ledger refuses anyway.
-    forged = await page.request.post(f"{base}/console/integrity/verify", form={})
+    # (page.request sends no Accept-Language of its own: ask for English, as a page would.)
+    forged = await page.request.post(
+        f"{base}/console/integrity/verify", form={}, headers={"Accept-Language": "en"}
+    )
     assert forged.status == 403
     assert "not sent from the console" in await forged.text()
 
@@ -157,3 +160,50 @@ async def test_a_forged_post_and_an_auditors_operator_action_are_refused(
         f"{base}/console/members", form={"csrf_token": token or "", "name": "sneaky"}
     )
     assert attempt.status == 403
+
+
+async def test_a_chinese_auditor_on_a_phone_reads_chinese_pages_that_fit(
+    live: tuple[str, FastAPI],
+    browser: Browser,
+    session: AsyncSession,
+    runtime: Runtime,
+    client: httpx.AsyncClient,
+    shots: Path,
+) -> None:
+    """zh-CN browser, 390 px wide: Chinese pages, Beijing times, nothing wider than the
+    screen; the language switch changes the page and sticks."""
+    base, _ = live
+    await make_user(session, runtime, username="shen", role=Role.AUDITOR, password=PASSWORD)
+    credential = await make_credential(session, runtime)
+    await get_token(client, credential)  # an event or two to show
+    context = await browser.new_context(
+        locale="zh-CN", viewport={"width": 390, "height": 844}, device_scale_factor=2
+    )
+    page = await context.new_page()
+    await page.goto(f"{base}/console")
+    await expect(page.get_by_role("heading", name="登录")).to_be_visible()
+    assert await page.get_attribute("html", "lang") == "zh-CN"
+    await page.get_by_label("用户名").fill("shen")
+    await page.get_by_label("密码").fill(PASSWORD)
+    await page.get_by_role("button", name="登录").click()
+    await expect(page.get_by_role("heading", name="shen，您好")).to_be_visible()
+    await page.screenshot(path=shots / "zh-home-phone.png", full_page=True)
+    for path, heading in (
+        ("/console/audit", "审计日志"),
+        ("/console/glossary", "各类审计事件的含义"),
+        ("/console/integrity", "审计日志的完整性"),
+        ("/console/disputes", "异议"),
+    ):
+        await page.goto(f"{base}{path}")
+        await expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+        wide = await page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= 390, f"{path} is {wide} px wide on a 390 px screen"
+    await page.goto(f"{base}/console/audit")
+    await page.screenshot(path=shots / "zh-audit-log-phone.png", full_page=True)
+    first = page.locator("tbody time").first
+    assert "年" in (await first.inner_text())
+    assert (await first.get_attribute("title") or "").endswith(" UTC")
+    await page.get_by_role("link", name="English").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Audit log")
+    await page.goto(f"{base}/console/glossary")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("What each audit event means")

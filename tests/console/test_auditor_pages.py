@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ledger.audit.models import AuditEventRow
 from ledger.runtime import Runtime
 from tests.console.test_sessions import auditor, hidden, operator, sign_in, tags
-from tests.factories import get_token, make_credential
+from tests.factories import get_token, make_credential, make_member
 
 __all__ = ["auditor", "operator"]  # fixtures
 
@@ -56,7 +56,8 @@ async def test_exports_are_the_filtered_events_in_jsonl_and_csv(
     assert records
     assert {r["event"]["outcome"] for r in records} == {"refused"}
     exported = await client.get("/console/audit/export.csv", params={"outcome": "refused"})
-    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert exported.content.startswith(b"\xef\xbb\xbf")  # the BOM Excel needs
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert [int(r["id"]) for r in rows] == [r["event"]["id"] for r in records]
     assert all(r["recorded_at"].endswith("Z") for r in rows)
     assert "attachment" in exported.headers["content-disposition"]
@@ -101,3 +102,24 @@ async def test_operators_cannot_open_the_audit_pages(
         assert response.status_code == 403, path
         assert "cannot do this" in response.text
     assert "console:request:refused" in await tags(runtime)
+
+
+async def test_the_csv_opens_in_excel_with_chinese_names_and_meanings(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime, auditor: str
+) -> None:
+    """UTF-8 with a BOM (Excel on a zh-CN machine reads it right), members by display
+    name, each tag's meaning in the reader's language; ids and codes unchanged."""
+    member = await make_member(session, clock=runtime.clock, name="jd", display_name="京东")
+    credential = await make_credential(session, runtime, member=member)
+    await get_token(client, credential)
+    await sign_in(client, auditor)
+    client.cookies.set("ledger_locale", "zh-CN")
+    exported = await client.get("/console/audit/export.csv", params={"tag": "oauth:token:issued"})
+    assert exported.headers["content-type"].startswith("text/csv; charset=utf-8")
+    assert exported.content[:3] == b"\xef\xbb\xbf"
+    (row,) = csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig")))
+    assert row["actor_member"] == "京东"
+    assert row["actor_member_id"] == str(member.id)
+    assert row["tag"] == "oauth:token:issued"
+    assert row["meaning"] == "成员平台的凭证获取了访问令牌。"
+    assert row["recorded_at"].endswith("Z")  # exports keep UTC

@@ -105,7 +105,7 @@ async def test_a_wrong_password_is_shown_audited_and_counted(
         await sign_in(client, auditor, password="nope")
     locked = await sign_in(client, auditor)
     assert locked.status_code == 429
-    assert "too many failed sign-ins" in locked.text
+    assert "Too many failed sign-ins" in locked.text
 
 
 async def test_a_sign_in_without_its_form_token_is_refused(

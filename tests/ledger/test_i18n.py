@@ -42,7 +42,7 @@ def test_the_texts_come_in_chinese_and_english() -> None:
     chinese = i18n.gettext("zh-CN", explanations.DECISION)
     assert "退款账本" in chinese
     assert i18n.gettext("en", explanations.DECISION) == explanations.DECISION
-    one = i18n.ngettext("en", "It was reported by %(num)d platform.",
+    one = i18n.plural("en", "It was reported by %(num)d platform.",
                         "They were reported by %(num)d platforms.", 1)  # fmt: skip
     assert one == "It was reported by %(num)d platform."
 

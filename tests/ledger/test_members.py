@@ -46,6 +46,26 @@ async def test_bad_member_names_are_refused(
     assert info.value.fields == ("name",)
 
 
+async def test_a_member_has_a_display_name_in_any_script(
+    session: AsyncSession, runtime: Runtime
+) -> None:
+    jd = await members.create_member(session, op(runtime), name="jd", display_name=" 京东 ")
+    assert (jd.name, jd.display_name) == ("jd", "京东")  # trimmed, kept as written
+    plain = await members.create_member(session, op(runtime), name="acme")
+    assert plain.display_name == "acme"  # the short name when none is given
+    await session.commit()
+    assert {m.display_name for m in await members.list_members(session)} == {"京东", "acme"}
+
+
+@pytest.mark.parametrize("shown", ["", "   ", "京东\n商城", "a\x00b", "名" * 101])
+async def test_bad_display_names_are_refused(
+    session: AsyncSession, runtime: Runtime, shown: str
+) -> None:
+    with pytest.raises(InvalidInput) as info:
+        await members.create_member(session, op(runtime), name="jd", display_name=shown)
+    assert info.value.fields == ("display_name",)
+
+
 async def test_client_secrets_are_stored_only_as_argon2id_hashes(
     session: AsyncSession, runtime: Runtime
 ) -> None:
