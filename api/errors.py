@@ -71,6 +71,13 @@ INSUFFICIENT_SCOPE = _p(
     "Insufficient scope",
     "the token lacks the scope `required_scope` names",
 )
+PASSWORD_CHANGE_REQUIRED = _p(
+    403,
+    "password-change-required",
+    "Password change required",
+    "a console user whose password was set by an operator must first choose their own "
+    "in the console (/console/password)",
+)
 FORBIDDEN = _p(
     403,
     "forbidden",
@@ -109,6 +116,7 @@ _PROBLEMS: list[tuple[type[Exception], ProblemType]] = [
     (errors.InvalidCredentials, INVALID_CREDENTIALS),
     (errors.AuthenticationFailed, UNAUTHENTICATED),
     (errors.InsufficientScope, INSUFFICIENT_SCOPE),
+    (errors.PasswordChangeRequired, PASSWORD_CHANGE_REQUIRED),
     (errors.PermissionDenied, FORBIDDEN),
     (errors.InvalidInput, VALIDATION),
     (errors.NotFound, NOT_FOUND),

@@ -38,6 +38,7 @@ from ledger.config import Settings
 from ledger.context import Operation
 from ledger.errors import LedgerError, NotFound
 from ledger.evidence import keys as fingerprint_keys
+from ledger.members import passwords
 from ledger.members import service as members
 from ledger.members.models import MemberStatus
 from ledger.pseudonyms import keys as pseudonym_keys
@@ -393,7 +394,9 @@ def users_group() -> None:
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def users_create(username: str, role: str, password_stdin: bool) -> None:
-    """Create a console user; the password is asked for (or read from stdin)."""
+    """Create a console user. Prompts for a first password (twice, not echoed), or
+    reads it from standard input with --password-stdin; the user must change it at
+    their first sign-in."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -412,6 +415,22 @@ def users_create(username: str, role: str, password_stdin: bool) -> None:
             settings,
         )
     )
+
+
+@users_group.command("reset-password")
+@click.option("--username", required=True)
+def users_reset_password(username: str) -> None:
+    """Give a user a new random password, printed once; they must choose their own at
+    their next sign-in, and their console sessions end now."""
+    settings = _settings()
+
+    async def reset(session: AsyncSession) -> dict[str, str]:
+        user, password = await passwords.reset_password(
+            session, make_hasher(settings), _op(), username=username
+        )
+        return {"username": user.username, "password": password}
+
+    _emit(_in_transaction(reset, settings))
 
 
 @users_group.command("list")

@@ -89,6 +89,10 @@ class PermissionDenied(LedgerError):
     """The caller is authenticated but not allowed to do this."""
 
 
+class PasswordChangeRequired(PermissionDenied):
+    """A console user whose password someone else chose signs in only to change it."""
+
+
 class InsufficientScope(PermissionDenied):
     """The token lacks a needed scope (RFC 6750 §3.1 ``insufficient_scope``)."""
 

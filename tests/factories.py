@@ -74,7 +74,10 @@ async def make_user(
     username: str | None = None,
     role: Role = Role.AUDITOR,
     password: str = "correct horse battery staple",
+    must_change_password: bool = False,
 ) -> UserView:
+    """A user who has set their own password (``must_change_password`` for one whose
+    password was chosen for them, as an operator's are)."""
     user = await members.create_user(
         session,
         runtime.hasher,
@@ -82,6 +85,7 @@ async def make_user(
         username=username or f"user-{next(_seq)}",
         role=role,
         password=password,
+        must_change_password=must_change_password,
     )
     await session.commit()
     return user

@@ -109,9 +109,17 @@ def test_users_create_reads_the_password_from_stdin(env: dict[str, str]) -> None
         stdin="a long enough password\n",
     )
     assert user["role"] == "operator"
-    assert "password" not in json.dumps(user)
+    assert "a long enough password" not in json.dumps(user)
+    assert "password_hash" not in json.dumps(user)
+    assert user["must_change_password"] is True  # chosen for her: she changes it first
     assert [u["username"] for u in ok(env, "users", "list")] == ["olga"]
+    reset = ok(env, "users", "reset-password", "--username", "olga")
+    assert reset["username"] == "olga"
+    assert len(reset["password"]) >= 24
     assert ok(env, "users", "disable", "olga")["disabled_at"] is not None
+    help_text = run(env, "users", "create", "--help").output
+    assert "Prompts for a first password" in help_text
+    assert "--password-stdin" in help_text
 
 
 @pytest.mark.parametrize(

@@ -119,6 +119,24 @@ def test_readme_walkthrough_over_a_real_socket(
             data={"csrf_token": csrf.group(1), "username": username, "password": password},
         )
         assert signed_in.status_code == 303
+        # A printed password is for choosing one's own, and for nothing else.
+        first = browser.get("/console")
+        assert first.status_code == 303
+        assert first.headers["location"].startswith("/console/password")
+        change = browser.get("/console/password").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', change)
+        assert csrf is not None
+        changed = browser.post(
+            "/console/password",
+            data={
+                "csrf_token": csrf.group(1),
+                "next": "/console",
+                "current_password": password,
+                "new_password": "a password of my own choosing",
+                "new_password_again": "a password of my own choosing",
+            },
+        )
+        assert changed.status_code == 303
         assert browser.get("/console").status_code == 200
 
     # Data is reused: a second start prints no new secret.

@@ -9,7 +9,14 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.console import audit_routes, operator_routes, session_routes
-from api.console.web import ConsoleError, SignInRequired, console_error, sign_in_required
+from api.console.web import (
+    ConsoleError,
+    PasswordToChange,
+    SignInRequired,
+    console_error,
+    password_to_change,
+    sign_in_required,
+)
 
 
 def install(app: FastAPI) -> None:
@@ -23,3 +30,4 @@ def install(app: FastAPI) -> None:
     )
     app.add_exception_handler(ConsoleError, console_error)
     app.add_exception_handler(SignInRequired, sign_in_required)
+    app.add_exception_handler(PasswordToChange, password_to_change)

@@ -28,6 +28,7 @@ from api.console.web import (
     read_as,
     render,
     runtime_of,
+    say,
 )
 from api.routers.audit import PSEUDONYM, export, json_lines, receipt_out
 from api.schemas import EventId
@@ -242,19 +243,26 @@ async def event_page(request: Request, event_id: EventId, who: Auditor) -> HTMLR
         except NotFound:
             raise ConsoleError(404, N_("There is no audit event %(id)s."), id=event_id) from None
     event, receipt, pending = found.value.event, found.value.receipt, found.value.pending
-    check: dict[str, Any] = {"status": "pending", "detail": pending or "no checkpoint yet"}
+    read_as(request)
+    check: dict[str, Any] = {
+        "status": "pending",
+        "detail": say(pending) if pending else say(N_("no checkpoint yet")),
+    }
     shown = None
     if receipt is not None:
         shown = receipt_out(receipt).model_dump()
         keys = checkpoints.verifier_keys(runtime.audit.keys.current(), runtime.audit.origin)
-        check = {"status": "failed", "detail": "no checkpoint key verifies it"}
+        check = {"status": "failed", "detail": say(N_("no checkpoint key verifies it"))}
         for key in keys:
             try:
                 verify_receipt(shown, str(key["verifier_key"]))
             except Invalid as exc:
                 check = {"status": "failed", "detail": str(exc)}
                 continue
-            check = {"status": "ok", "detail": f"checked with key {key['key_id']}"}
+            check = {
+                "status": "ok",
+                "detail": say(N_("checked with key %(key)s"), key=str(key["key_id"])),
+            }
             break
     return render(
         request,

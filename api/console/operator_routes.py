@@ -19,6 +19,7 @@ from api.console.web import PREFIX, ConsoleError, Viewer, checked_form, needs, r
 from ledger.access.permissions import Permission, Role, Scope
 from ledger.errors import LedgerError
 from ledger.i18n import N_
+from ledger.members import passwords
 from ledger.members import service as members
 from ledger.members.models import MemberStatus
 from ledger.scoring import policies
@@ -193,6 +194,32 @@ async def create_user(request: Request, who: UsersManager) -> HTMLResponse:
         users=found,
         roles=[r.value for r in Role],
         created={"username": made.username, "password": password},
+    )
+
+
+@router.post("/users/{username}/password-reset")
+async def reset_password(request: Request, username: str, who: UsersManager) -> HTMLResponse:
+    """Give a user a new random password, shown on this page only; they must choose
+    their own at their next sign-in, and their sessions end now."""
+    runtime = runtime_of(request)
+    await checked_form(request, who)
+    if username == who.session.user.username:
+        raise ConsoleError(400, N_("Change your own password from your account page."))
+    op = who.op(runtime)
+    _, password = await _change(
+        request,
+        who,
+        lambda s: passwords.reset_password(s, runtime.hasher, op, username=username),
+    )
+    async with runtime.read_sessionmaker() as read:
+        found = await members.list_users(read)
+    return render(
+        request,
+        "users.html",
+        who,
+        users=found,
+        roles=[r.value for r in Role],
+        created={"username": username, "password": password, "reset": True},
     )
 
 

@@ -33,9 +33,10 @@ from ledger.access.permissions import Permission
 from ledger.audit.events import Actor
 from ledger.console.sessions import end_session, open_session
 from ledger.context import Operation
-from ledger.errors import InvalidCredentials, RateLimited
+from ledger.errors import InvalidCredentials, InvalidInput, RateLimited
 from ledger.i18n import N_
 from ledger.logs import request_id_var
+from ledger.members import passwords
 from ledger.members import service as members
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -169,3 +170,54 @@ async def home(request: Request, who: SignedIn) -> HTMLResponse:
         can_audit=Permission.AUDIT_READ in who.principal.permissions,
         can_operate=Permission.MEMBERS_MANAGE in who.principal.permissions,
     )
+
+
+@router.get("/password")
+async def password_page(request: Request, who: SignedIn) -> HTMLResponse:
+    """Change one's own password; the only page while a password someone else chose is
+    still in use."""
+    return render(
+        request,
+        "password.html",
+        who,
+        next_path=_safe_next(request.query_params.get("next")),
+        error=None,
+        changed=False,
+    )
+
+
+@router.post("/password")
+async def change_password(request: Request, who: SignedIn) -> Response:
+    runtime = runtime_of(request)
+    form = await checked_form(request, who)
+    next_path = _safe_next(form.get("next"))
+    new = form.get("new_password", "")[:1024]
+    error: str | None = None
+    if new != form.get("new_password_again", "")[:1024]:
+        error = N_("the two new passwords differ: type the same one twice")
+    else:
+        try:
+            async with runtime.sessionmaker() as session, session.begin():
+                await passwords.change_password(
+                    session,
+                    runtime.hasher,
+                    who.op(runtime),
+                    user_id=who.session.user.id,
+                    current=form.get("current_password", "")[:1024],
+                    new=new,
+                    keep_session=who.session.token_hash,
+                )
+        except (InvalidCredentials, InvalidInput) as exc:
+            error = exc.message
+    if error is not None:
+        read_as(request)
+        return render(
+            request,
+            "password.html",
+            who,
+            status=400,
+            next_path=next_path,
+            error=say(error),
+            changed=False,
+        )
+    return RedirectResponse(next_path, status_code=303)

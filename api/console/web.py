@@ -168,6 +168,20 @@ class ConsoleError(Exception):
         self.values = values
 
 
+class PasswordToChange(Exception):
+    """The user's password was chosen by someone else: only the change form until they
+    choose their own."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+PASSWORD_PATH = f"{PREFIX}/password"
+# What a user with a password to change may still reach.
+WHILE_PASSWORD_TO_CHANGE = frozenset({PASSWORD_PATH, f"{PREFIX}/sign-out"})
+
+
 class SignInRequired(Exception):
     """No live session: off to the sign-in page, then back to ``next``."""
 
@@ -233,6 +247,8 @@ async def viewer(request: Request, permission: Permission) -> Viewer:
             user_id=found.user.id, username=found.user.username, role=found.user.role
         ),
     )
+    if found.user.must_change_password and request.url.path not in WHILE_PASSWORD_TO_CHANGE:
+        raise PasswordToChange(request.url.path)
     if permission not in who.principal.permissions:
         await refusals.console_refused(
             who.recorder(runtime),
@@ -331,6 +347,11 @@ async def console_error(request: Request, exc: Exception) -> Response:
     return render(
         request, "error.html", None, status=exc.status, message=say(exc.message, **values)
     )
+
+
+async def password_to_change(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PasswordToChange)
+    return RedirectResponse(f"{PASSWORD_PATH}?next={quote(exc.next_path)}", status_code=303)
 
 
 async def sign_in_required(request: Request, exc: Exception) -> Response:

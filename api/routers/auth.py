@@ -13,7 +13,7 @@ from ledger.access import refusals
 from ledger.audit.events import Actor
 from ledger.audit.reads import Recorder
 from ledger.context import Operation
-from ledger.errors import InvalidCredentials, RateLimited
+from ledger.errors import InvalidCredentials, PasswordChangeRequired, RateLimited
 from ledger.logs import request_id_var
 from ledger.members import service as members
 from ledger.runtime import Runtime
@@ -50,7 +50,7 @@ async def check_sign_in(
     return signed_in
 
 
-@router.post("/token", response_model=UserToken, responses=problems(401, 429))
+@router.post("/token", response_model=UserToken, responses=problems(401, 403, 429))
 async def sign_in(
     body: SignIn, request: Request, runtime: RuntimeDep, session: SessionDep
 ) -> JSONResponse:
@@ -59,10 +59,20 @@ async def sign_in(
     The token carries the user's role (``auditor`` or ``operator``), not scopes. As with
     client secrets, the password is checked with nothing held, and every sign-in and
     every refusal is audited. Repeated failures lock the account for a while (429 with
-    ``Retry-After``).
+    ``Retry-After``). A password an operator set is good only for choosing one's own in
+    the console: 403 ``password-change-required`` until then.
     """
     signed_in = await check_sign_in(runtime, body.username, body.password, client_address(request))
     user = signed_in.user
+    if user.must_change_password:
+        op = Operation(
+            actor=Actor.user(user.id), now=runtime.clock.now(), request_id=request_id_var.get()
+        )
+        await refusals.sign_in_refused(Recorder(op, runtime.audit.writer), reason="password_change")
+        raise PasswordChangeRequired(
+            "this password was set by an operator: choose your own in the console "
+            "(/console/password) first"
+        )
     op = Operation(
         actor=Actor.user(user.id), now=runtime.clock.now(), request_id=request_id_var.get()
     )

@@ -21,6 +21,10 @@ GLOSSARY: dict[Tag, str] = {
     Tag.CLIENT_REVOKED: N_("A member's client credential was revoked."),
     Tag.USER_CREATED: N_("A console user was created."),
     Tag.USER_DISABLED: N_("A console user was disabled."),
+    Tag.USER_PASSWORD_CHANGED: N_("A console user changed their own password."),
+    Tag.USER_PASSWORD_RESET: N_(
+        "An operator reset a console user's password; the user must change it at sign-in."
+    ),
     Tag.TOKEN_KEY_ROTATED: N_("A new key for signing access tokens was put in use."),
     Tag.TOKEN_KEY_RETIRED: N_("An old token-signing key was retired."),
     Tag.CHECKPOINT_KEY_ROTATED: N_("A new key for signing audit checkpoints was put in use."),

@@ -27,6 +27,7 @@ from ledger.audit.sequencer import stored_event
 from ledger.audit.tags import Tag
 from ledger.audit.tree import inclusion_proof
 from ledger.errors import InvalidInput, NotFound, NotYet
+from ledger.i18n import N_
 
 MAX_PAGE = 500
 
@@ -195,7 +196,7 @@ async def inspect_event(
     leaf_index = await _leaf_of(session, event_id)
     latest = await checkpoints.latest(session)
     receipt: Receipt | None = None
-    pending: str | None = "no checkpoint has been signed yet"
+    pending: str | None = N_("no checkpoint has been signed yet")
     if latest is not None:
         try:
             receipt = await _receipt_at(session, row, leaf_index, latest.tree_size)
@@ -219,7 +220,7 @@ async def _receipt_at(
 ) -> Receipt:
     if leaf_index is None:
         raise NotYet(
-            "the event is not in the tree yet; a receipt is available within seconds",
+            N_("the event is not in the tree yet; a receipt is available within seconds"),
             retry_after=1,
         )
     return await _receipt(session, row, leaf_index, tree_size)
@@ -269,8 +270,10 @@ async def _receipt(
         checkpoint = await checkpoints.covering(session, leaf_index + 1)
         if checkpoint is None:
             raise NotYet(
-                "the event is in the tree but no checkpoint covers it yet; checkpoints are "
-                "signed every minute",
+                N_(
+                    "the event is in the tree but no checkpoint covers it yet; checkpoints "
+                    "are signed every minute"
+                ),
                 retry_after=CHECKPOINT_RETRY_SECONDS,
             )
     else:

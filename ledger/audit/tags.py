@@ -26,6 +26,8 @@ class Tag(StrEnum):
     CLIENT_REVOKED = "member:client:revoked"
     USER_CREATED = "member:user:created"
     USER_DISABLED = "member:user:disabled"
+    USER_PASSWORD_CHANGED = "member:user:password_changed"
+    USER_PASSWORD_RESET = "member:user:password_reset"
     # keys
     TOKEN_KEY_ROTATED = "keys:token:rotated"
     TOKEN_KEY_RETIRED = "keys:token:retired"

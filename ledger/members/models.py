@@ -75,3 +75,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Set when someone else chose the password; the user must change it to go on.
+    must_change_password: Mapped[bool] = mapped_column(
+        sa.Boolean, server_default=sa.false(), default=False
+    )
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

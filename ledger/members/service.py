@@ -77,6 +77,7 @@ class UserView:
     role: Role
     created_at: dt.datetime
     disabled_at: dt.datetime | None
+    must_change_password: bool = False  # someone else chose it: change it to go on
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,14 @@ def _client_view(c: Client) -> ClientView:
 
 
 def user_view(u: User) -> UserView:
-    return UserView(u.id, u.username, u.role, u.created_at, u.disabled_at)
+    return UserView(
+        u.id,
+        u.username,
+        u.role,
+        u.created_at,
+        u.disabled_at,
+        must_change_password=u.must_change_password,
+    )
 
 
 # --- members ----------------------------------------------------------------------
@@ -396,14 +404,12 @@ async def client_state(
 
 
 def check_password_strength(password: str) -> None:
+    # (The numbers are MIN_PASSWORD_LENGTH and MAX_SECRET_LENGTH, written out so that
+    # the messages can be translated.)
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(
-            f"a password needs at least {MIN_PASSWORD_LENGTH} characters", fields=("password",)
-        )
+        raise InvalidInput(N_("a password needs at least 12 characters"), fields=("password",))
     if len(password) > MAX_SECRET_LENGTH:
-        raise InvalidInput(
-            f"a password is at most {MAX_SECRET_LENGTH} characters", fields=("password",)
-        )
+        raise InvalidInput(N_("a password is at most 1024 characters"), fields=("password",))
 
 
 async def create_user(
@@ -414,8 +420,11 @@ async def create_user(
     username: str,
     role: Role,
     password: str,
+    must_change_password: bool = True,
 ) -> UserView:
-    """Create a console user (operator or auditor) with an argon2id password hash."""
+    """Create a console user (operator or auditor) with an argon2id password hash. The
+    password was chosen by whoever creates the account, so by default the user must
+    change it at first sign-in."""
     if not _USERNAME.match(username):
         raise InvalidInput(
             "a username is 3-64 lowercase letters, digits, dots, hyphens or underscores",
@@ -429,6 +438,7 @@ async def create_user(
         role=role,
         password_hash=await hasher.hash(password),
         created_at=op.now,
+        must_change_password=must_change_password,
     )
     session.add(user)
     await session.flush()
