@@ -29,7 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ledger import bootstrap, db, maintenance
 from ledger.access import keys
 from ledger.access.permissions import Role, parse_scopes
-from ledger.audit import notes, verify
+from ledger.audit import notes, runs, verify
+from ledger.audit.events import AuditEvent
 from ledger.audit.log import record
 from ledger.audit.tags import Tag
 from ledger.audit.witness import WITNESS_ENV, Witness, cosigner_verifier_key
@@ -534,18 +535,33 @@ def audit_verify(all_problems: bool, sources: tuple[str, ...]) -> None:
     if sources and not kept:
         _fail("no checkpoint signed by this ledger was found in --against")
 
+    show = _Progress()
+
     async def go() -> verify.Report:
-        engine = db.create_engine(settings.resolved_database_url, pool_size=1)
+        engine = db.create_engine(settings.resolved_database_url, pool_size=2)
+        writer = db.create_sessionmaker(engine)
+
+        async def record_result(event: AuditEvent) -> int:
+            async with db.transaction(writer) as session:
+                return await record(session, event, now=_now())
+
         try:
-            async with db.create_snapshot_sessionmaker(engine)() as session:
-                report = await verify.verify(
-                    session, ring=ring, origin=settings.audit_origin, now=_now(), kept=kept
-                )
-            async with db.transaction(db.create_sessionmaker(engine)) as session:
-                await record(session, verify.verified_event(_op(), report), now=_now())
+            started = await runs.start(writer, by="cli", clock=SystemClock())
+            return await runs.run(
+                started.id,
+                snapshot=db.create_snapshot_sessionmaker(engine),
+                sessionmaker=writer,
+                op=_op(),
+                record=record_result,
+                clock=SystemClock(),
+                ring=ring,
+                origin=settings.audit_origin,
+                kept=kept,
+                on_progress=show,
+            )
         finally:
+            show.close()
             await engine.dispose()
-        return report
 
     report = _run(go)
     problems = report.problems if all_problems else report.problems[:1]
@@ -565,6 +581,41 @@ def audit_verify(all_problems: bool, sources: tuple[str, ...]) -> None:
         assert first is not None
         click.echo(f"audit log verification FAILED: {first.what}", err=True)
         sys.exit(1)
+
+
+class _Progress:
+    """How far a verification has got: a progress bar on a terminal (rich), JSON lines
+    on stderr otherwise (a log, a pipe), so that stdout keeps only the result."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+        if sys.stderr.isatty():
+            from rich.progress import (  # noqa: PLC0415  (only on a terminal)
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("verifying"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("leaves"), TimeRemainingColumn(), transient=True,
+            )  # fmt: skip
+            self._bar.start()
+
+    async def __call__(self, view: runs.RunView) -> None:
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task("verify", total=view.total or None)
+            self._bar.update(self._task, completed=view.checked)
+        else:
+            click.echo(json.dumps(view.to_json()), err=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def _read_source(source: str, origin: str) -> str:

@@ -48,6 +48,7 @@ SERVICE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "rate_limit_counters": READ_WRITE,
     "evidence_photos": READ_WRITE,
     "listing_photos": READ_WRITE,
+    "verification_runs": READ_WRITE,
 }
 
 

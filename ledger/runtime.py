@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -21,6 +21,7 @@ from ledger.db import create_engine, create_sessionmaker, postgres_dsn
 from ledger.evidence import keys as fingerprint_keys
 from ledger.evidence.keys import FingerprintKey
 from ledger.evidence.service import EvidenceChecks
+from ledger.jobs import Jobs
 from ledger.maintenance import MaintenanceLoop
 from ledger.pseudonyms.keys import KEY_DIR as PSEUDONYM_KEY_DIR
 from ledger.pseudonyms.keys import PseudonymKey, load_key
@@ -74,6 +75,8 @@ class Runtime:
     # their own, so they never wait for a connection a request holds.
     limits_engine: AsyncEngine | None
     limiter: SlidingWindowCounterRateLimiter
+    # Background jobs of this process (a verification started from the console).
+    jobs: Jobs = field(default_factory=Jobs)
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -199,6 +202,7 @@ class Runtime:
     async def close(self) -> None:
         if self.access_listener is not None:
             await self.access_listener.stop()
+        await self.jobs.close()
         await self.risk.close()
         await self.evidence.indexes.close()
         await self.maintenance.stop()

@@ -192,9 +192,14 @@ def test_audit_checkpoint_and_verify(env: dict[str, str], database_url: str) -> 
     assert checkpoint["note"].startswith("refund-ledger/audit\n2\n")
     assert ok(env, "audit", "checkpoint")["created"] is False
 
-    report = ok(env, "audit", "verify")
+    verified = run(env, "audit", "verify")
+    report = json.loads(verified.stdout)
     assert report["ok"] is True
     assert (report["leaves"], report["checkpoints"]) == (2, 1)
+    # Not a terminal: progress as JSON lines on stderr, the last one the run's end.
+    progress = [json.loads(line) for line in verified.stderr.splitlines() if line.strip()]
+    assert progress[-1]["state"] == "done"
+    assert (progress[-1]["checked"], progress[-1]["total"]) == (2, 2)
 
     asyncio.run(tamper(database_url, ["UPDATE audit_events SET outcome = 'refused' WHERE id = 1"]))
     result = run(env, "audit", "verify")

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from api.console.web import (
@@ -33,7 +33,7 @@ from api.console.web import (
 from api.routers.audit import PSEUDONYM, export, json_lines, receipt_out
 from api.schemas import EventId
 from ledger.access.permissions import Permission
-from ledger.audit import activity, checkpoints, queries, verify
+from ledger.audit import activity, checkpoints, queries, runs
 from ledger.audit.glossary import GLOSSARY
 from ledger.audit.queries import EventFilter
 from ledger.audit.tags import ActorType, Outcome, Tag
@@ -41,7 +41,7 @@ from ledger.client.proofs import Invalid, verify_receipt
 from ledger.db import create_snapshot_sessionmaker
 from ledger.disputes import service as disputes
 from ledger.disputes.models import Resolution
-from ledger.errors import InvalidInput, NotFound
+from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.i18n import N_, gettext
 from ledger.members import service as members
 
@@ -290,29 +290,54 @@ async def glossary(request: Request, who: Auditor) -> HTMLResponse:
 
 @router.get("/integrity")
 async def integrity(request: Request, who: Auditor) -> HTMLResponse:
+    """The signed checkpoints, and the latest whole-log verifications: one in progress
+    shows how far it has got, and the page refreshes itself until it ends."""
     runtime = runtime_of(request)
     async with runtime.read_sessionmaker() as read:
         history, _ = await checkpoints.history(read, limit=50)
-    return render(request, "integrity.html", who, history=history, result=None)
+    found = await runs.latest(runtime.read_sessionmaker, limit=10)
+    running = any(r.state is runs.RunState.RUNNING for r in found)
+    refusal = request.query_params.get("busy") == "1"
+    return render(
+        request,
+        "integrity.html",
+        who,
+        history=history,
+        runs=found,
+        running=running,
+        busy=refusal,
+        # No script runs in the console (its CSP): the page reloads itself instead.
+        refresh_seconds=2 if running else None,
+    )
 
 
 @router.post("/integrity/verify")
-async def verify_now(request: Request, who: Auditor) -> HTMLResponse:
-    """Recompute the whole tree from the events and check every checkpoint: what
-    ``ledger audit verify`` does, from the console, recorded with its result."""
+async def verify_now(request: Request, who: Auditor) -> Response:
+    """Start a verification of the whole log, in the background (what ``ledger audit
+    verify`` does); one at a time. The run and its result are recorded."""
     runtime = runtime_of(request)
     await checked_form(request, who)
-    async with create_snapshot_sessionmaker(runtime.engine)() as snapshot:
-        checked = await verify.check(
-            snapshot,
-            who.recorder(runtime),
+    try:
+        started = await runs.start(
+            runtime.sessionmaker, by=f"console:{who.session.user.username}", clock=runtime.clock
+        )
+    except Conflict:
+        return RedirectResponse(f"{PREFIX}/integrity?busy=1", status_code=303)
+    runtime.jobs.start(
+        runs.run(
+            started.id,
+            snapshot=create_snapshot_sessionmaker(runtime.engine),
+            sessionmaker=runtime.sessionmaker,
+            op=who.op(runtime),
+            record=runtime.audit.writer.write,
+            clock=runtime.clock,
             ring=runtime.audit.keys.current(),
             origin=runtime.audit.origin,
-        )
-    report = checked.value
-    async with runtime.read_sessionmaker() as read:
-        history, _ = await checkpoints.history(read, limit=50)
-    return render(request, "integrity.html", who, history=history, result=report)
+        ),
+        name=f"verification-{started.id}",
+    )
+    # (No fragment: the page reloads itself by its path while the run goes on.)
+    return RedirectResponse(f"{PREFIX}/integrity", status_code=303)
 
 
 @router.get("/activity")

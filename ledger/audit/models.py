@@ -84,6 +84,34 @@ class AuditCosignature(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
+class VerificationRun(Base):
+    """A whole-log verification run as a job (ledger/audit/runs.py): at most one is
+    running, its progress written as it goes, its result kept."""
+
+    __tablename__ = "verification_runs"
+    __table_args__ = (
+        sa.Index(
+            "uq_verification_runs_one_running",
+            "state",
+            unique=True,
+            postgresql_where=sa.text("state = 'running'"),
+            sqlite_where=sa.text("state = 'running'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    state: Mapped[str] = mapped_column(sa.String(16))  # running, done, failed
+    started_by: Mapped[str] = mapped_column(sa.String(100))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    checked: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    total: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    ok: Mapped[bool | None] = mapped_column(sa.Boolean)
+    result: Mapped[str | None] = mapped_column(sa.Text)  # JSON: counts and problems
+    audit_event_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
 class AuditSequencerState(Base):
     """The sequencer's bookmark: every event with ``id <= floor_event_id`` is integrated.
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,6 @@ from ledger.audit.models import (
     AuditLeaf,
     AuditNode,
 )
-from ledger.audit.reads import Audited, Recorder
 from ledger.audit.tags import Outcome, Tag
 from ledger.audit.tree import consistency_proof
 from ledger.context import Operation
@@ -46,6 +45,8 @@ class Problem:
     leaf_index: int | None = None
     tree_size: int | None = None
 
+
+PROGRESS_EVERY = 1000  # leaves between two progress calls
 
 # Takes a problem; answers whether to stop looking.
 ProblemSink = Callable[[Problem], bool]
@@ -166,9 +167,11 @@ async def verify(
     grace: dt.timedelta = dt.timedelta(minutes=5),
     stop_after: int = 100,
     kept: Sequence[Kept] = (),
+    progress: Callable[[int], Awaitable[None]] | None = None,
 ) -> Report:
     """Check the log; ``kept`` are checkpoints from outside the ledger, which name a
-    deleted tail or a rewritten history that the database alone cannot show."""
+    deleted tail or a rewritten history that the database alone cannot show.
+    ``progress`` hears how many leaves have been checked, every ``PROGRESS_EVERY``."""
     started = time.perf_counter()
     report = Report()
     checkpoints = list(
@@ -202,6 +205,8 @@ async def verify(
         stored = bytes(row.stored_hash) if row.stored_hash is not None else leaf
         previous = (int(row.event_id), stored)
         frontier.append(leaf)
+        if progress is not None and frontier.size % PROGRESS_EVERY == 0:
+            await progress(frontier.size)
         found += _check_kept(outside, frontier)
         if any(problem(p) for p in found):
             break
@@ -362,12 +367,3 @@ def verified_event(op: Operation, report: Report) -> AuditEvent:
         outcome=Outcome.SUCCESS if report.ok else Outcome.FAILED,
         body={"ok": report.ok, "leaves": report.leaves, "problems": len(report.problems)},
     )
-
-
-async def check(
-    snapshot: AsyncSession, rec: Recorder, *, ring: KeyRing, origin: str
-) -> Audited[Report]:
-    """``verify`` at the operation's time, recorded with its result (the console's
-    button; ``ledger audit verify`` records in its own transaction)."""
-    report = await verify(snapshot, ring=ring, origin=origin, now=rec.op.now)
-    return Audited(report, await rec.writer.write(verified_event(rec.op, report)))

@@ -11,6 +11,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ledger.audit import runs
 from ledger.audit.models import AuditEventRow
 from ledger.runtime import Runtime
 from tests.console.test_sessions import auditor, hidden, operator, sign_in, tags
@@ -85,10 +86,14 @@ async def test_a_verification_run_from_the_console_is_recorded(
     await sign_in(client, auditor)
     page = await client.get("/console/integrity")
     assert "Signed checkpoints" in page.text
-    result = await client.post(
+    started = await client.post(
         "/console/integrity/verify", data={"csrf_token": hidden(page.text, "csrf_token")}
     )
+    assert started.status_code == 303  # the run goes on in the background
+    await runtime.jobs.wait()
+    result = await client.get("/console/integrity")
     assert "The log is intact" in result.text
+    assert 'http-equiv="refresh"' not in result.text  # nothing running: no reload
     assert "audit:log:verified" in await tags(runtime)
 
 
@@ -123,3 +128,23 @@ async def test_the_csv_opens_in_excel_with_chinese_names_and_meanings(
     assert row["tag"] == "oauth:token:issued"
     assert row["meaning"] == "成员平台的凭证获取了访问令牌。"
     assert row["recorded_at"].endswith("Z")  # exports keep UTC
+
+
+async def test_a_verification_in_progress_shows_how_far_it_has_got_and_blocks_another(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime, auditor: str
+) -> None:
+    await _some_events(client, session, runtime)
+    await runtime.audit.checkpoint()
+    running = await runs.start(runtime.sessionmaker, by="cli", clock=runtime.clock)
+    await sign_in(client, auditor)
+    page = await client.get("/console/integrity")
+    assert f"Verifying: 0 of {running.total} leaves checked" in page.text
+    assert '<meta http-equiv="refresh" content="2; url=/console/integrity">' in page.text
+    assert "<progress" in page.text
+    again = await client.post(
+        "/console/integrity/verify", data={"csrf_token": hidden(page.text, "csrf_token")}
+    )
+    assert again.headers["location"] == "/console/integrity?busy=1"
+    busy = await client.get(again.headers["location"])
+    assert "A verification is already running" in busy.text
+    assert [r.id for r in await runs.latest(runtime.sessionmaker)] == [running.id]
