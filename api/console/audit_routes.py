@@ -38,12 +38,14 @@ from ledger.audit.glossary import GLOSSARY
 from ledger.audit.queries import EventFilter
 from ledger.audit.tags import ActorType, Outcome, Tag
 from ledger.client.proofs import Invalid, verify_receipt
+from ledger.console import files
 from ledger.db import create_snapshot_sessionmaker
 from ledger.disputes import service as disputes
 from ledger.disputes.models import Resolution
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.i18n import N_, gettext
 from ledger.members import service as members
+from ledger.subjects.service import HOW_TO_DISPUTE
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -272,6 +274,61 @@ async def event_page(request: Request, event_id: EventId, who: Auditor) -> HTMLR
         receipt=shown,
         check=check,
         members=await _member_names(runtime),
+    )
+
+
+@router.get("/reports/{report_id}")
+async def report_page(request: Request, report_id: str, who: Auditor) -> HTMLResponse:
+    """One report as an inspector asks about it: content, status and its history,
+    notice, statements, disputes and outcomes, its audit events with their proofs."""
+    runtime = runtime_of(request)
+    try:
+        wanted = uuid.UUID(report_id)
+    except ValueError:
+        raise ConsoleError(404, N_("There is no such report.")) from None
+    async with runtime.read_sessionmaker() as read:
+        try:
+            found = await files.report_file(
+                read, who.recorder(runtime), who.principal, wanted, policy=runtime.policy
+            )
+        except NotFound:
+            raise ConsoleError(404, N_("There is no such report.")) from None
+    return render(request, "report.html", who, file=found.value)
+
+
+@router.get("/subjects")
+async def subject_page(request: Request, who: Auditor) -> HTMLResponse:
+    """A buyer's file exactly as a disclosure gives it to them."""
+    runtime = runtime_of(request)
+    locale = read_as(request)
+    subject = (request.query_params.get("subject") or "").strip() or None
+    found = None
+    error = None
+    if subject is not None:
+        async with runtime.read_sessionmaker() as read:
+            try:
+                found = (
+                    await files.buyers_file(
+                        read,
+                        who.recorder(runtime),
+                        who.principal,
+                        subject=subject,
+                        policy=runtime.policy,
+                    )
+                ).value
+            except InvalidInput:
+                error = say(
+                    N_("That is not a pseudonym: 43 characters of base64url, as the SDK makes.")
+                )
+                subject = None  # never echo what may be a raw identifier
+    return render(
+        request,
+        "subject.html",
+        who,
+        subject=subject,
+        file=found,
+        error=error,
+        how_to_dispute=gettext(locale, HOW_TO_DISPUTE),
     )
 
 

@@ -31,6 +31,7 @@ from api.routers.auth import check_sign_in
 from ledger import i18n
 from ledger.access.permissions import Permission
 from ledger.audit.events import Actor
+from ledger.console import dashboard
 from ledger.console.sessions import end_session, open_session
 from ledger.context import Operation
 from ledger.errors import InvalidCredentials, InvalidInput, RateLimited
@@ -163,12 +164,27 @@ async def sign_out(request: Request, who: SignedIn) -> Response:
 
 @router.get("")
 async def home(request: Request, who: SignedIn) -> HTMLResponse:
+    """The home page; for an auditor, the dashboard (ledger/console/dashboard.py)."""
+    runtime = runtime_of(request)
+    can_audit = Permission.AUDIT_READ in who.principal.permissions
+    board = None
+    names: dict[str, str] = {}
+    if can_audit:
+        async with runtime.read_sessionmaker() as read:
+            board = (
+                await dashboard.dashboard(
+                    read, runtime.read_sessionmaker, who.recorder(runtime), who.principal
+                )
+            ).value
+            names = {str(m.id): m.display_name for m in await members.list_members(read)}
     return render(
         request,
         "home.html",
         who,
-        can_audit=Permission.AUDIT_READ in who.principal.permissions,
+        can_audit=can_audit,
         can_operate=Permission.MEMBERS_MANAGE in who.principal.permissions,
+        board=board,
+        members=names,
     )
 
 

@@ -36,9 +36,12 @@ from ledger.access.principals import UserPrincipal
 from ledger.audit.events import Actor
 from ledger.audit.glossary import (
     ACTORS,
+    BASES,
+    CATEGORIES,
     GLOSSARY,
     MEMBER_STATUSES,
     OUTCOMES,
+    REPORT_STATUSES,
     RESOLUTIONS,
     ROLES,
     SERIES,
@@ -104,6 +107,10 @@ def _day(at: dt.datetime | str | None) -> str:
     return i18n.format_day(_moment(at), locale, zone)
 
 
+def _duration(span: dt.timedelta) -> str:
+    return i18n.format_duration(span, _reading.get()[0])
+
+
 def _number(value: float, digits: int = 0) -> str:
     return i18n.format_number(value, _reading.get()[0], digits)
 
@@ -124,8 +131,16 @@ def _word(table: Mapping[str, str]) -> Any:
     return lambda code: _gettext(table[code]) if code in table else code
 
 
+def _amount(minor: int, currency: str) -> str:
+    return i18n.format_amount(minor, currency, _reading.get()[0])
+
+
 templates.env.globals.update(
     Markup=Markup,
+    amount=_amount,
+    report_status_name=_word(REPORT_STATUSES),
+    category_name=_word(CATEGORIES),
+    basis_name=_word(BASES),
     role_name=_word(ROLES),
     status_name=_word(MEMBER_STATUSES),
     resolution_name=_word(RESOLUTIONS),
@@ -135,6 +150,7 @@ templates.env.filters.update(
     when=_when,
     day=_day,
     number=_number,
+    duration=_duration,
     meaning=lambda tag: _meaning(tag, GLOSSARY, Tag),
     outcome=lambda value: _meaning(value, OUTCOMES, Outcome),
     actor=lambda value: _meaning(value, ACTORS, ActorType),

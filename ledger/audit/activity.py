@@ -44,6 +44,7 @@ SERIES = {
     "disputes": Tag.DISPUTE_OPENED,
     "evaluations": Tag.PSEUDONYMS_EVALUATED,
 }
+DAYS = 30
 SPIKE_FACTOR = 3.0
 MIN_DAY = 20
 RECENT_DAYS = 3
@@ -81,12 +82,20 @@ def _elements(session: AsyncSession) -> sa.ColumnElement[int]:
 
 
 async def member_activity(
-    session: AsyncSession, rec: Recorder, principal: Principal, *, days: int = 30
+    session: AsyncSession, rec: Recorder, principal: Principal, *, days: int = DAYS
 ) -> Audited[list[MemberActivity]]:
-    """Each member's daily counts over the last ``days`` days, with its signals.
-    Recorded."""
+    """Each member's daily counts over the last ``days`` days, with its signals, those
+    with signs of fishing first. Recorded."""
     require(principal, Permission.AUDIT_READ)
-    now = rec.op.now
+    ranked = await activities(session, now=rec.op.now, days=days)
+    event_id = await rec.record(Tag.AUDIT_EVENTS_LISTED, body={"view": "activity"})
+    return Audited(ranked, event_id)
+
+
+async def activities(
+    session: AsyncSession, *, now: dt.datetime, days: int = DAYS
+) -> list[MemberActivity]:
+    """``member_activity``'s counts, for a caller that records its own read."""
     since_day = (now - dt.timedelta(days=days - 1)).date()
     since = dt.datetime.combine(since_day, dt.time(), tzinfo=dt.UTC)
     calendar = [since_day + dt.timedelta(days=n) for n in range(days)]
@@ -138,9 +147,7 @@ async def member_activity(
             found[member_id].refund_review_queries = int(refund_reviews or 0)
     for activity in found.values():
         activity.signals = signals(activity)
-    ranked = sorted(found.values(), key=lambda a: (-len(a.signals), -a.total("queries")))
-    event_id = await rec.record(Tag.AUDIT_EVENTS_LISTED, body={"view": "activity"})
-    return Audited(ranked, event_id)
+    return sorted(found.values(), key=lambda a: (-len(a.signals), -a.total("queries")))
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,3 +88,26 @@ SERIES = {
     "disputes": N_("disputes opened"),
     "evaluations": N_("pseudonyms made"),
 }
+REPORT_STATUSES = {
+    "pending_notice": N_("waiting for the buyer to be told"),
+    "suspended": N_("suspended: the buyer was not told in time"),
+    "active": N_("counts"),
+    "disputed": N_("counts, disputed"),
+    "withdrawn": N_("withdrawn"),
+    "suppressed": N_("stopped counting: a dispute went unanswered"),
+    "expired": N_("expired"),
+}
+CATEGORIES = {
+    "forged_evidence": N_("forged or edited evidence"),
+    "empty_box": N_("a false empty-box claim"),
+    "wardrobing": N_("used goods returned as unused"),
+    "false_non_receipt": N_("a false claim of non-receipt"),
+    "other": N_("another kind of refund abuse"),
+}
+BASES = {
+    "platform_review": N_("the platform's own review"),
+    "merchant_evidence": N_("the merchant's evidence"),
+    "arbitration": N_("arbitration"),
+    "court_ruling": N_("a court ruling"),
+    "police_report": N_("a police report"),
+}

@@ -38,6 +38,7 @@ class DisputeItem(Base):
         sa.PrimaryKeyConstraint("dispute_id", "report_id", name="pk_dispute_items"),
         sa.Index("ix_dispute_items_assignee", "reporting_member_id", "resolution"),
         sa.Index("ix_dispute_items_report", "report_id"),
+        sa.Index("ix_dispute_items_resolution", "resolution", "resolved_at"),
     )
 
     dispute_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("disputes.id"))

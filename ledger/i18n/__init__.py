@@ -141,3 +141,8 @@ def format_amount(minor: int, currency: str, locale: str) -> str:
     return numbers.format_currency(
         minor / 10**major, currency, locale=babel_locale(locale), currency_digits=True
     )
+
+
+def format_duration(span: dt.timedelta, locale: str) -> str:
+    """A length of time in words, rounded to its largest unit: 3 minutes, 3分钟."""
+    return dates.format_timedelta(span, threshold=1.0, locale=babel_locale(locale))

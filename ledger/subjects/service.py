@@ -122,7 +122,22 @@ async def disclose(
     Recorded (purpose ``subject_request``, the member's reference) before it is returned."""
     require(principal, Permission.SUBJECTS_DISCLOSE)
     check_pseudonym(subject)
-    now = rec.op.now
+    disclosure = await subject_file(session, subject=subject, now=rec.op.now, policy=policy)
+    event_id = await rec.record(
+        Tag.SUBJECT_DISCLOSED,
+        subject=subject,
+        purpose=DISCLOSURE_PURPOSE,
+        reference=reference,
+        body={"reports": len(disclosure.reports)},
+    )
+    return Audited(disclosure, event_id)
+
+
+async def subject_file(
+    session: AsyncSession, *, subject: str, now: dt.datetime, policy: ReportPolicy
+) -> Disclosure:
+    """The file itself, unrecorded: the caller records its own read (a disclosure, or an
+    auditor looking at what the buyer would get)."""
     found = list(
         await session.scalars(
             sa.select(Report).where(Report.subject == subject).order_by(Report.filed_at)
@@ -151,7 +166,7 @@ async def disclose(
     names = await reports.member_names(
         session, {v.member_id for v in held} | {r.actor_member_id for r in rows}
     )
-    disclosure = Disclosure(
+    return Disclosure(
         subject=subject,
         reports=[
             DisclosedReport(
@@ -164,11 +179,3 @@ async def disclose(
             for r in rows
         ],
     )
-    event_id = await rec.record(
-        Tag.SUBJECT_DISCLOSED,
-        subject=subject,
-        purpose=DISCLOSURE_PURPOSE,
-        reference=reference,
-        body={"reports": len(disclosure.reports)},
-    )
-    return Audited(disclosure, event_id)

@@ -8,7 +8,9 @@ import datetime as dt
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ledger import maintenance
 from ledger.clock import FrozenClock
+from ledger.db import create_sessionmaker
 from ledger.pseudonyms.voprf import VOPRF, Suite
 from ledger.runtime import Runtime
 from tests.api.test_disputes_and_subjects import open_dispute
@@ -97,3 +99,40 @@ async def test_operators_see_neither(client: httpx.AsyncClient, operator: str) -
     await sign_in(client, operator)
     assert (await client.get("/console/activity")).status_code == 403
     assert (await client.get("/console/disputes")).status_code == 403
+
+
+async def test_the_auditors_dashboard_says_what_needs_attention(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    runtime: Runtime,
+    clock: FrozenClock,
+    auditor: str,
+) -> None:
+    acme = await member(client, session, runtime)
+    shop = await member(client, session, runtime)
+    late, soon = pseudonym(), pseudonym()
+    await open_dispute(shop, late, (await acme.file(payload(clock, subject=late)))["id"])
+    clock.advance(18 * DAY)
+    await acme.relogin()
+    await shop.relogin()
+    await open_dispute(shop, soon, (await acme.file(payload(clock, subject=soon)))["id"])
+    clock.advance(3 * DAY)  # the first is past its deadline, the second not yet
+    await shop.relogin()
+    await maintenance.run(create_sessionmaker(runtime.engine), clock=clock, policy=runtime.policy)
+    clock.advance(15 * DAY)  # the second is due within 3 days now
+    await shop.relogin()
+    for n in range(3):
+        await query(shop, pseudonym(), f"refund-{n}")
+    await runtime.audit.checkpoint()
+    await sign_in(client, auditor)
+    home = (await client.get("/console")).text
+    assert "Newest checkpoint: tree size" in home
+    assert "The log has not been verified yet." in home
+    assert "Due within 3 days: 1" in home
+    assert "Unanswered past their deadline, last 30 days: 1" in home
+    assert '<p class="figure">3</p>' in home  # today's risk queries
+    assert "No member shows any." in home
+    client.cookies.set("ledger_locale", "zh-CN")
+    chinese = (await client.get("/console")).text
+    assert "3 天内到期：1" in chinese
+    assert "今天的风险查询" in chinese
