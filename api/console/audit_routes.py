@@ -411,6 +411,10 @@ async def activity_page(request: Request, who: Auditor) -> HTMLResponse:
         members=await _member_names(runtime),
         activities=found,
         series=list(activity.SERIES),
+        # One scale per kind of count, shared by every member's row.
+        tops={
+            name: max((max(a.series[name]) for a in found), default=0) for name in activity.SERIES
+        },
     )
 
 

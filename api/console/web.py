@@ -29,6 +29,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from api.auth import PERMISSION_ATTR
+from api.console.charts import daily_bars
 from ledger import i18n
 from ledger.access import refusals
 from ledger.access.permissions import Permission, Role
@@ -137,6 +138,7 @@ def _amount(minor: int, currency: str) -> str:
 
 templates.env.globals.update(
     Markup=Markup,
+    bars=daily_bars,
     amount=_amount,
     report_status_name=_word(REPORT_STATUSES),
     category_name=_word(CATEGORIES),

@@ -8,6 +8,9 @@ ones in docs/console/), else to the test's temporary directory.
 from __future__ import annotations
 
 import asyncio
+import csv
+import datetime as dt
+import io
 import json
 from pathlib import Path
 
@@ -18,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.permissions import Role
 from ledger.runtime import Runtime
-from tests.factories import get_token, make_credential, make_user
+from tests.api.test_reports import pseudonym
+from tests.factories import get_token, make_credential, make_member, make_user
 
 PASSWORD = "correct horse battery staple"
 
@@ -84,7 +88,10 @@ async def test_an_auditor_filters_opens_an_event_sees_its_proof_and_exports(
     await expect(
         page.get_by_role("heading", name="Members' activity, last 30 days")
     ).to_be_visible()
-    await expect(page.locator("svg.chart").first).to_be_visible()
+    chart = page.locator("svg.pygal-chart").first
+    await expect(chart).to_be_visible()
+    assert await chart.get_attribute("role") == "img"
+    assert "a day" in (await chart.get_attribute("aria-label") or "")
     await page.screenshot(path=shots / "activity.png", full_page=True)
     await page.get_by_role("navigation").get_by_role("link", name="Disputes").click()
     await expect(page.get_by_role("heading", name="Disputes", exact=True)).to_be_visible()
@@ -207,3 +214,65 @@ async def test_a_chinese_auditor_on_a_phone_reads_chinese_pages_that_fit(
     await expect(page.get_by_role("heading", level=1)).to_have_text("Audit log")
     await page.goto(f"{base}/console/glossary")
     await expect(page.get_by_role("heading", level=1)).to_have_text("What each audit event means")
+
+
+async def test_an_inspection_in_chinese_a_report_a_buyers_file_and_an_excel_csv(
+    live: tuple[str, FastAPI],
+    browser: Browser,
+    session: AsyncSession,
+    runtime: Runtime,
+    client: httpx.AsyncClient,
+    shots: Path,
+) -> None:
+    """A compliance officer in a Chinese browser opens a report from the buyer's file,
+    follows its first event to the proof, and downloads the CSV that Excel opens."""
+    base, app = live
+    await make_user(session, runtime, username="shen", role=Role.AUDITOR, password=PASSWORD)
+    jd = await make_member(session, clock=runtime.clock, name="jd", display_name="京东")
+    credential = await make_credential(session, runtime, member=jd)
+    token = await get_token(client, credential)
+    subject = pseudonym()
+    now = runtime.clock.now()
+    filed = await client.post(
+        "/v1/reports",
+        json={
+            "case_ref": "case-77", "subject": subject, "category": "forged_evidence",
+            "basis": "platform_review", "amount_minor": 12900, "currency": "CNY",
+            "occurred_at": (now - dt.timedelta(days=10)).isoformat(),
+            "confirmed_at": (now - dt.timedelta(days=2)).isoformat(),
+            "subject_notified_at": (now - dt.timedelta(days=1)).isoformat(),
+            "evidence_sha256": ["0" * 64],
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )  # fmt: skip
+    assert filed.status_code == 201, filed.text
+    served: Runtime = app.state.runtime
+    await served.audit.checkpoint()
+    context = await browser.new_context(locale="zh-CN", accept_downloads=True)
+    page = await context.new_page()
+    await page.goto(f"{base}/console")
+    await page.get_by_label("用户名").fill("shen")
+    await page.get_by_label("密码").fill(PASSWORD)
+    await page.get_by_role("button", name="登录").click()
+    await page.get_by_role("navigation").get_by_role("link", name="买家记录").click()
+    await page.get_by_label("买家（假名）").fill(subject)
+    await page.get_by_role("button", name="查看").click()
+    await expect(page.get_by_role("heading", name="共有 1 条记录")).to_be_visible()
+    await expect(page.locator("main")).to_contain_text("京东")
+    await page.screenshot(path=shots / "zh-buyers-file.png", full_page=True)
+    await page.get_by_role("link", name="伪造或篡改的证据").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("记录 case-77")
+    await expect(page.locator("main")).to_contain_text("¥129.00")
+    await page.screenshot(path=shots / "zh-report.png", full_page=True)
+    await page.locator("main table").last.get_by_role("link").first.click()
+    await expect(page.locator("#proof-status")).to_contain_text("证明核验通过")
+
+    await page.goto(f"{base}/console/audit")
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="CSV").click()
+    download = await download_info.value
+    raw = await asyncio.to_thread(Path(await download.path()).read_bytes)
+    assert raw.startswith(b"\xef\xbb\xbf")  # Excel on a zh-CN machine reads it as UTF-8
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert "京东" in {r["actor_member"] for r in rows}
+    assert "成员平台报送了一条经确认的恶意退款记录。" in {r["meaning"] for r in rows}

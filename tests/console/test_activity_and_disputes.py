@@ -67,7 +67,18 @@ async def test_a_member_fishing_stands_out_with_the_reasons(
     assert "queries not tied to a refund" in fishing_part
     steady_part = text.split(f'id="m-{steady.credential.member.id}"')[1].split("</section>")[0]
     assert "No sign of fishing" in steady_part
-    assert "<svg" in steady_part
+    # Charts people can read: pygal's, with day labels and values, on one scale per
+    # kind of count (the fishing member's 30 sets the top of every queries chart),
+    # and nothing the console's CSP would refuse.
+    assert 'class="pygal-chart"' in steady_part
+    assert "<script" not in text
+    assert "<style" not in text
+    queries_chart = steady_part.split('aria-label="risk queries: ')[1].split("</svg>")[0]
+    assert ">30</text>" in queries_chart  # the shared top of the y axis
+    assert ">15</text>" in queries_chart
+    first_day = (clock.now() - 29 * DAY).strftime("%m-%d")  # labelled, then every 7th
+    assert f">{first_day}</text>" in queries_chart
+    assert "<title>risk queries: " in queries_chart
     dictionary_part = text.split(f'id="m-{dictionary.credential.member.id}"')[1]
     assert "evaluations out of line: 200 pseudonyms made for 0 risk queries" in dictionary_part
 
