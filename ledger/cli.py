@@ -174,7 +174,7 @@ def init(demo: bool, allow_superuser: bool) -> None:
     for username, role, password in _in_transaction(make_users, settings):
         click.echo(
             f"ledger: console user {username} ({role}), password {password} "
-            f"(shown once): {settings.base_url}/console"
+            f"(shown once; choose your own at the first sign-in): {settings.base_url}/console"
         )
     if issued is None:
         click.echo("ledger: members exist already; no demo member created")
