@@ -276,3 +276,32 @@ async def test_an_inspection_in_chinese_a_report_a_buyers_file_and_an_excel_csv(
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
     assert "京东" in {r["actor_member"] for r in rows}
     assert "成员平台报送了一条经确认的恶意退款记录。" in {r["meaning"] for r in rows}
+
+
+async def test_a_new_user_must_choose_a_password_before_anything_else(
+    live: tuple[str, FastAPI], browser: Browser, session: AsyncSession, runtime: Runtime,
+    shots: Path,
+) -> None:  # fmt: skip
+    """An operator chose the first password: signing in leads to the change form, and
+    only once the user has chosen their own does the console open."""
+    base, _ = live
+    await make_user(
+        session, runtime, username="lin", role=Role.AUDITOR, password=PASSWORD,
+        must_change_password=True,
+    )  # fmt: skip
+    page = await (await browser.new_context(locale="zh-CN")).new_page()
+    await page.goto(f"{base}/console/audit")
+    await page.get_by_label("用户名").fill("lin")
+    await page.get_by_label("密码").fill(PASSWORD)
+    await page.get_by_role("button", name="登录").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("设置您自己的密码")
+    assert "/console/password" in page.url
+    await page.screenshot(path=shots / "zh-first-password.png", full_page=True)
+    await page.goto(f"{base}/console/glossary")  # nothing else opens yet
+    await expect(page.get_by_role("heading", level=1)).to_have_text("设置您自己的密码")
+    mine = "一个只有我自己才知道的长密码"
+    await page.get_by_label("当前密码").fill(PASSWORD)
+    await page.get_by_label("新密码（至少 12 个字符）").fill(mine)
+    await page.get_by_label("再次输入新密码").fill(mine)
+    await page.get_by_role("button", name="设置新密码").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("各类审计事件的含义")
