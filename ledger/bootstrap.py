@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import shlex
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from ledger.access.secrets import SecretHasher
 from ledger.config import Settings
 from ledger.context import Operation
 from ledger.evidence import keys as fingerprint_keys
+from ledger.members import passwords
 from ledger.members import service as members
 from ledger.members.service import IssuedClient
 from ledger.pseudonyms import keys as pseudonym_keys
@@ -129,7 +129,7 @@ async def create_demo_users(
     op = Operation.system(now)
     made = []
     for role in (Role.OPERATOR, Role.AUDITOR):
-        password = secrets.token_urlsafe(12)
+        password = passwords.given_password()
         user = await members.create_user(
             session, hasher, op, username=f"demo-{role.value}", role=role, password=password
         )

@@ -7,7 +7,6 @@ CSRF-checked; auditors are refused on every page and every action.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -152,14 +151,20 @@ async def revoke_client(request: Request, client_id: str, who: CredentialsManage
     return RedirectResponse(f"{PREFIX}/members/{revoked.member_id}", status_code=303)
 
 
-@router.get("/users")
-async def users_page(request: Request, who: UsersManager) -> HTMLResponse:
-    runtime = runtime_of(request)
-    async with runtime.read_sessionmaker() as read:
+async def _users_page(
+    request: Request, who: Viewer, created: dict[str, object] | None = None
+) -> HTMLResponse:
+    """The users page; ``created``: a password given just now, shown this once."""
+    async with runtime_of(request).read_sessionmaker() as read:
         found = await members.list_users(read)
     return render(
-        request, "users.html", who, users=found, roles=[r.value for r in Role], created=None
+        request, "users.html", who, users=found, roles=[r.value for r in Role], created=created
     )
+
+
+@router.get("/users")
+async def users_page(request: Request, who: UsersManager) -> HTMLResponse:
+    return await _users_page(request, who)
 
 
 @router.post("/users")
@@ -171,7 +176,7 @@ async def create_user(request: Request, who: UsersManager) -> HTMLResponse:
         role = Role(form.get("role", ""))
     except ValueError:
         raise ConsoleError(400, N_("Choose a role: auditor or operator.")) from None
-    password = secrets.token_urlsafe(18)
+    password = passwords.given_password()
     op = who.op(runtime)
     made = await _change(
         request,
@@ -185,16 +190,7 @@ async def create_user(request: Request, who: UsersManager) -> HTMLResponse:
             password=password,
         ),
     )
-    async with runtime.read_sessionmaker() as read:
-        found = await members.list_users(read)
-    return render(
-        request,
-        "users.html",
-        who,
-        users=found,
-        roles=[r.value for r in Role],
-        created={"username": made.username, "password": password},
-    )
+    return await _users_page(request, who, {"username": made.username, "password": password})
 
 
 @router.post("/users/{username}/password-reset")
@@ -211,15 +207,8 @@ async def reset_password(request: Request, username: str, who: UsersManager) -> 
         who,
         lambda s: passwords.reset_password(s, runtime.hasher, op, username=username),
     )
-    async with runtime.read_sessionmaker() as read:
-        found = await members.list_users(read)
-    return render(
-        request,
-        "users.html",
-        who,
-        users=found,
-        roles=[r.value for r in Role],
-        created={"username": username, "password": password, "reset": True},
+    return await _users_page(
+        request, who, {"username": username, "password": password, "reset": True}
     )
 
 

@@ -274,10 +274,11 @@ async def viewer(request: Request, permission: Permission) -> Viewer:
             method=request.method,
             needs=permission.value,
         )
+        read_as(request)  # the role's name, in the reader's words
         raise ConsoleError(
             403,
             N_("Your role (%(role)s) cannot do this: it needs %(permission)s."),
-            role=ROLES.get(who.role.value, who.role.value),
+            role=_word(ROLES)(who.role.value),
             permission=permission.value,
         )
     return who
@@ -361,10 +362,8 @@ def render(
 async def console_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ConsoleError)
     read_as(request)
-    values = {k: _word(ROLES)(v) if k == "role" else v for k, v in exc.values.items()}
-    return render(
-        request, "error.html", None, status=exc.status, message=say(exc.message, **values)
-    )
+    message = say(exc.message, **exc.values)
+    return render(request, "error.html", None, status=exc.status, message=message)
 
 
 async def password_to_change(request: Request, exc: Exception) -> Response:

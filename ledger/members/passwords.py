@@ -26,15 +26,35 @@ from ledger.members.service import UserView, check_password_strength, user_view
 RESET_PASSWORD_BYTES = 18  # 24 URL-safe characters
 
 
-async def _end_sessions(
-    session: AsyncSession, op: Operation, user: User, *, keep: str | None, why: str
-) -> None:
+def given_password() -> str:
+    """A random password for someone else to use once (24 URL-safe characters)."""
+    return secrets.token_urlsafe(RESET_PASSWORD_BYTES)
+
+
+async def _set(
+    session: AsyncSession,
+    op: Operation,
+    user: User,
+    password_hash: str,
+    *,
+    given: bool,
+    keep_session: str | None,
+    tag: Tag,
+) -> UserView:
+    """Store the new hash, end the user's sessions (but ``keep_session``), record."""
+    user.password_hash = password_hash
+    user.must_change_password = given
+    user.password_changed_at = op.now
     query = sa.update(ConsoleSession).where(
         ConsoleSession.user_id == user.id, ConsoleSession.ended_at.is_(None)
     )
-    if keep is not None:
-        query = query.where(ConsoleSession.token_hash != keep)
-    await session.execute(query.values(ended_at=op.now, end_reason=why))
+    if keep_session is not None:
+        query = query.where(ConsoleSession.token_hash != keep_session)
+    await session.execute(query.values(ended_at=op.now, end_reason="password"))
+    body = {"user_id": str(user.id), "username": user.username}
+    await record(session, op.event(tag, body=body), now=op.now)
+    await session.flush()
+    return user_view(user)
 
 
 async def change_password(
@@ -59,14 +79,15 @@ async def change_password(
             N_("the new password must differ from the one you were given"),
             fields=("new_password",),
         )
-    user.password_hash = await hasher.hash(new)
-    user.must_change_password = False
-    user.password_changed_at = op.now
-    await _end_sessions(session, op, user, keep=keep_session, why="password")
-    body = {"user_id": str(user.id), "username": user.username}
-    await record(session, op.event(Tag.USER_PASSWORD_CHANGED, body=body), now=op.now)
-    await session.flush()
-    return user_view(user)
+    return await _set(
+        session,
+        op,
+        user,
+        await hasher.hash(new),
+        given=False,
+        keep_session=keep_session,
+        tag=Tag.USER_PASSWORD_CHANGED,
+    )
 
 
 async def reset_password(
@@ -77,12 +98,14 @@ async def reset_password(
     user = await session.scalar(sa.select(User).where(User.username == username))
     if user is None:
         raise NotFound("no user with that username")
-    password = secrets.token_urlsafe(RESET_PASSWORD_BYTES)
-    user.password_hash = await hasher.hash(password)
-    user.must_change_password = True
-    user.password_changed_at = op.now
-    await _end_sessions(session, op, user, keep=None, why="password")
-    body = {"user_id": str(user.id), "username": user.username}
-    await record(session, op.event(Tag.USER_PASSWORD_RESET, body=body), now=op.now)
-    await session.flush()
-    return user_view(user), password
+    password = given_password()
+    view = await _set(
+        session,
+        op,
+        user,
+        await hasher.hash(password),
+        given=True,
+        keep_session=None,
+        tag=Tag.USER_PASSWORD_RESET,
+    )
+    return view, password

@@ -97,11 +97,14 @@ def explain(a: Assessment, locale: str) -> Explanation:
     )
 
 
+_REASON_TEXTS = dict(REASONS.values())  # code → English message
+
+
 def reasons(a: Assessment, locale: str) -> tuple[Reason, ...]:
     """The assessment's reasons with their texts in ``locale``; the codes are stable."""
-    texts = dict(REASONS.values())
     return tuple(
-        dataclasses.replace(r, text=gettext(locale, texts.get(r.code, r.text))) for r in a.reasons
+        dataclasses.replace(r, text=gettext(locale, _REASON_TEXTS.get(r.code, r.text)))
+        for r in a.reasons
     )
 
 

@@ -36,6 +36,14 @@ async def sign_in(page: Page, base: str, username: str) -> None:
     await expect(page.get_by_role("heading", name=f"Welcome, {username}")).to_be_visible()
 
 
+async def sign_in_in_chinese(page: Page, base: str, username: str, path: str = "") -> None:
+    """The sign-in form as a zh-CN browser shows it, filled and sent."""
+    await page.goto(f"{base}/console{path}")
+    await page.get_by_label("用户名").fill(username)
+    await page.get_by_label("密码").fill(PASSWORD)
+    await page.get_by_role("button", name="登录").click()
+
+
 async def test_an_auditor_filters_opens_an_event_sees_its_proof_and_exports(
     live: tuple[str, FastAPI],
     browser: Browser,
@@ -190,9 +198,7 @@ async def test_a_chinese_auditor_on_a_phone_reads_chinese_pages_that_fit(
     await page.goto(f"{base}/console")
     await expect(page.get_by_role("heading", name="登录")).to_be_visible()
     assert await page.get_attribute("html", "lang") == "zh-CN"
-    await page.get_by_label("用户名").fill("shen")
-    await page.get_by_label("密码").fill(PASSWORD)
-    await page.get_by_role("button", name="登录").click()
+    await sign_in_in_chinese(page, base, "shen")
     await expect(page.get_by_role("heading", name="shen，您好")).to_be_visible()
     await page.screenshot(path=shots / "zh-home-phone.png", full_page=True)
     for path, heading in (
@@ -250,10 +256,7 @@ async def test_an_inspection_in_chinese_a_report_a_buyers_file_and_an_excel_csv(
     await served.audit.checkpoint()
     context = await browser.new_context(locale="zh-CN", accept_downloads=True)
     page = await context.new_page()
-    await page.goto(f"{base}/console")
-    await page.get_by_label("用户名").fill("shen")
-    await page.get_by_label("密码").fill(PASSWORD)
-    await page.get_by_role("button", name="登录").click()
+    await sign_in_in_chinese(page, base, "shen")
     await page.get_by_role("navigation").get_by_role("link", name="买家记录").click()
     await page.get_by_label("买家（假名）").fill(subject)
     await page.get_by_role("button", name="查看").click()
@@ -290,10 +293,7 @@ async def test_a_new_user_must_choose_a_password_before_anything_else(
         must_change_password=True,
     )  # fmt: skip
     page = await (await browser.new_context(locale="zh-CN")).new_page()
-    await page.goto(f"{base}/console/audit")
-    await page.get_by_label("用户名").fill("lin")
-    await page.get_by_label("密码").fill(PASSWORD)
-    await page.get_by_role("button", name="登录").click()
+    await sign_in_in_chinese(page, base, "lin", "/audit")
     await expect(page.get_by_role("heading", level=1)).to_have_text("设置您自己的密码")
     assert "/console/password" in page.url
     await page.screenshot(path=shots / "zh-first-password.png", full_page=True)
