@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from babel import dates, numbers
+from babel import dates, numbers, units
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -146,3 +146,12 @@ def format_amount(minor: int, currency: str, locale: str) -> str:
 def format_duration(span: dt.timedelta, locale: str) -> str:
     """A length of time in words, rounded to its largest unit: 3 minutes, 3分钟."""
     return dates.format_timedelta(span, threshold=1.0, locale=babel_locale(locale))
+
+
+def format_time_left(span: dt.timedelta, locale: str) -> str:
+    """Time left before a deadline in whole days (never rounded up, never into weeks:
+    a 20-day deadline reads "20 days", 20天), or whole hours in its last day."""
+    if span >= dt.timedelta(days=1):
+        return units.format_unit(span.days, "duration-day", locale=babel_locale(locale))
+    hours = max(0, int(span.total_seconds() // 3600))
+    return units.format_unit(hours, "duration-hour", locale=babel_locale(locale))

@@ -97,9 +97,13 @@ async def test_disputes_show_days_left_and_overdue_ones(
     await open_dispute(shop, subject, filed["id"])
     await sign_in(client, auditor)
     page = await client.get("/console/disputes")
-    assert "20.0" in page.text  # days left
+    assert "<td>20 days</td>" in page.text  # the time left, in words
     assert "No closed disputes." in page.text
-    clock.advance(21 * DAY)
+    clock.advance(18 * DAY)
+    await sign_in(client, auditor)
+    soon = await client.get("/console/disputes")
+    assert "2 days (due soon)" in soon.text
+    clock.advance(3 * DAY)
     await sign_in(client, auditor)
     later = await client.get("/console/disputes")
     assert "No open disputes." in later.text
