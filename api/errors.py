@@ -64,6 +64,13 @@ INVALID_CLIENT = _p(
 INVALID_CREDENTIALS = _p(
     401, "invalid-credentials", "Sign-in failed", "the username or password is wrong"
 )
+SECOND_FACTOR_REQUIRED = _p(
+    401,
+    "second-factor-required",
+    "One-time code required",
+    "the password was right and the account has a second factor: send `one_time_code`, "
+    "the 6-digit code from the authenticator app or an unused recovery code",
+)
 UNAUTHENTICATED = _p(401, "unauthenticated", "Authentication required", "no access token was sent")
 INSUFFICIENT_SCOPE = _p(
     403,
@@ -77,6 +84,13 @@ PASSWORD_CHANGE_REQUIRED = _p(
     "Password change required",
     "a console user whose password was set by an operator must first choose their own "
     "in the console (/console/password)",
+)
+SECOND_FACTOR_SETUP_REQUIRED = _p(
+    403,
+    "second-factor-setup-required",
+    "Second factor required",
+    "the user's role requires a second factor: set one up in the console "
+    "(/console/second-factor) first",
 )
 FORBIDDEN = _p(
     403,
@@ -114,9 +128,11 @@ _PROBLEMS: list[tuple[type[Exception], ProblemType]] = [
     (errors.InvalidToken, INVALID_TOKEN),
     (errors.InvalidClient, INVALID_CLIENT),
     (errors.InvalidCredentials, INVALID_CREDENTIALS),
+    (errors.SecondFactorRequired, SECOND_FACTOR_REQUIRED),
     (errors.AuthenticationFailed, UNAUTHENTICATED),
     (errors.InsufficientScope, INSUFFICIENT_SCOPE),
     (errors.PasswordChangeRequired, PASSWORD_CHANGE_REQUIRED),
+    (errors.SecondFactorSetupRequired, SECOND_FACTOR_SETUP_REQUIRED),
     (errors.PermissionDenied, FORBIDDEN),
     (errors.InvalidInput, VALIDATION),
     (errors.NotFound, NOT_FOUND),

@@ -15,12 +15,10 @@ from ledger.access.permissions import Role, Scope
 from ledger.access.secrets import SecretHasher
 from ledger.config import Settings
 from ledger.context import Operation
-from ledger.evidence import keys as fingerprint_keys
 from ledger.members import passwords
 from ledger.members import service as members
 from ledger.members.service import IssuedClient
-from ledger.pseudonyms import keys as pseudonym_keys
-from ledger.runtime import KEY_RINGS
+from ledger.runtime import KEY_FILES, KEY_RINGS
 
 DEMO_MEMBER = "demo"
 DEMO_DISPLAY_NAME = "演示商城"  # shown in the console and the buyer's file
@@ -93,7 +91,7 @@ async def initialize(
     created = [ring for ring in KEY_RINGS if keys.ensure_ring(key_dir / ring, now=now)]
     created += [
         module.KEY_DIR
-        for module in (pseudonym_keys, fingerprint_keys)
+        for module in KEY_FILES
         if module.ensure_key(key_dir / module.KEY_DIR, now=now)
     ]
     return InitResult(created_keys=created, revision=await migrate(settings))

@@ -38,12 +38,10 @@ from ledger.clock import SystemClock
 from ledger.config import Settings
 from ledger.context import Operation
 from ledger.errors import LedgerError, NotFound
-from ledger.evidence import keys as fingerprint_keys
-from ledger.members import passwords
+from ledger.members import passwords, second_factor
 from ledger.members import service as members
 from ledger.members.models import MemberStatus
-from ledger.pseudonyms import keys as pseudonym_keys
-from ledger.runtime import CHECKPOINT_RING, TOKEN_RING, Runtime, make_hasher
+from ledger.runtime import CHECKPOINT_RING, KEY_FILES, TOKEN_RING, Runtime, make_hasher
 from ledger.scoring import policies
 
 T = TypeVar("T")
@@ -171,10 +169,13 @@ def init(demo: bool, allow_superuser: bool) -> None:
     async def make_users(session: AsyncSession) -> list[tuple[str, str, str]]:
         return await bootstrap.create_demo_users(session, make_hasher(settings), now=_now())
 
+    needing = {r.value for r in settings.roles_needing_second_factor}
     for username, role, password in _in_transaction(make_users, settings):
+        then = "; then set up a second factor" if role in needing else ""
         click.echo(
             f"ledger: console user {username} ({role}), password {password} "
-            f"(shown once; choose your own at the first sign-in): {settings.base_url}/console"
+            f"(shown once; choose your own at the first sign-in{then}): "
+            f"{settings.base_url}/console"
         )
     if issued is None:
         click.echo("ledger: members exist already; no demo member created")
@@ -204,11 +205,11 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     settings = _settings()
     if not (settings.resolved_key_dir / TOKEN_RING / keys.RING_FILE).exists():
         _fail("no signing keys found: run `ledger init` first")
-    for kind, module in (("pseudonym", pseudonym_keys), ("fingerprint", fingerprint_keys)):
+    for module in KEY_FILES:
         if not (settings.resolved_key_dir / module.KEY_DIR / module.KEY_FILE).exists():
             _fail(
-                f"no {kind} key found: run `ledger init` (it keeps what exists, adds what "
-                "is missing)"
+                f"no {module.KEY_DIR} key found: run `ledger init` (it keeps what exists, "
+                "adds what is missing)"
             )
     if settings.workers > 1 and settings.rate_limit_storage.startswith("memory"):
         _fail(
@@ -432,6 +433,14 @@ def users_reset_password(username: str) -> None:
         return {"username": user.username, "password": password}
 
     _emit(_in_transaction(reset, settings))
+
+
+@users_group.command("reset-second-factor")
+@click.option("--username", required=True)
+def users_reset_second_factor(username: str) -> None:
+    """Remove a user's second factor (a lost phone and lost recovery codes); their
+    console sessions end, and they set it up again at their next sign-in."""
+    _emit(_in_transaction(lambda s: second_factor.reset(s, _op(), username=username)))
 
 
 @users_group.command("list")

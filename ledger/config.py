@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.access.permissions import Role
 from ledger.rate_limits import parse_limits
 from ledger.reports.policy import MAX_RETENTION_YEARS, Category, ReportPolicy
 
@@ -126,6 +127,10 @@ class Settings(BaseSettings):
     token_failures_per_client: str = "10/15minutes"  # noqa: S105  (a limit, not a secret)
     token_failures_per_address: str = "50/15minutes"  # noqa: S105
 
+    # Roles whose users must have a second factor (TOTP, ledger/members/second_factor.py)
+    # to sign in, comma-separated: "operator", "operator,auditor", or "" for none.
+    second_factor_roles: str = "operator"
+
     # Console sessions end after this long without a request, and this long after sign-in.
     console_idle_minutes: int = Field(default=15, ge=1, le=240)
     console_session_hours: int = Field(default=8, ge=1, le=24)
@@ -145,6 +150,19 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"not a time zone this machine knows: {value!r}") from exc
         return value
+
+    @field_validator("second_factor_roles")
+    @classmethod
+    def _roles(cls, value: str) -> str:
+        names = {name.strip() for name in value.split(",") if name.strip()}
+        unknown = names - {role.value for role in Role}
+        if unknown:
+            raise ValueError(f"not a role: {', '.join(sorted(unknown))} (operator, auditor)")
+        return ",".join(sorted(names))
+
+    @property
+    def roles_needing_second_factor(self) -> frozenset[Role]:
+        return frozenset(Role(name) for name in self.second_factor_roles.split(",") if name)
 
     @field_validator("public_url")
     @classmethod

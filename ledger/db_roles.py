@@ -39,6 +39,7 @@ SERVICE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "members": READ_WRITE,
     "clients": READ_WRITE,
     "users": READ_WRITE,
+    "recovery_codes": READ_WRITE,
     "console_sessions": READ_WRITE,
     "reports": READ_WRITE,
     "report_statements": READ_WRITE,

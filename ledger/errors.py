@@ -81,6 +81,10 @@ class InvalidCredentials(AuthenticationFailed):
     """A human user's sign-in failed."""
 
 
+class SecondFactorRequired(AuthenticationFailed):
+    """The password was right, and the account also needs its one-time code."""
+
+
 class InvalidToken(AuthenticationFailed):
     """A bearer token was refused (RFC 6750 §3.1 ``invalid_token``)."""
 
@@ -91,6 +95,10 @@ class PermissionDenied(LedgerError):
 
 class PasswordChangeRequired(PermissionDenied):
     """A console user whose password someone else chose signs in only to change it."""
+
+
+class SecondFactorSetupRequired(PermissionDenied):
+    """The user's role requires a second factor, and the user has not set one up yet."""
 
 
 class InsufficientScope(PermissionDenied):

@@ -23,6 +23,9 @@ from ledger.evidence.keys import FingerprintKey
 from ledger.evidence.service import EvidenceChecks
 from ledger.jobs import Jobs
 from ledger.maintenance import MaintenanceLoop
+from ledger.members import sealing
+from ledger.members.sealing import SealingKey
+from ledger.pseudonyms import keys as pseudonym_keys
 from ledger.pseudonyms.keys import KEY_DIR as PSEUDONYM_KEY_DIR
 from ledger.pseudonyms.keys import PseudonymKey, load_key
 from ledger.pseudonyms.limits import EvaluationLimiter
@@ -34,6 +37,8 @@ from ledger.scoring.service import PostgresReports, RiskQueries
 TOKEN_RING = "token"  # noqa: S105  (a directory name, not a secret)
 CHECKPOINT_RING = "checkpoint"
 KEY_RINGS = (TOKEN_RING, CHECKPOINT_RING)
+# The keys made once, each a module with KEY_DIR, KEY_FILE, ensure_key and load_key.
+KEY_FILES = (pseudonym_keys, fingerprint_keys, sealing)
 
 
 def make_hasher(settings: Settings) -> SecretHasher:
@@ -67,6 +72,7 @@ class Runtime:
     evidence: EvidenceChecks
     pseudonym_key: PseudonymKey
     fingerprint_key: FingerprintKey
+    second_factor_key: SealingKey  # seals console users' TOTP secrets
     evaluation_limiter: EvaluationLimiter
     sign_in_guard: SignInGuard
     token_guard: SignInGuard
@@ -170,6 +176,7 @@ class Runtime:
             ),
             pseudonym_key=load_key(settings.resolved_key_dir / PSEUDONYM_KEY_DIR),
             fingerprint_key=fingerprint_key,
+            second_factor_key=sealing.load_key(settings.resolved_key_dir / sealing.KEY_DIR),
             evaluation_limiter=EvaluationLimiter(
                 settings.pseudonym_rate_limit,
                 settings.pseudonym_rate_limits_by_member,

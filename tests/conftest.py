@@ -18,9 +18,7 @@ from api.app import create_app
 from ledger.access import keys
 from ledger.clock import FrozenClock, SystemClock
 from ledger.config import Settings
-from ledger.evidence import keys as fingerprint_keys
-from ledger.pseudonyms import keys as pseudonym_keys
-from ledger.runtime import KEY_RINGS, Runtime
+from ledger.runtime import KEY_FILES, KEY_RINGS, Runtime
 from tests.databases import (
     BACKENDS,
     POSTGRES_URL,
@@ -92,11 +90,14 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         # Tests integrate explicitly; one test runs the background loop on its own.
         audit_sequencer_enabled=False,
         maintenance_enabled=False,
+        # No role needs a second factor unless a test says so (tests/console/
+        # test_second_factor.py); the default (operators) is tested there.
+        second_factor_roles="",
         **FAST_ARGON2,  # type: ignore[arg-type]
     )
     for ring in KEY_RINGS:
         keys.ensure_ring(settings.resolved_key_dir / ring, now=dt.datetime.now(dt.UTC))
-    for module in (pseudonym_keys, fingerprint_keys):
+    for module in KEY_FILES:
         module.ensure_key(settings.resolved_key_dir / module.KEY_DIR, now=dt.datetime.now(dt.UTC))
     return settings
 

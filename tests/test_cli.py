@@ -47,6 +47,9 @@ def test_init_makes_private_keys_and_migrates(env: dict[str, str], tmp_path: Pat
     ring = tmp_path / "data" / "keys" / "token"
     assert stat.S_IMODE(ring.stat().st_mode) == 0o700
     assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in ring.iterdir())
+    for made_once in ("pseudonym", "evidence", "second-factor"):
+        key = tmp_path / "data" / "keys" / made_once / "key.json"
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
     current = ok(env, "db", "current")
     assert current["revision"] == current["head"]
 
@@ -116,6 +119,8 @@ def test_users_create_reads_the_password_from_stdin(env: dict[str, str]) -> None
     reset = ok(env, "users", "reset-password", "--username", "olga")
     assert reset["username"] == "olga"
     assert len(reset["password"]) >= 24
+    removed = ok(env, "users", "reset-second-factor", "--username", "olga")
+    assert removed["second_factor"] is False
     assert ok(env, "users", "disable", "olga")["disabled_at"] is not None
     help_text = run(env, "users", "create", "--help").output
     assert "Prompts for a first password" in help_text

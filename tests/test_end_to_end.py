@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 
 from tests.live import free_port
@@ -137,6 +138,21 @@ def test_readme_walkthrough_over_a_real_socket(
             },
         )
         assert changed.status_code == 303
+        # An operator (as shipped, LEDGER_SECOND_FACTOR_ROLES=operator) then sets up a
+        # second factor, with a code from the key the page shows.
+        assert username == "demo-operator"
+        setup = browser.get("/console")
+        assert setup.headers["location"].startswith("/console/second-factor")
+        page = browser.get("/console/second-factor").text
+        key = re.search(r'<code id="totp-key">([A-Z2-7 ]+)</code>', page)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert key is not None
+        assert csrf is not None
+        code = pyotp.TOTP(key.group(1).replace(" ", "")).now()
+        done = browser.post(
+            "/console/second-factor", data={"csrf_token": csrf.group(1), "code": code}
+        )
+        assert "Your recovery codes" in done.text or "您的恢复码" in done.text
         assert browser.get("/console").status_code == 200
 
     # Data is reused: a second start prints no new secret.

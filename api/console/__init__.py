@@ -8,19 +8,20 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.console import audit_routes, operator_routes, session_routes
+from api.console import account_routes, audit_routes, operator_routes, session_routes
 from api.console.web import (
     ConsoleError,
-    PasswordToChange,
     SignInRequired,
+    StepFirst,
     console_error,
-    password_to_change,
     sign_in_required,
+    step_first_handler,
 )
 
 
 def install(app: FastAPI) -> None:
     app.include_router(session_routes.router)
+    app.include_router(account_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(operator_routes.router)
     app.mount(
@@ -30,4 +31,4 @@ def install(app: FastAPI) -> None:
     )
     app.add_exception_handler(ConsoleError, console_error)
     app.add_exception_handler(SignInRequired, sign_in_required)
-    app.add_exception_handler(PasswordToChange, password_to_change)
+    app.add_exception_handler(StepFirst, step_first_handler)

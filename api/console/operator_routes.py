@@ -18,7 +18,7 @@ from api.console.web import PREFIX, ConsoleError, Viewer, checked_form, needs, r
 from ledger.access.permissions import Permission, Role, Scope
 from ledger.errors import LedgerError
 from ledger.i18n import N_
-from ledger.members import passwords
+from ledger.members import passwords, second_factor
 from ledger.members import service as members
 from ledger.members.models import MemberStatus
 from ledger.scoring import policies
@@ -152,13 +152,22 @@ async def revoke_client(request: Request, client_id: str, who: CredentialsManage
 
 
 async def _users_page(
-    request: Request, who: Viewer, created: dict[str, object] | None = None
+    request: Request,
+    who: Viewer,
+    created: dict[str, object] | None = None,
+    second_factor_removed: str | None = None,
 ) -> HTMLResponse:
     """The users page; ``created``: a password given just now, shown this once."""
     async with runtime_of(request).read_sessionmaker() as read:
         found = await members.list_users(read)
     return render(
-        request, "users.html", who, users=found, roles=[r.value for r in Role], created=created
+        request,
+        "users.html",
+        who,
+        users=found,
+        roles=[r.value for r in Role],
+        created=created,
+        second_factor_removed=second_factor_removed,
     )
 
 
@@ -210,6 +219,19 @@ async def reset_password(request: Request, username: str, who: UsersManager) -> 
     return await _users_page(
         request, who, {"username": username, "password": password, "reset": True}
     )
+
+
+@router.post("/users/{username}/second-factor-reset")
+async def reset_second_factor(request: Request, username: str, who: UsersManager) -> HTMLResponse:
+    """Remove a user's second factor (a lost phone and lost recovery codes); their
+    sessions end, and they set it up again at their next sign-in."""
+    runtime = runtime_of(request)
+    await checked_form(request, who)
+    if username == who.session.user.username:
+        raise ConsoleError(400, N_("Manage your own second factor from your account page."))
+    op = who.op(runtime)
+    await _change(request, who, lambda s: second_factor.reset(s, op, username=username))
+    return await _users_page(request, who, second_factor_removed=username)
 
 
 @router.post("/users/{username}/disable")

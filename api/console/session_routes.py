@@ -5,12 +5,14 @@ from __future__ import annotations
 import hmac
 import secrets
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import client_address
 from api.console.web import (
+    CODE_PATH,
     COOKIE,
     LOCALE_COOKIE,
     PREFIX,
@@ -23,33 +25,32 @@ from api.console.web import (
     read_as,
     render,
     runtime_of,
+    safe_next,
     say,
     secure_cookies,
     session_policy,
 )
-from api.routers.auth import check_sign_in
+from api.routers.auth import check_one_time_code, check_sign_in
 from ledger import i18n
 from ledger.access.permissions import Permission
 from ledger.audit.events import Actor
 from ledger.console import dashboard
-from ledger.console.sessions import end_session, open_session
+from ledger.console.sessions import (
+    SECOND_FACTOR,
+    complete_second_factor,
+    end_session,
+    open_session,
+)
 from ledger.context import Operation
 from ledger.errors import InvalidCredentials, InvalidInput, RateLimited
 from ledger.i18n import N_
 from ledger.logs import request_id_var
-from ledger.members import passwords
+from ledger.members import passwords, second_factor
 from ledger.members import service as members
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 SignedIn = Annotated[Viewer, needs(Permission.CONSOLE_USE)]
-
-
-def _safe_next(value: str | None) -> str:
-    """Only a path inside the console: never another site (``//evil``, ``https:``)."""
-    if value and value.startswith(f"{PREFIX}/") and not value.startswith("//"):
-        return value
-    return PREFIX
 
 
 def _sign_in_page(
@@ -77,7 +78,7 @@ def _sign_in_page(
 async def switch_language(request: Request) -> Response:
     """The language switch: keep the choice in a cookie (a year), and go back."""
     chosen = request.query_params.get("to")
-    response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+    response = RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
     if chosen in i18n.LOCALES:
         response.set_cookie(
             LOCALE_COOKIE,
@@ -96,7 +97,7 @@ async def sign_in_form(request: Request) -> HTMLResponse:
     return _sign_in_page(
         request,
         token=secrets.token_urlsafe(32),
-        next_path=_safe_next(request.query_params.get("next")),
+        next_path=safe_next(request.query_params.get("next")),
         error=None,
         status=200,
     )
@@ -106,7 +107,7 @@ async def sign_in_form(request: Request) -> HTMLResponse:
 async def sign_in(request: Request) -> Response:
     runtime = runtime_of(request)
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    next_path = _safe_next(form.get("next"))
+    next_path = safe_next(form.get("next"))
     expected = request.cookies.get(SIGN_IN_COOKIE, "")
     check_origin(request, runtime)
     if not expected or not hmac.compare_digest(
@@ -138,16 +139,78 @@ async def sign_in(request: Request) -> Response:
     op = Operation(
         actor=Actor.user(user.id), now=runtime.clock.now(), request_id=request_id_var.get()
     )
+    policy = session_policy(runtime)
     async with runtime.sessionmaker() as session, session.begin():
-        await members.record_sign_in(session, op, signed_in)
-        opened = await open_session(session, user, now=op.now, policy=session_policy(runtime))
-    response = RedirectResponse(next_path, status_code=303)
+        if user.second_factor:  # signed in only once the code is right too
+            await members.store_rehash(session, signed_in)
+            opened = await open_session(
+                session, user, now=op.now, policy=policy, awaiting=SECOND_FACTOR
+            )
+        else:
+            await members.record_sign_in(session, op, signed_in)
+            opened = await open_session(session, user, now=op.now, policy=policy)
+    target = f"{CODE_PATH}?next={quote(next_path)}" if user.second_factor else next_path
+    return _with_session(request, RedirectResponse(target, status_code=303), opened.token)
+
+
+def _with_session(request: Request, response: Response, token: str) -> Response:
     response.set_cookie(
-        COOKIE, opened.token, path=PREFIX, httponly=True, samesite="strict",
-        secure=secure_cookies(request, runtime),
+        COOKIE, token, path=PREFIX, httponly=True, samesite="strict",
+        secure=secure_cookies(request, runtime_of(request)),
     )  # fmt: skip
     response.delete_cookie(SIGN_IN_COOKIE, path=PREFIX)
     return response
+
+
+@router.get("/sign-in/code")
+async def code_form(request: Request, who: SignedIn) -> Response:
+    """The second step of signing in: the authenticator's code or a recovery code."""
+    if who.session.awaiting is None:
+        return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
+    return _code_page(request, who, next_path=safe_next(request.query_params.get("next")))
+
+
+def _code_page(
+    request: Request, who: Viewer, *, next_path: str, error: str | None = None, status: int = 200
+) -> HTMLResponse:
+    return render(
+        request, "sign_in_code.html", who, status=status, next_path=next_path, error=error
+    )
+
+
+@router.post("/sign-in/code")
+async def check_code(request: Request, who: SignedIn) -> Response:
+    runtime = runtime_of(request)
+    form = await checked_form(request, who)
+    next_path = safe_next(form.get("next"))
+    if who.session.awaiting is None:
+        return RedirectResponse(next_path, status_code=303)
+    user = who.session.user
+    try:
+        check = await check_one_time_code(
+            runtime, user, form.get("code", ""), client_address(request)
+        )
+        op = who.op(runtime)
+        async with runtime.sessionmaker() as session, session.begin():
+            await second_factor.spend(session, op, user.id, check)
+            signed_in = members.SignedInUser(user=user, rehashed_password=None)
+            await members.record_sign_in(session, op, signed_in, via=check.via)
+            opened = await complete_second_factor(
+                session, who.session.token_hash, user, now=op.now, policy=session_policy(runtime)
+            )
+    except InvalidCredentials as exc:
+        read_as(request)
+        return _code_page(request, who, next_path=next_path, error=say(exc.message), status=401)
+    except RateLimited as exc:
+        read_as(request)
+        error = say(
+            N_("Too many failed sign-ins: try again in %(seconds)s s."),
+            seconds=max(1, exc.retry_after),
+        )
+        page = _code_page(request, who, next_path=next_path, error=error, status=429)
+        page.headers["Retry-After"] = str(max(1, exc.retry_after))
+        return page
+    return _with_session(request, RedirectResponse(next_path, status_code=303), opened.token)
 
 
 @router.post("/sign-out")
@@ -196,7 +259,7 @@ async def password_page(request: Request, who: SignedIn) -> HTMLResponse:
         request,
         "password.html",
         who,
-        next_path=_safe_next(request.query_params.get("next")),
+        next_path=safe_next(request.query_params.get("next")),
         error=None,
         changed=False,
     )
@@ -206,7 +269,7 @@ async def password_page(request: Request, who: SignedIn) -> HTMLResponse:
 async def change_password(request: Request, who: SignedIn) -> Response:
     runtime = runtime_of(request)
     form = await checked_form(request, who)
-    next_path = _safe_next(form.get("next"))
+    next_path = safe_next(form.get("next"))
     new = form.get("new_password", "")[:1024]
     error: str | None = None
     if new != form.get("new_password_again", "")[:1024]:

@@ -112,6 +112,10 @@ def _duration(span: dt.timedelta) -> str:
     return i18n.format_duration(span, _reading.get()[0])
 
 
+def _time_left(span: dt.timedelta) -> str:
+    return i18n.format_time_left(span, _reading.get()[0])
+
+
 def _number(value: float, digits: int = 0) -> str:
     return i18n.format_number(value, _reading.get()[0], digits)
 
@@ -153,6 +157,7 @@ templates.env.filters.update(
     day=_day,
     number=_number,
     duration=_duration,
+    time_left=_time_left,
     meaning=lambda tag: _meaning(tag, GLOSSARY, Tag),
     outcome=lambda value: _meaning(value, OUTCOMES, Outcome),
     actor=lambda value: _meaning(value, ACTORS, ActorType),
@@ -186,18 +191,33 @@ class ConsoleError(Exception):
         self.values = values
 
 
-class PasswordToChange(Exception):
-    """The user's password was chosen by someone else: only the change form until they
-    choose their own."""
+class StepFirst(Exception):
+    """One step comes before anything else: the second factor's code (a session opened
+    with the password alone), a password of one's own (someone else chose it), a second
+    factor set up (the role requires one). Only that page, and sign-out, until then."""
 
-    def __init__(self, next_path: str) -> None:
-        super().__init__(next_path)
+    def __init__(self, page: str, next_path: str) -> None:
+        super().__init__(page)
+        self.page = page
         self.next_path = next_path
 
 
+CODE_PATH = f"{PREFIX}/sign-in/code"
 PASSWORD_PATH = f"{PREFIX}/password"
-# What a user with a password to change may still reach.
-WHILE_PASSWORD_TO_CHANGE = frozenset({PASSWORD_PATH, f"{PREFIX}/sign-out"})
+SECOND_FACTOR_PATH = f"{PREFIX}/second-factor"
+SIGN_OUT_PATH = f"{PREFIX}/sign-out"
+
+
+def step_first(found: LiveSession, runtime: Runtime) -> str | None:
+    """The page that must come first for this session, if any."""
+    user = found.user
+    if found.awaiting is not None:
+        return CODE_PATH
+    if user.must_change_password:
+        return PASSWORD_PATH
+    if user.role in runtime.settings.roles_needing_second_factor and not user.second_factor:
+        return SECOND_FACTOR_PATH
+    return None
 
 
 class SignInRequired(Exception):
@@ -265,8 +285,10 @@ async def viewer(request: Request, permission: Permission) -> Viewer:
             user_id=found.user.id, username=found.user.username, role=found.user.role
         ),
     )
-    if found.user.must_change_password and request.url.path not in WHILE_PASSWORD_TO_CHANGE:
-        raise PasswordToChange(request.url.path)
+    first = step_first(found, runtime)
+    path = request.url.path
+    if first is not None and path != SIGN_OUT_PATH and not _under(path, first):
+        raise StepFirst(first, path)
     if permission not in who.principal.permissions:
         await refusals.console_refused(
             who.recorder(runtime),
@@ -282,6 +304,17 @@ async def viewer(request: Request, permission: Permission) -> Viewer:
             permission=permission.value,
         )
     return who
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path inside the console: never another site (``//evil``, ``https:``)."""
+    if value and value.startswith(f"{PREFIX}/") and not value.startswith("//"):
+        return value
+    return PREFIX
+
+
+def _under(path: str, page: str) -> bool:
+    return path == page or path.startswith(f"{page}/")
 
 
 def needs(permission: Permission) -> Any:
@@ -341,6 +374,8 @@ def render(
     locale = read_as(request)
     context.update(
         viewer=who,
+        # While a step must come first, the pages it hides are not offered.
+        first_step=step_first(who.session, runtime) if who else None,
         csrf_token=who.session.csrf_token if who else None,
         path=request.url.path,
         locale=locale,
@@ -366,9 +401,9 @@ async def console_error(request: Request, exc: Exception) -> Response:
     return render(request, "error.html", None, status=exc.status, message=message)
 
 
-async def password_to_change(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, PasswordToChange)
-    return RedirectResponse(f"{PASSWORD_PATH}?next={quote(exc.next_path)}", status_code=303)
+async def step_first_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StepFirst)
+    return RedirectResponse(f"{exc.page}?next={quote(exc.next_path)}", status_code=303)
 
 
 async def sign_in_required(request: Request, exc: Exception) -> Response:

@@ -13,25 +13,29 @@ from ledger.access import refusals
 from ledger.audit.events import Actor
 from ledger.audit.reads import Recorder
 from ledger.context import Operation
-from ledger.errors import InvalidCredentials, PasswordChangeRequired, RateLimited
+from ledger.errors import (
+    InvalidCredentials,
+    PasswordChangeRequired,
+    RateLimited,
+    SecondFactorRequired,
+    SecondFactorSetupRequired,
+)
 from ledger.logs import request_id_var
+from ledger.members import second_factor
 from ledger.members import service as members
+from ledger.members.service import UserView
 from ledger.runtime import Runtime
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
-async def check_sign_in(
-    runtime: Runtime, username: str, password: str, address: str
-) -> members.SignedInUser:
-    """The user, if the password is right and neither the account nor the address is
-    locked; every refusal is audited. Shared by the API and the console."""
-    lockout = await runtime.sign_in_guard.check(username, address)
-    async with runtime.read_sessionmaker() as read:
-        credential = await members.find_user_credential(read, username)
-    actor = Actor.system() if credential is None else Actor.user(credential[0].id)
+def _recorder(runtime: Runtime, actor: Actor) -> Recorder:
     op = Operation(actor=actor, now=runtime.clock.now(), request_id=request_id_var.get())
-    rec = Recorder(op, runtime.audit.writer)
+    return Recorder(op, runtime.audit.writer)
+
+
+async def _refuse_if_locked(runtime: Runtime, rec: Recorder, username: str, address: str) -> None:
+    lockout = await runtime.sign_in_guard.check(username, address)
     if lockout is not None:
         await refusals.sign_in_refused(rec, reason=f"{lockout.scope} locked")
         raise RateLimited(
@@ -39,6 +43,20 @@ async def check_sign_in(
             f"{lockout.retry_after} s",
             retry_after=lockout.retry_after,
         )
+
+
+async def check_sign_in(
+    runtime: Runtime, username: str, password: str, address: str
+) -> members.SignedInUser:
+    """The user, if the password is right and neither the account nor the address is
+    locked; every refusal is audited. Shared by the API and the console. For a user
+    with a second factor, the failure count is cleared only once the code is right too
+    (``check_one_time_code``): a known password does not buy unlimited code guesses."""
+    async with runtime.read_sessionmaker() as read:
+        credential = await members.find_user_credential(read, username)
+    actor = Actor.system() if credential is None else Actor.user(credential[0].id)
+    rec = _recorder(runtime, actor)
+    await _refuse_if_locked(runtime, rec, username, address)
     try:
         signed_in = await members.check_user_password(runtime.hasher, credential, password)
     except InvalidCredentials as exc:
@@ -46,8 +64,47 @@ async def check_sign_in(
         reason = "unknown_user" if credential is None else exc.message
         await refusals.sign_in_refused(rec, reason=reason)
         raise
-    await runtime.sign_in_guard.succeeded(username)
+    if not signed_in.user.second_factor:
+        await runtime.sign_in_guard.succeeded(username)
     return signed_in
+
+
+async def check_one_time_code(
+    runtime: Runtime, user: UserView, code: str, address: str
+) -> second_factor.CodeCheck:
+    """The second step: ``code`` must be a right authenticator or recovery code of the
+    user's. Wrong codes count against the account and the address like wrong passwords;
+    every refusal is audited."""
+    rec = _recorder(runtime, Actor.user(user.id))
+    await _refuse_if_locked(runtime, rec, user.username, address)
+    async with runtime.read_sessionmaker() as read:
+        try:
+            check = await second_factor.check_code(
+                read,
+                runtime.hasher,
+                runtime.second_factor_key,
+                user_id=user.id,
+                code=code[:64],
+                now=rec.op.now,
+            )
+        except InvalidCredentials:
+            await runtime.sign_in_guard.failed(user.username, address)
+            await refusals.sign_in_refused(rec, reason="wrong_one_time_code")
+            raise
+    await runtime.sign_in_guard.succeeded(user.username)
+    return check
+
+
+async def refuse_without_second_factor(runtime: Runtime, user: UserView) -> None:
+    """A user whose role requires a second factor and who has none gets no token."""
+    if user.role in runtime.settings.roles_needing_second_factor and not user.second_factor:
+        await refusals.sign_in_refused(
+            _recorder(runtime, Actor.user(user.id)), reason="second_factor_setup"
+        )
+        raise SecondFactorSetupRequired(
+            "your role requires a second factor: set one up in the console "
+            "(/console/second-factor) first"
+        )
 
 
 @router.post("/token", response_model=UserToken, responses=problems(401, 403, 429))
@@ -61,22 +118,42 @@ async def sign_in(
     every refusal is audited. Repeated failures lock the account for a while (429 with
     ``Retry-After``). A password an operator set is good only for choosing one's own in
     the console: 403 ``password-change-required`` until then.
+
+    A user with a second factor sends ``one_time_code`` too: the 6-digit code from the
+    authenticator app, or an unused recovery code (401 ``second-factor-required``
+    without it; wrong codes count like wrong passwords). A user whose role requires a
+    second factor and who has none yet gets 403 ``second-factor-setup-required``.
     """
-    signed_in = await check_sign_in(runtime, body.username, body.password, client_address(request))
+    address = client_address(request)
+    signed_in = await check_sign_in(runtime, body.username, body.password, address)
     user = signed_in.user
     if user.must_change_password:
-        op = Operation(
-            actor=Actor.user(user.id), now=runtime.clock.now(), request_id=request_id_var.get()
+        await refusals.sign_in_refused(
+            _recorder(runtime, Actor.user(user.id)), reason="password_change"
         )
-        await refusals.sign_in_refused(Recorder(op, runtime.audit.writer), reason="password_change")
         raise PasswordChangeRequired(
             "this password was set by an operator: choose your own in the console "
             "(/console/password) first"
         )
+    check = None
+    if user.second_factor:
+        if not body.one_time_code:
+            await refusals.sign_in_refused(
+                _recorder(runtime, Actor.user(user.id)), reason="one_time_code_missing"
+            )
+            raise SecondFactorRequired(
+                "this account has a second factor: send one_time_code, the 6-digit code "
+                "from the authenticator app or an unused recovery code"
+            )
+        check = await check_one_time_code(runtime, user, body.one_time_code, address)
+    else:
+        await refuse_without_second_factor(runtime, user)
     op = Operation(
         actor=Actor.user(user.id), now=runtime.clock.now(), request_id=request_id_var.get()
     )
-    await members.record_sign_in(session, op, signed_in)
+    if check is not None:
+        await second_factor.spend(session, op, user.id, check)
+    await members.record_sign_in(session, op, signed_in, via=check.via if check else None)
     issued = runtime.issuer.issue_for_user(user_id=user.id, role=user.role)
     token = UserToken(
         access_token=issued.access_token, expires_in=issued.expires_in, role=user.role.value

@@ -15,6 +15,13 @@ class SignIn(RequestModel):
 
     username: str = Field(min_length=1, max_length=64, description="the user's name")
     password: str = Field(min_length=1, max_length=1024, description="the user's password")
+    one_time_code: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="for a user with a second factor: the 6-digit code from the "
+        "authenticator app (RFC 6238), or an unused recovery code (XXXX-XXXX-XXXX-XXXX)",
+    )
 
 
 class UserToken(BearerToken):

@@ -25,6 +25,20 @@ GLOSSARY: dict[Tag, str] = {
     Tag.USER_PASSWORD_RESET: N_(
         "An operator reset a console user's password; the user must change it at sign-in."
     ),
+    Tag.USER_SECOND_FACTOR_ENABLED: N_(
+        "A console user set up a second factor (an authenticator app's codes)."
+    ),
+    Tag.USER_SECOND_FACTOR_DISABLED: N_("A console user turned off their own second factor."),
+    Tag.USER_SECOND_FACTOR_RESET: N_(
+        "An operator removed a console user's second factor (a lost phone); the user sets "
+        "it up again at sign-in."
+    ),
+    Tag.USER_RECOVERY_CODES_REPLACED: N_(
+        "A console user made new recovery codes; the old ones stopped working."
+    ),
+    Tag.USER_RECOVERY_CODE_USED: N_(
+        "A console user signed in with a recovery code instead of an authenticator code."
+    ),
     Tag.TOKEN_KEY_ROTATED: N_("A new key for signing access tokens was put in use."),
     Tag.TOKEN_KEY_RETIRED: N_("An old token-signing key was retired."),
     Tag.CHECKPOINT_KEY_ROTATED: N_("A new key for signing audit checkpoints was put in use."),

@@ -28,6 +28,11 @@ class Tag(StrEnum):
     USER_DISABLED = "member:user:disabled"
     USER_PASSWORD_CHANGED = "member:user:password_changed"
     USER_PASSWORD_RESET = "member:user:password_reset"
+    USER_SECOND_FACTOR_ENABLED = "member:user:second_factor_enabled"
+    USER_SECOND_FACTOR_DISABLED = "member:user:second_factor_disabled"
+    USER_SECOND_FACTOR_RESET = "member:user:second_factor_reset"
+    USER_RECOVERY_CODES_REPLACED = "member:user:recovery_codes_replaced"
+    USER_RECOVERY_CODE_USED = "auth:user:recovery_code_used"
     # keys
     TOKEN_KEY_ROTATED = "keys:token:rotated"
     TOKEN_KEY_RETIRED = "keys:token:retired"

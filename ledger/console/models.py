@@ -23,3 +23,5 @@ class ConsoleSession(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     end_reason: Mapped[str | None] = mapped_column(sa.String(16))
+    # "second_factor": opened with the password alone, it grants nothing until the code.
+    awaiting: Mapped[str | None] = mapped_column(sa.String(16))

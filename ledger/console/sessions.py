@@ -27,6 +27,9 @@ from ledger.members.service import UserView, user_view
 
 # Only write last_seen_at when it is this stale: a page view is then a read.
 TOUCH_EVERY = dt.timedelta(seconds=60)
+# A session opened with the password alone awaits the second factor this long at most.
+AWAITING_LIFETIME = dt.timedelta(minutes=5)
+SECOND_FACTOR = "second_factor"  # what such a session awaits
 
 
 def token_hash(token: str) -> str:
@@ -52,11 +55,18 @@ class LiveSession:
     csrf_token: str
     user: UserView
     expires_at: dt.datetime
+    awaiting: str | None = None  # SECOND_FACTOR: nothing is open but the code's page
 
 
 async def open_session(
-    session: AsyncSession, user: UserView, *, now: dt.datetime, policy: SessionPolicy
+    session: AsyncSession,
+    user: UserView,
+    *,
+    now: dt.datetime,
+    policy: SessionPolicy,
+    awaiting: str | None = None,
 ) -> OpenSession:
+    """A new session; one that ``awaits`` the second factor lives a few minutes."""
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     session.add(
@@ -66,7 +76,8 @@ async def open_session(
             csrf_token=csrf,
             created_at=now,
             last_seen_at=now,
-            expires_at=now + policy.absolute,
+            expires_at=now + (AWAITING_LIFETIME if awaiting else policy.absolute),
+            awaiting=awaiting,
         )
     )
     await session.flush()
@@ -112,7 +123,21 @@ async def load_session(
         csrf_token=row.csrf_token,
         user=user_view(user),
         expires_at=min(row.expires_at, row.last_seen_at + policy.idle),
+        awaiting=row.awaiting,
     )
+
+
+async def complete_second_factor(
+    session: AsyncSession, hashed: str, user: UserView, *, now: dt.datetime, policy: SessionPolicy
+) -> OpenSession:
+    """The code was right: the awaiting session ends and a full one opens, under a new
+    token (a token seen before the second factor never grants more than it did)."""
+    await session.execute(
+        sa.update(ConsoleSession)
+        .where(ConsoleSession.token_hash == hashed, ConsoleSession.ended_at.is_(None))
+        .values(ended_at=now, end_reason="completed")
+    )
+    return await open_session(session, user, now=now, policy=policy)
 
 
 async def end_session(session: AsyncSession, op: Operation, hashed: str) -> None:

@@ -80,3 +80,26 @@ class User(Base):
         sa.Boolean, server_default=sa.false(), default=False
     )
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The second factor (ledger/members/second_factor.py): TOTP secrets sealed with the
+    # key in <key_dir>/second-factor (ledger/members/sealing.py).
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(255))
+    totp_pending_secret: Mapped[str | None] = mapped_column(sa.String(255))
+    totp_enabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class RecoveryCode(Base):
+    """A one-time code that stands in for the TOTP code once: an argon2id hash, found by
+    the code's short public prefix (``lookup``) so a sign-in verifies one hash, not ten."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "lookup", name="uq_recovery_codes_user_lookup"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid7)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"))
+    lookup: Mapped[str] = mapped_column(sa.String(8))
+    code_hash: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -78,6 +78,7 @@ class UserView:
     created_at: dt.datetime
     disabled_at: dt.datetime | None
     must_change_password: bool = False  # someone else chose it: change it to go on
+    second_factor: bool = False  # has a TOTP secret (ledger/members/second_factor.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ def user_view(u: User) -> UserView:
         u.created_at,
         u.disabled_at,
         must_change_password=u.must_change_password,
+        second_factor=u.totp_enabled_at is not None,
     )
 
 
@@ -493,14 +495,24 @@ async def check_user_password(
     return SignedInUser(user=user, rehashed_password=rehashed)
 
 
-async def record_sign_in(session: AsyncSession, op: Operation, signed_in: SignedInUser) -> None:
+async def store_rehash(session: AsyncSession, signed_in: SignedInUser) -> None:
+    """Keep the password's new hash, if the hash parameters changed since it was set."""
     if signed_in.rehashed_password is not None:
         await session.execute(
             sa.update(User)
             .where(User.id == signed_in.user.id)
             .values(password_hash=signed_in.rehashed_password)
         )
+
+
+async def record_sign_in(
+    session: AsyncSession, op: Operation, signed_in: SignedInUser, *, via: str | None = None
+) -> None:
+    """The sign-in, recorded; ``via``: the second factor passed (totp, recovery_code)."""
+    await store_rehash(session, signed_in)
     body = {"user_id": str(signed_in.user.id), "role": signed_in.user.role.value}
+    if via is not None:
+        body["second_factor"] = via
     await record(session, op.event(Tag.USER_SIGNED_IN, body=body), now=op.now)
 
 
