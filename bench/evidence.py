@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from refund_ledger_client.evidence import fingerprint
 
-from ledger.client.evidence import fingerprint
 from ledger.evidence.index import FingerprintIndex, distances
 
 THRESHOLD = 31

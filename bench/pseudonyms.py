@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 
 import rbcl
+from refund_ledger_client import LedgerClient
+from refund_ledger_client.voprf import VOPRF, Suite
 
 from bench.common import running_server
-from ledger.client import LedgerClient
-from ledger.pseudonyms.voprf import VOPRF, Suite
 
 SUITE = Suite(VOPRF)
 

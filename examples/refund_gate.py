@@ -3,14 +3,15 @@
     make run                                   # in another terminal: prints a credential
     LEDGER_CLIENT_ID=cl_… LEDGER_CLIENT_SECRET=lsk_… python examples/refund_gate.py
 
-For each refund request: fingerprint the claim's photos (they never leave the
-platform) and check them against forged evidence confirmed at other platforms and the
-platform's own listing photos; pseudonymize the buyer (the ledger never sees the phone
-number) and ask for the risk; then decide: refund at once, or route to a person with the
-ledger's explanation. The ledger never denies anything; a manual review is a person
-looking at the case. When that person confirms abuse (here: the seller's own listing
-photo with a crack drawn on it), the platform files the confirmed case with its photos'
-fingerprints, which is what other platforms will find.
+For each refund request: fingerprint the claim's photos (they never leave the platform);
+then, in one call under one deadline (``RefundGate``), pseudonymize the buyer (the
+ledger never sees the phone number), ask for the risk, and check the photos against
+forged evidence confirmed at other platforms and the platform's own listing photos. Then
+decide: refund at once, or route to a person with the ledger's explanation. The ledger
+never denies anything; a manual review is a person looking at the case. When that person
+confirms abuse (here: the seller's own listing photo with a crack drawn on it), the
+platform files the confirmed case with its photos' fingerprints, which is what other
+platforms will find.
 """
 
 from __future__ import annotations
@@ -21,11 +22,18 @@ import io
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
 
 from PIL import Image, ImageDraw
-
-from ledger.client import Fingerprint, LedgerApiError, LedgerClient, UnusablePhoto, fingerprint
+from refund_ledger_client import (
+    EvidenceCheck,
+    Fingerprint,
+    LedgerClient,
+    LedgerError,
+    RefundGate,
+    Report,
+    UnusablePhoto,
+    fingerprint,
+)
 
 
 @dataclass(frozen=True)
@@ -38,13 +46,12 @@ class RefundRequest:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Outcome:
     refund_now: bool
     subject: str
     score: int
     band: str
     explanation: str  # what the platform may show the buyer
-    audit_event_id: int
     photos: list[Fingerprint] = field(default_factory=list)
     photo_findings: list[str] = field(default_factory=list)  # for the reviewer
 
@@ -60,57 +67,57 @@ def fingerprints(photos: list[bytes]) -> list[Fingerprint]:
     return found
 
 
-def gate(ledger: LedgerClient, request: RefundRequest) -> Decision:
+def findings(evidence: EvidenceCheck | None) -> list[str]:
+    """What the photo check found, in words for the reviewer."""
+    found: list[str] = []
+    for result in evidence.photos if evidence else ():
+        if forged := result.forged_elsewhere:
+            found.append(
+                f"photo {result.index}: {forged.distance} bits from forged evidence in "
+                f"{forged.reports} report(s) at {forged.members} other platform(s)"
+            )
+        found += [
+            f"photo {result.index}: {m.distance} bits from our listing {m.reference}"
+            for m in result.own_listings
+        ]
+    return found
+
+
+def decide(gate: RefundGate, request: RefundRequest) -> Outcome:
     """Refund at once, or send to manual review: never deny on the score alone, nor on
-    a photo match alone (a match is a reason for a person to look)."""
+    a photo match alone (a match is a reason for a person to look). One deadline for
+    the whole decision; if the ledger cannot answer in it, the gate's fallback."""
     photos = fingerprints(request.photos)
-    findings: list[str] = []
-    photos_clear = True
-    photo_text = ""
-    if photos:
-        checked: dict[str, Any] = ledger.check_evidence(photos, reference=request.id)
-        photos_clear = checked["recommendation"] == "proceed"
-        if not photos_clear:  # what the buyer is told about their photos
-            said = checked["explanation"]
-            photo_text = f" {said['summary']} {said['your_rights']}"
-        for result in checked["photos"]:
-            forged = result["forged_elsewhere"]
-            if forged:
-                findings.append(
-                    f"photo {result['index']}: {forged['distance']} bits from forged "
-                    f"evidence in {forged['reports']} report(s) at {forged['members']} "
-                    "other platform(s)"
-                )
-            findings += [
-                f"photo {result['index']}: {m['distance']} bits from our listing {m['reference']}"
-                for m in result["own_listings"]
-            ]
-    subject = ledger.pseudonymize("phone", request.buyer_phone)
-    answer: dict[str, Any] = ledger.query_risk(subject, reference=request.id)
-    explanation = answer["explanation"]
-    reasons = "; ".join(r["text"] for r in answer["reasons"]) or "none"
-    return Decision(
-        refund_now=answer["recommendation"] == "proceed" and photos_clear,
-        subject=subject,
-        score=answer["score"],
-        band=answer["band"],
-        explanation=(
-            f"{explanation['summary']} Reasons: {reasons}.{photo_text} {explanation['decision']}"
-        ),
-        audit_event_id=answer["audit_event_id"],
+    decision = gate.decide(
+        identifiers=[("phone", request.buyer_phone)], reference=request.id, photos=photos
+    )
+    if not decision.answered:
+        return Outcome(
+            decision.action == "proceed", "", 0, "unknown", "(the ledger did not answer)", photos
+        )
+    (answer,) = decision.risk
+    reasons = "; ".join(r.text for r in answer.reasons) or "none"
+    shown = [answer.explanation.summary, f"Reasons: {reasons}."]
+    if decision.evidence is not None and decision.evidence.needs_review:
+        said = decision.evidence.explanation
+        shown += [said.summary, said.your_rights]
+    return Outcome(
+        refund_now=decision.action == "proceed",
+        subject=answer.subject,
+        score=answer.score,
+        band=answer.band,
+        explanation=" ".join([*shown, answer.explanation.decision]),
         photos=photos,
-        photo_findings=findings,
+        photo_findings=findings(decision.evidence),
     )
 
 
-def file_confirmed_case(
-    ledger: LedgerClient, request: RefundRequest, decision: Decision
-) -> dict[str, Any]:
+def file_confirmed_case(ledger: LedgerClient, request: RefundRequest, decision: Outcome) -> Report:
     """After a reviewer confirmed the abuse and the buyer was told (notice), file it,
     with the fingerprints of the forged photos. ``case_ref`` makes a retry safe: the
     same case is never filed twice."""
     now = dt.datetime.now(dt.UTC)
-    report: dict[str, Any] = ledger.report(
+    return ledger.report(
         case_ref=f"case-{request.id}",
         subject=decision.subject,
         category="forged_evidence",
@@ -123,7 +130,6 @@ def file_confirmed_case(
         evidence_photos=decision.photos,
         subject_notified_at=now.isoformat(),
     )
-    return report
 
 
 def listing_photo(seed: int) -> Image.Image:
@@ -168,13 +174,17 @@ def main() -> int:
     ]
     # Texts for the buyer in Chinese (the default; "en" for English).
     with LedgerClient(url, client_id, secret, locale="zh-CN") as ledger:
+        # Refunds wait at most 0.8 s for the ledger (the client's default deadline);
+        # if it cannot answer in time, a person looks: this platform fails closed.
+        gate = RefundGate(ledger, if_unavailable="fail_closed")
         try:
+            ledger.warm_up()  # the token and the pseudonym key, before the first refund
             # The platform registers its own catalogue photos once, as it lists them.
             listed = fingerprint(jpeg(catalogue))
             ledger.register_listing_photos([(f"sku-{run}/main", listed)])
             decisions = []
             for request in requests:
-                decision = gate(ledger, request)
+                decision = decide(gate, request)
                 decisions.append(decision)
                 action = "refund now" if decision.refund_now else "manual review"
                 sys.stdout.write(
@@ -186,13 +196,13 @@ def main() -> int:
             # A reviewer looks at the first claim: the "damage" is drawn on our own photo.
             first = requests[0]
             report = file_confirmed_case(ledger, first, decisions[0])
-            sys.stdout.write(f"{first.id}: confirmed case filed as report {report['id']}\n")
-            after = gate(ledger, RefundRequest(f"rf-{run}-3", first.buyer_phone, 8800, "again"))
+            sys.stdout.write(f"{first.id}: confirmed case filed as report {report.id}\n")
+            after = decide(gate, RefundRequest(f"rf-{run}-3", first.buyer_phone, 8800, "again"))
             sys.stdout.write(
                 f"rf-{run}-3 (same buyer): score {after.score} ({after.band}) -> "
                 f"{'refund now' if after.refund_now else 'manual review'}\n"
             )
-        except LedgerApiError as exc:
+        except LedgerError as exc:
             sys.stderr.write(f"the ledger refused: {exc}\n")
             return 1
     return 0

@@ -1,18 +1,21 @@
-"""The core never imports the web framework."""
+"""The core never imports the web framework; the SDK never imports the server."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
+
+import refund_ledger_client
 
 import ledger
 
 FORBIDDEN = {"fastapi", "starlette", "uvicorn", "api"}
 
 
-def test_the_core_does_not_import_the_web_layer() -> None:
-    root = Path(ledger.__file__).parent
-    offenders = []
+def _imports(root: Path) -> list[str]:
+    """``file: module`` for every absolute import under ``root``."""
+    found = []
     for path in root.rglob("*.py"):
         tree = ast.parse(path.read_text("utf-8"))
         for node in ast.walk(tree):
@@ -21,13 +24,33 @@ def test_the_core_does_not_import_the_web_layer() -> None:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
-            offenders += [
-                f"{path.relative_to(root)}: {name}"
-                for name in names
-                if name.split(".")[0] in FORBIDDEN
-            ]
+            found += [f"{path.relative_to(root)}: {name}" for name in names]
+    return found
+
+
+def test_the_core_does_not_import_the_web_layer() -> None:
+    offenders = [
+        i
+        for i in _imports(Path(ledger.__file__).parent)
+        if i.split(": ")[1].split(".")[0] in FORBIDDEN
+    ]
     # uvicorn is started by `ledger serve`, the one sanctioned exception.
     assert [o for o in offenders if o != "cli.py: uvicorn"] == []
+
+
+def test_the_sdk_imports_nothing_of_the_server_and_only_its_own_dependencies() -> None:
+    allowed = {"httpx", "phonenumbers", "rbcl", "cryptography", "refund_ledger_client"}
+    photos = {"pdqhash", "PIL", "numpy", "c2pa"}  # the photos extra: evidence, provenance
+    offenders = []
+    for found in _imports(Path(refund_ledger_client.__file__).parent):
+        path, module = found.split(": ")
+        top = module.split(".")[0]
+        if top in sys.stdlib_module_names or top in allowed:
+            continue
+        if top in photos and path in {"evidence.py", "provenance.py"}:
+            continue
+        offenders.append(found)
+    assert offenders == []
 
 
 def test_the_web_layer_writes_no_audit_events() -> None:

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from refund_ledger_client.proofs import Invalid, verify_receipt
 
 from api.console.web import (
     PREFIX,
@@ -37,7 +38,6 @@ from ledger.audit import activity, checkpoints, queries, runs
 from ledger.audit.glossary import GLOSSARY
 from ledger.audit.queries import EventFilter
 from ledger.audit.tags import ActorType, Outcome, Tag
-from ledger.client.proofs import Invalid, verify_receipt
 from ledger.console import files
 from ledger.db import create_snapshot_sessionmaker
 from ledger.disputes import service as disputes

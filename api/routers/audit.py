@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
+from refund_ledger_client import merkle
 
 from api.auth import authorize, recorder
 from api.deps import ReadSessionDep, RuntimeDep
@@ -32,7 +33,7 @@ from api.schemas.audit import (
 )
 from ledger.access.permissions import Permission
 from ledger.access.principals import Principal
-from ledger.audit import checkpoints, merkle, queries, tree
+from ledger.audit import checkpoints, queries, tree
 from ledger.audit.checkpoints import CheckpointView
 from ledger.audit.queries import EventFilter, Receipt
 from ledger.audit.tags import ActorType, Outcome, Tag

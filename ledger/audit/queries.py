@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from refund_ledger_client import merkle
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ledger import pagination
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, Principal, require
-from ledger.audit import checkpoints, merkle
+from ledger.audit import checkpoints
 from ledger.audit.checkpoints import CheckpointView
 from ledger.audit.models import AuditEventRow, AuditLeaf
 from ledger.audit.reads import Audited, Recorder

@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from refund_ledger_client import merkle
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledger.audit import merkle
 from ledger.audit.events import StoredEvent
 from ledger.audit.models import (
     EVENT_COLUMNS,

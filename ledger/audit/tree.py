@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import sqlalchemy as sa
+from refund_ledger_client import merkle
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledger.audit import merkle
 from ledger.audit.models import AuditLeaf, AuditNode
 from ledger.errors import NotFound
 

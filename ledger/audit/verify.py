@@ -21,10 +21,11 @@ from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm
+from refund_ledger_client import merkle
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.keys import KeyRing
-from ledger.audit import merkle, notes
+from ledger.audit import notes
 from ledger.audit.events import AuditEvent, StoredEvent
 from ledger.audit.models import (
     EVENT_COLUMNS,

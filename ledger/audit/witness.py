@@ -33,9 +33,10 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from refund_ledger_client import merkle
 
 from ledger.access.keys import make_private_dir, write_private
-from ledger.audit import merkle, notes
+from ledger.audit import notes
 
 ALG_COSIGNATURE = b"\x04"
 MAX_PROOF_LINES = 63

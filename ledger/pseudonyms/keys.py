@@ -21,8 +21,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from refund_ledger_client.voprf import VOPRF, Suite, deserialize_scalar
+
 from ledger.access.keys import b64url, make_private_dir, write_private
-from ledger.pseudonyms.voprf import VOPRF, Suite, deserialize_scalar
 
 KEY_DIR = "pseudonym"
 KEY_FILE = "key.json"

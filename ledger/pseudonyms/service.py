@@ -14,6 +14,8 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from refund_ledger_client.voprf import InvalidElement, deserialize_element
+
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, require
 from ledger.audit.reads import Audited, Recorder
@@ -21,7 +23,6 @@ from ledger.audit.tags import Tag
 from ledger.errors import InvalidInput, Quota, RateLimited
 from ledger.pseudonyms.keys import SUITE, PseudonymKey
 from ledger.pseudonyms.limits import EvaluationLimiter
-from ledger.pseudonyms.voprf import InvalidElement, deserialize_element
 
 MAX_ELEMENTS = 100
 # Evaluating a whole batch takes milliseconds of libsodium time, which releases the GIL:

@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+from refund_ledger_client import merkle
+from refund_ledger_client.proofs import Invalid, verify_receipt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.permissions import Role
-from ledger.audit import merkle
-from ledger.client.proofs import Invalid, verify_receipt
 from ledger.members import service as members
 from ledger.runtime import Runtime
 from tests.factories import Credential, bearer, get_token, make_credential, make_user, op
@@ -225,7 +225,7 @@ async def test_members_get_receipts_for_their_own_events_that_verify_offline(
     good_file, bad_file = tmp_path / "receipt.json", tmp_path / "bad.json"
     good_file.write_text(json.dumps(receipt))
     bad_file.write_text(json.dumps(dict(receipt, leaf_index=-128)))
-    command = [sys.executable, "-W", "error", "-m", "ledger.client.receipts"]
+    command = [sys.executable, "-W", "error", "-m", "refund_ledger_client.receipts"]
     for path, code, start in [(good_file, 0, "OK: "), (bad_file, 1, "INVALID: ")]:
         run = await asyncio.to_thread(
             subprocess.run,

@@ -11,10 +11,10 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from refund_ledger_client.evidence import fingerprint
 
 from ledger.audit.models import AuditEventRow
 from ledger.audit.tags import Tag
-from ledger.client.evidence import fingerprint
 from ledger.clock import FrozenClock
 from ledger.evidence.models import EvidencePhoto
 from ledger.reports.retention import purge_expired

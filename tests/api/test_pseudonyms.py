@@ -13,14 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from refund_ledger_client.identifiers import oprf_input
+from refund_ledger_client.voprf import VOPRF, InvalidProof, Suite, output_to_pseudonym
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.permissions import Scope
 from ledger.audit.models import AuditEventRow
-from ledger.client.identifiers import oprf_input
 from ledger.pseudonyms import keys as pseudonym_keys
 from ledger.pseudonyms.limits import EvaluationLimiter
-from ledger.pseudonyms.voprf import VOPRF, InvalidProof, Suite, output_to_pseudonym
 from ledger.runtime import Runtime
 from tests.api.test_reports import Member, member
 from tests.factories import bearer, get_token, make_credential

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
-
-from ledger.client.evidence import MIN_QUALITY, UnusablePhoto, distance, fingerprint
+from refund_ledger_client.errors import UnusablePhoto
+from refund_ledger_client.evidence import MIN_QUALITY, distance, fingerprint
 
 # ThreatExchange's PDQ test images and published hashes, kept with the tests
 # (tests/data/pdq/README.md says where from, LICENSE.ThreatExchange under what terms).

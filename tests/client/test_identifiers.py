@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from ledger.client.identifiers import (
+from refund_ledger_client.identifiers import (
     InvalidIdentifier,
     check_character,
     normalize,

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from PIL import Image, PngImagePlugin
+from refund_ledger_client import provenance
+from refund_ledger_client.evidence import fingerprint
 
-from ledger.client import provenance
-from ledger.client.evidence import fingerprint
 from tests.client.test_evidence import ORIGINAL, PDQ
 
 AIGC = {"Label": "1", "ContentProducer": "001191110108MA01KP2T5U00000", "ProduceID": "gen-8841"}

@@ -16,19 +16,20 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from fastapi import FastAPI
+from refund_ledger_client import (
+    AsyncLedgerClient,
+    AuthenticationError,
+    InvalidReceipt,
+    LedgerClient,
+    PseudonymKeyError,
+    RateLimited,
+    RetryPolicy,
+    TransportError,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.audit.models import AuditEventRow
 from ledger.cli import main
-from ledger.client import (
-    AsyncLedgerClient,
-    InvalidReceipt,
-    LedgerApiError,
-    LedgerClient,
-    PseudonymKeyError,
-    RateLimitedError,
-    RetryPolicy,
-)
 from ledger.clock import FrozenClock
 from ledger.config import Settings
 from ledger.pseudonyms.limits import EvaluationLimiter
@@ -82,6 +83,9 @@ class Flaky(httpx.BaseTransport):
 
 
 def sdk(live: tuple[str, FastAPI], credential: Credential, **kw: Any) -> LedgerClient:
+    # A generous deadline: this machine is shared; tests/client/test_deadlines.py and
+    # the package's own tests check the deadline itself.
+    kw.setdefault("deadline", 30.0)
     return LedgerClient(live[0], credential.client_id, credential.secret, retry=FAST, **kw)
 
 
@@ -110,15 +114,15 @@ async def test_a_query_and_a_report_end_to_end(
     with sdk(live, credential) as ledger:
         subject = ledger.pseudonymize("phone", "13900139000")
         first = ledger.query_risk(subject, reference="refund-1")
-        assert (first["score"], first["recommendation"]) == (0, "proceed")
+        assert (first.score, first.recommendation) == (0, "proceed")
         filed = ledger.report(**payload(clock, subject=subject))
         again = ledger.query_risk(subject, reference="refund-2")
-        assert again["counts"]["active_reports"] == 1
-        assert ledger.get_report(filed["id"])["case_ref"] == filed["case_ref"]
+        assert again.counts.active_reports == 1
+        assert ledger.get_report(filed.id).case_ref == filed.case_ref
         file = ledger.disclose(subject, reference="access-request-7")
-        assert [r["report"]["id"] for r in file["reports"]] == [filed["id"]]
-        dispute = ledger.dispute(subject, [filed["id"]], reference="ticket-9")
-        assert dispute["items"][0]["report_id"] == filed["id"]
+        assert [r.report.id for r in file.reports] == [filed.id]
+        dispute = ledger.dispute(subject, [filed.id], reference="ticket-9")
+        assert dispute.items[0].report_id == filed.id
 
 
 async def test_a_lost_answer_never_files_a_report_twice(
@@ -129,10 +133,10 @@ async def test_a_lost_answer_never_files_a_report_twice(
         subject = ledger.pseudonymize("phone", "13700137000")
         one = payload(clock, subject=subject)
         filed = ledger.report(**one)  # sent twice: the second gets 409, resolved to it
-        assert filed["case_ref"] == one["case_ref"]
+        assert filed.case_ref == one["case_ref"]
         batch = [payload(clock, subject=subject) for _ in range(3)]
         result = ledger.report_batch(batch)  # sent twice with one Idempotency-Key
-        assert result["accepted"] == 3
+        assert result.accepted == 3
     assert transport.sent.count(("POST", "/v1/reports")) == 2
     assert transport.sent.count(("POST", "/v1/reports:batch")) == 2
     async with runtime.read_sessionmaker() as read:
@@ -150,16 +154,16 @@ async def test_503_and_429_are_retried_after_retry_after(
     transport = Flaky({"/v1/risk/query": ["503", "503"]})
     with sdk(live, credential, transport=transport) as ledger:
         subject = ledger.pseudonymize("email", "a@example.com")
-        assert ledger.query_risk(subject, reference="r-1")["score"] == 0
+        assert ledger.query_risk(subject, reference="r-1").score == 0
     assert transport.sent.count(("POST", "/v1/risk/query")) == 3
     # A limit with no room for a minute: past max_wait, the SDK gives up and says so.
     runtime: Runtime = live[1].state.runtime
     runtime.evaluation_limiter = EvaluationLimiter("1/minute", {}, limiter=runtime.limiter)
     with sdk(live, credential) as ledger:
         ledger.pseudonymize("email", "b@example.com")
-        with pytest.raises(RateLimitedError) as caught:
+        with pytest.raises(RateLimited) as caught:
             ledger.pseudonymize("email", "c@example.com")
-    assert caught.value.retry_after >= 1
+    assert (caught.value.retry_after or 0) >= 1
     assert caught.value.type == "/problems/rate-limited"
 
 
@@ -168,12 +172,14 @@ async def test_a_rejected_token_is_replaced_once(
 ) -> None:
     with sdk(live, credential) as ledger:
         subject = ledger.pseudonymize("email", "d@example.com")
-        ledger._token.value = "not-a-token"  # as if it had been revoked or rotated away
-        assert ledger.query_risk(subject, reference="r-2")["score"] == 0
-    with LedgerClient(live[0], credential.client_id, "wrong-secret", retry=FAST) as ledger:
-        with pytest.raises(LedgerApiError) as caught:
+        ledger._engine.token.value = "not-a-token"  # as if it had been revoked or rotated away
+        assert ledger.query_risk(subject, reference="r-2").score == 0
+    with LedgerClient(
+        live[0], credential.client_id, "wrong-secret", retry=FAST, deadline=30.0
+    ) as ledger:
+        with pytest.raises(AuthenticationError) as caught:
             ledger.query_risk("A" * 43, reference="r-3")
-        assert caught.value.status == 401
+        assert (caught.value.status, caught.value.error) == (401, "invalid_client")
 
 
 async def test_a_pinned_key_must_match_the_published_one(
@@ -198,8 +204,8 @@ async def test_an_audit_receipt_is_fetched_and_verified(
         await runtime.audit.checkpoint()
         keys = await asyncio.to_thread(httpx.get, f"{live[0]}/v1/audit/keys")
         key = keys.json()["keys"][0]["verifier_key"]
-        event = ledger.audit_receipt(answer["audit_event_id"], key)
-    assert event["id"] == answer["audit_event_id"]
+        event = ledger.audit_receipt(answer.audit_event_id, key)
+    assert event["id"] == answer.audit_event_id
     assert event["tag"] == "risk:subject:queried"
 
 
@@ -215,6 +221,7 @@ async def async_sdk(
             credential.client_id,
             credential.secret,
             retry=FAST,
+            deadline=30.0,
             transport=httpx.ASGITransport(app=app),
             **kw,
         )
@@ -241,7 +248,7 @@ async def test_the_async_client_does_the_same(
             for i, s in enumerate(subjects)
         ]
     )
-    assert [i["answer"]["counts"]["active_reports"] for i in items] == [0, 1]
+    assert [i.answer.counts.active_reports for i in items if i.answer] == [0, 1]
 
 
 async def test_async_callers_share_one_token(
@@ -269,9 +276,11 @@ def test_an_unreachable_ledger_fails_after_the_retries() -> None:
     port = free_port()  # nothing listens there
     with (
         LedgerClient(f"http://127.0.0.1:{port}", "cl_x", "s", retry=FAST) as ledger,
-        pytest.raises(httpx.ConnectError),
+        pytest.raises(TransportError) as caught,
     ):
         ledger.pseudonymize("email", "h@example.com")
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert caught.value.sent is False
 
 
 async def test_the_refund_gate_example_runs_end_to_end(
@@ -308,18 +317,18 @@ async def test_a_dispute_from_the_buyers_platform_to_the_reporting_member(
     with sdk(live, credential) as reporter, sdk(live, buyers_platform) as other:
         subject = reporter.pseudonymize("phone", "13600136000")
         filed = reporter.report(**payload(clock, subject=subject))
-        assert reporter.list_reports(subject=subject)["reports"][0]["id"] == filed["id"]
+        assert reporter.list_reports(subject=subject).reports[0].id == filed.id
         # The buyer complains to another platform, which opens the dispute for them.
         assert other.pseudonymize("phone", "136 0013 6000") == subject
-        other.dispute(subject, [filed["id"]], reference="ticket-77")
-        (item,) = reporter.disputes_assigned(status="open")["items"]
+        other.dispute(subject, [filed.id], reference="ticket-77")
+        (item,) = reporter.disputes_assigned(status="open").items
         answered = reporter.resolve_dispute(
-            item["dispute_id"], filed["id"], outcome="withdrawn", reason_code="cannot_substantiate"
+            item.dispute_id, filed.id, outcome="withdrawn", reason_code="cannot_substantiate"
         )
-        assert answered["resolution"] == "withdrawn"
-        assert other.query_risk(subject, reference="r-9")["score"] == 0
-        (opened,) = other.disputes_opened()["disputes"]
-        assert [i["resolution"] for i in opened["items"]] == ["withdrawn"]
+        assert answered.resolution == "withdrawn"
+        assert other.query_risk(subject, reference="r-9").score == 0
+        (opened,) = other.disputes_opened().disputes
+        assert [i.resolution for i in opened.items] == ["withdrawn"]
 
 
 async def test_the_sdk_remembers_checkpoints_and_refuses_a_log_that_shrank_or_forked(
@@ -344,12 +353,12 @@ async def test_the_sdk_remembers_checkpoints_and_refuses_a_log_that_shrank_or_fo
         subject = ledger.pseudonymize("email", "g@example.com")
         first = ledger.query_risk(subject, reference="r-5")
         small = await checkpoint()
-        assert ledger.latest_checkpoint(key)["tree_size"] == small
+        assert ledger.latest_checkpoint(key).tree_size == small
         ledger.query_risk(subject, reference="r-6")
         large = await checkpoint()
         # An old receipt (first checkpoint) and a newer checkpoint: proved consistent.
-        ledger.audit_receipt(first["audit_event_id"], key)
-        assert ledger.latest_checkpoint(key)["tree_size"] == large
+        ledger.audit_receipt(first.audit_event_id, key)
+        assert ledger.latest_checkpoint(key).tree_size == large
     remembered = json.loads(store.read_text())
     assert remembered[settings.audit_origin]["size"] == large
     assert oct(store.stat().st_mode & 0o777) == "0o600"

@@ -6,12 +6,12 @@ import base64
 import datetime as dt
 
 import httpx
+from refund_ledger_client.voprf import VOPRF, Suite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger import maintenance
 from ledger.clock import FrozenClock
 from ledger.db import create_sessionmaker
-from ledger.pseudonyms.voprf import VOPRF, Suite
 from ledger.runtime import Runtime
 from tests.api.test_disputes_and_subjects import open_dispute
 from tests.api.test_reports import Member, member, payload, pseudonym

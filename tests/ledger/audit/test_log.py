@@ -10,10 +10,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from refund_ledger_client import merkle
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.access.keys import KeyRing
-from ledger.audit import merkle, notes
+from ledger.audit import notes
 from ledger.audit.events import Actor, AuditEvent
 from ledger.audit.log import PG_COLUMNS, AuditWriter, PostgresSink, SessionSink, record, sink_for
 from ledger.audit.models import AuditCheckpoint, AuditEventRow, AuditLeaf, AuditNode

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 import sqlalchemy as sa
+from refund_ledger_client import merkle
 from sqlalchemy.engine import make_url
 
 from ledger.access.keys import KeyRing
-from ledger.audit import merkle
 from ledger.audit.events import Actor, AuditEvent
 from ledger.audit.models import AuditEventRow, AuditLeaf
 from ledger.audit.sequencer import stored_event

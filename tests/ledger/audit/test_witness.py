@@ -15,11 +15,12 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
+from refund_ledger_client import merkle
 
 from api.app import create_app
 from api.witness import create_witness_app
 from ledger.access.keys import KeyRing
-from ledger.audit import merkle, notes
+from ledger.audit import notes
 from ledger.audit.events import Actor, AuditEvent
 from ledger.audit.tags import Tag
 from ledger.audit.verify import kept_checkpoints, verify

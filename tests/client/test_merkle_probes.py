@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from ledger.audit import merkle
-from ledger.client.proofs import Invalid, verify_inclusion
+from refund_ledger_client import merkle
+from refund_ledger_client.proofs import Invalid, verify_inclusion
 
 PROBES = Path(
     os.environ.get("LEDGER_TEST_MERKLE_PROBES")
-    or Path(__file__).resolve().parents[3].parent / "shared" / "testdata" / "merkle"
+    or Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "merkle"
 )
 
 

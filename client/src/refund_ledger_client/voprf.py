@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import rbcl
 
+from refund_ledger_client.errors import LedgerError
+
 OPRF = 0x00
 VOPRF = 0x01
 
@@ -44,7 +46,7 @@ class InvalidElement(ValueError):
     """Bytes that are not a valid, non-identity ristretto255 element."""
 
 
-class InvalidProof(ValueError):
+class InvalidProof(LedgerError, ValueError):
     """The evaluation's proof does not verify against the key: do not use the output."""
 
 

@@ -1,6 +1,6 @@
 """Verify an audit receipt offline, with nothing but the ledger's public verifier key.
 
-From a shell: ``python -m ledger.client.receipts receipt.json "<verifier key>"``.
+From a shell: ``python -m refund_ledger_client.receipts receipt.json "<verifier key>"``.
 
 A receipt is the JSON from GET /v1/audit/events/{id}/receipt. The verifier key is from
 GET /v1/audit/keys (pin it: fetch it once, out of band, and keep it). This module uses
@@ -32,8 +32,10 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from refund_ledger_client.errors import LedgerError
 
-class Invalid(Exception):
+
+class Invalid(LedgerError):
     """The receipt does not prove what it claims."""
 
 

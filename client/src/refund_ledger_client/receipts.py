@@ -1,11 +1,11 @@
 """Verify an audit receipt offline, from a shell:
 
-    python -m ledger.client.receipts receipt.json "refund-ledger/audit+1a2b3c4d+AcmB…"
+    refund-ledger-receipt receipt.json "refund-ledger/audit+1a2b3c4d+AcmB…"
 
 The receipt is the JSON from GET /v1/audit/events/{id}/receipt; the verifier key is from
 GET /v1/audit/keys (pin it: fetch it once, out of band, and keep it). Exit status 0 when
 the receipt holds, 1 when it does not, 2 for a wrong invocation; one line either way.
-The checks are in ``ledger.client.proofs``, which the SDK uses too (this module is not
+The checks are in ``refund_ledger_client.proofs``, which the SDK uses too (this module is not
 imported by the SDK, so ``python -m`` runs it without a warning).
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ledger.client.proofs import Invalid, verify_receipt
+from refund_ledger_client.proofs import Invalid, verify_receipt
 
 __all__ = ["Invalid", "main", "verify_receipt"]
 
@@ -22,7 +22,7 @@ __all__ = ["Invalid", "main", "verify_receipt"]
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        sys.stderr.write("usage: python -m ledger.client.receipts RECEIPT.json VERIFIER_KEY\n")
+        sys.stderr.write("usage: refund-ledger-receipt RECEIPT.json VERIFIER_KEY\n")
         return 2
     try:
         with open(args[0], encoding="utf-8") as fh:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from ledger.audit import merkle
-from ledger.audit.merkle import MemoryTree, ProofError
+from refund_ledger_client import merkle
+from refund_ledger_client.merkle import MemoryTree, ProofError
 
 
 def h(text: str) -> bytes:

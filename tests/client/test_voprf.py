@@ -9,8 +9,7 @@ import pytest
 import rbcl
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from ledger.pseudonyms.voprf import (
+from refund_ledger_client.voprf import (
     OPRF,
     VOPRF,
     InvalidElement,

@@ -17,46 +17,18 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pdqhash
 from PIL import Image, ImageOps
 
-from ledger.client import provenance
+from refund_ledger_client import provenance
+from refund_ledger_client.errors import UnusablePhoto
+from refund_ledger_client.models import Fingerprint
 
 MIN_QUALITY = 50
 HASH_BITS = 256
-
-
-class UnusablePhoto(ValueError):
-    """A photo too flat or too small to fingerprint usefully (PDQ quality below 50)."""
-
-    def __init__(self, quality: int) -> None:
-        super().__init__(
-            f"this photo's PDQ quality is {quality} (below {MIN_QUALITY}): it is too flat or "
-            "too small to match on; it was not fingerprinted and nothing is sent"
-        )
-        self.quality = quality
-
-
-@dataclass(frozen=True, slots=True)
-class Fingerprint:
-    """A photo as the ledger sees it: never the photo."""
-
-    pdq: str  # 64 lowercase hex digits, as PDQ's reference implementations print it
-    quality: int
-    variants: tuple[str, ...] = ()  # the 7 rotations and mirror images, when asked for
-    provenance: tuple[dict[str, str], ...] = field(default=())
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"pdq": self.pdq, "quality": self.quality}
-        if self.variants:
-            body["variants"] = list(self.variants)
-        if self.provenance:
-            body["provenance"] = [dict(v) for v in self.provenance]
-        return body
 
 
 Photo = bytes | str | os.PathLike[str] | Image.Image
@@ -82,7 +54,7 @@ def _hex(bits: np.ndarray[Any, Any]) -> str:
 def fingerprint(photo: Photo, *, dihedral: bool = False) -> Fingerprint:
     """The photo's PDQ fingerprint; ``UnusablePhoto`` below quality 50. From bytes or
     a path, the photo's provenance is read too (C2PA, IPTC, China's AIGC label:
-    ledger/client/provenance.py), as verdict codes; a decoded image has none to give."""
+    provenance.py), as verdict codes; a decoded image has none to give."""
     pixels = np.asarray(load(photo))
     if dihedral:
         hashes, quality = pdqhash.compute_dihedral(pixels)
@@ -91,7 +63,7 @@ def fingerprint(photo: Photo, *, dihedral: bool = False) -> Fingerprint:
         bits, quality = pdqhash.compute(pixels)
         first, rest = _hex(bits), []
     if quality < MIN_QUALITY:
-        raise UnusablePhoto(int(quality))
+        raise UnusablePhoto(int(quality), MIN_QUALITY)
     said = () if isinstance(photo, Image.Image) else provenance.read(photo)
     return Fingerprint(pdq=first, quality=int(quality), variants=tuple(rest), provenance=said)
 
