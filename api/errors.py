@@ -267,7 +267,7 @@ def _quote(text: str) -> str:
     return "".join(c for c in text if 0x20 <= ord(c) <= 0x7E and c not in '"\\')
 
 
-async def _ledger_error(request: Request, exc: Exception) -> Response:
+async def _ledger_error(request: Request, exc: Exception) -> Response:  # noqa: PLR0912
     assert isinstance(exc, errors.LedgerError)
     if isinstance(exc, errors.Contention):
         mark_retryable(request.scope)
@@ -299,6 +299,9 @@ async def _ledger_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, errors.NotYet):
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, errors.RateLimited):
+        runtime = getattr(request.app.state, "runtime", None)
+        if runtime is not None:
+            runtime.metrics.rate_limited.labels(exc.limit).inc()
         headers.update(rate_limit_headers(exc.quota) if exc.quota else {})
         headers["Retry-After"] = str(max(1, exc.retry_after))
     return problem_response(

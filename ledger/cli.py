@@ -26,7 +26,7 @@ import httpx
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledger import bootstrap, db, maintenance
+from ledger import bootstrap, db, maintenance, metrics
 from ledger.access import keys
 from ledger.access.permissions import Role, parse_scopes
 from ledger.audit import notes, runs, verify
@@ -223,16 +223,30 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             f"the database schema is at {current}, not {db.head_revision()}: "
             "run `ledger db upgrade`"
         )
+    if settings.workers > 1 and not os.environ.get(metrics.MULTIPROCESS_ENV):
+        # Each worker writes its figures to files here; /metrics adds them up.
+        folder = metrics.prepare_multiprocess_dir(settings.data_dir)
+        os.environ[metrics.MULTIPROCESS_ENV] = str(folder)
     uvicorn.run(
         "api.app:create_app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        log_config=None,
-        access_log=False,
-        server_header=False,
+        **uvicorn_options(settings),
     )
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How the ledger is served, beside where: the ledger logs itself (JSON, no access
+    log), names no server, and believes X-Forwarded-For only from its trusted proxies."""
+    return {
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": settings.trusted_proxies or None,
+    }
 
 
 async def _current_revision(settings: Settings) -> str | None:
@@ -464,6 +478,19 @@ def audit_group() -> None:
     """The tamper-evident audit log."""
 
 
+@audit_group.command("verifier-key")
+def audit_verifier_key() -> None:
+    """Print the verifier key of the key that signs checkpoints now (one line), for
+    witnesses and auditors to pin; `ledger keys list --ring checkpoint` lists them all."""
+    settings = _settings()
+    try:
+        ring = keys.KeyRing.load(settings.resolved_key_dir / CHECKPOINT_RING)
+    except NotFound as exc:
+        _fail(exc.message)
+        raise
+    click.echo(notes.verifier_key(settings.audit_origin, ring.signing_key.public_key))
+
+
 @audit_group.command("checkpoint")
 def audit_checkpoint() -> None:
     """Integrate waiting events and sign a checkpoint of the tree now."""
@@ -658,9 +685,19 @@ def witness_group() -> None:
 @click.option("--name", required=True, help="The witness's name, e.g. witness.example.com/w1")
 def witness_init(directory: Path, name: str) -> None:
     """Make the witness's key (0600) once; print its verifier key for the ledger's
-    LEDGER_AUDIT_WITNESSES."""
+    LEDGER_AUDIT_WITNESSES, and keep it in DIR/verifier.key (public) for a ledger that
+    reads it from a file ("key_file")."""
     key = Witness.create_key(directory)
-    _emit({"name": name, "key": cosigner_verifier_key(name, key.public_key())})
+    verifier = cosigner_verifier_key(name, key.public_key())
+    (directory / "verifier.key").write_text(verifier + "\n", encoding="utf-8")
+    _emit({"name": name, "key": verifier})
+
+
+def _from_file(value: str) -> str:
+    """``@path``: the first line of that file; anything else: itself."""
+    if not value.startswith("@"):
+        return value
+    return Path(value[1:]).read_text(encoding="utf-8").strip()
 
 
 @witness_group.command("serve")
@@ -672,7 +709,8 @@ def witness_init(directory: Path, name: str) -> None:
     multiple=True,
     required=True,
     metavar="VERIFIER_KEY",
-    help="A log to witness: its checkpoint verifier key (GET /v1/audit/keys). Repeatable.",
+    help="A log to witness: its checkpoint verifier key (GET /v1/audit/keys, or "
+    "`ledger audit verifier-key`), or @FILE to read it from a file. Repeatable.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=7380, show_default=True, type=int)
@@ -681,7 +719,8 @@ def witness_serve(directory: Path, name: str, logs: tuple[str, ...], host: str, 
     import uvicorn  # noqa: PLC0415  (only the servers need it)
 
     try:
-        origins = {notes.parse_verifier_key(vkey)[0]: vkey for vkey in logs}
+        given = [_from_file(vkey) for vkey in logs]
+        origins = {notes.parse_verifier_key(vkey)[0]: vkey for vkey in given}
         Witness.load(directory, name=name, logs=origins)  # fail here, not in the server
     except (notes.NoteError, OSError) as exc:
         _fail(f"cannot start the witness: {exc}; run `ledger audit witness init` first")
@@ -797,6 +836,14 @@ def _key_rows(ring: str) -> list[dict[str, Any]]:
         _fail(exc.message)
         raise
     signing = loaded.signing_key.kid if loaded.active else None
+    origin = _settings().audit_origin
+
+    def verifier(k: keys.SigningKey) -> dict[str, str]:
+        # A checkpoint key's verifier key, to hand to witnesses and auditors.
+        if ring != "checkpoint":
+            return {}
+        return {"verifier_key": notes.verifier_key(origin, k.public_key)}
+
     return [
         {
             "kid": k.kid,
@@ -804,6 +851,12 @@ def _key_rows(ring: str) -> list[dict[str, Any]]:
             "retired_at": k.retired_at.isoformat() if k.retired_at else None,
             "signing": k.kid == signing,
         }
+        # A checkpoint key's verifier key, to hand to witnesses and auditors.
+        | (
+            {"verifier_key": notes.verifier_key(origin, k.public_key)}
+            if ring == "checkpoint"
+            else {}
+        )
         for k in loaded.keys
     ]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -71,7 +72,8 @@ class Settings(BaseSettings):
     audit_witnesses: list[dict[str, str]] = Field(
         default_factory=list,
         description='Witnesses to send checkpoints to: [{"url": "https://…", "key": '
-        '"<name>+<key id>+<base64 key>"}] (ledger/audit/witness.py).',
+        '"<name>+<key id>+<base64 key>"}] (ledger/audit/witness.py), or "key_file": a file '
+        "holding the key (the witness's verifier.key).",
     )
     audit_checkpoint_every_leaves: int = Field(default=1000, ge=1)
     audit_checkpoint_every_seconds: float = Field(default=60.0, gt=0)
@@ -137,6 +139,16 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Who may scrape /metrics: clients in these networks (comma-separated CIDRs; empty
+    # for none), or any client sending this bearer token (empty: no token works).
+    metrics_allow: str = "127.0.0.0/8,::1/128"
+    metrics_token: str = Field(default="", repr=False)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's
+    # forwarded_allow_ips: comma-separated addresses or CIDRs, "*" for any, "" for
+    # none). Behind a TLS-terminating proxy, its address: then per-address limits (the
+    # sign-in lockout) see the client's address, not the proxy's.
+    trusted_proxies: str = "127.0.0.1,::1"
+
     # Texts for people (ledger/i18n): when a request names no language the ledger has.
     default_locale: Literal["zh-CN", "en"] = "zh-CN"
     # Times shown to people are in this zone (IANA name); exports and the API keep UTC.
@@ -150,6 +162,16 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"not a time zone this machine knows: {value!r}") from exc
         return value
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        _parse_networks(value)
+        return value
+
+    @property
+    def metrics_allow_networks(self) -> list[IPv4Network | IPv6Network]:
+        return _parse_networks(self.metrics_allow)
 
     @field_validator("second_factor_roles")
     @classmethod
@@ -250,3 +272,10 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(plain):
             return driver + url[len(plain) :]
     return url
+
+
+def _parse_networks(value: str) -> list[IPv4Network | IPv6Network]:
+    try:
+        return [ip_network(part.strip()) for part in value.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ValueError(f"not a list of networks (CIDR, comma-separated): {exc}") from None

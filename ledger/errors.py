@@ -123,10 +123,18 @@ class RateLimited(LedgerError):
     """Over a rate limit: come back in ``retry_after`` seconds. ``quota`` is the limit
     that refused, when there is a published one (the API renders both as headers)."""
 
-    def __init__(self, message: str, *, retry_after: int, quota: Quota | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int,
+        quota: Quota | None = None,
+        limit: str = "other",
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.quota = quota
+        self.limit = limit  # which limit, for ledger_rate_limit_refusals_total
 
 
 @dataclass(frozen=True, slots=True)

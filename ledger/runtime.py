@@ -25,6 +25,7 @@ from ledger.jobs import Jobs
 from ledger.maintenance import MaintenanceLoop
 from ledger.members import sealing
 from ledger.members.sealing import SealingKey
+from ledger.metrics import Operational, Sampler
 from ledger.pseudonyms import keys as pseudonym_keys
 from ledger.pseudonyms.keys import KEY_DIR as PSEUDONYM_KEY_DIR
 from ledger.pseudonyms.keys import PseudonymKey, load_key
@@ -83,6 +84,9 @@ class Runtime:
     limiter: SlidingWindowCounterRateLimiter
     # Background jobs of this process (a verification started from the console).
     jobs: Jobs = field(default_factory=Jobs)
+    # The figures operators alert on (ledger/metrics.py), and their sampler.
+    metrics: Operational = field(default_factory=Operational)
+    sampler: Sampler | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -108,7 +112,7 @@ class Runtime:
             checkpoint_every_seconds=settings.audit_checkpoint_every_seconds,
             interval_seconds=settings.audit_sequencer_interval_seconds,
             gap_grace=dt.timedelta(seconds=settings.audit_gap_grace_seconds),
-            witnesses=[WitnessPeer(**peer) for peer in settings.audit_witnesses],
+            witnesses=[WitnessPeer.configured(peer) for peer in settings.audit_witnesses],
         )
         dsn = postgres_dsn(settings.resolved_database_url)
         access_cache = AccessCache()
@@ -199,6 +203,14 @@ class Runtime:
 
     def start(self) -> None:
         """Start the background work (audit writer and sequencer); needs a running loop."""
+        self.audit.writer.on_batch = self.metrics.audit_batch_done
+        engines = {"main": self.engine, "audit": self.audit.engine}
+        if self.limits_engine is not None:
+            engines["limits"] = self.limits_engine
+        self.sampler = Sampler(
+            self.metrics, queue_length=lambda: self.audit.writer.queue_length, engines=engines
+        )
+        self.sampler.start()
         self.audit.start(sequencer=self.settings.audit_sequencer_enabled)
         if self.settings.maintenance_enabled:
             self.maintenance.start()
@@ -207,6 +219,8 @@ class Runtime:
         self.evidence.indexes.start()
 
     async def close(self) -> None:
+        if self.sampler is not None:
+            await self.sampler.stop()
         if self.access_listener is not None:
             await self.access_listener.stop()
         await self.jobs.close()

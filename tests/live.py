@@ -10,12 +10,14 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from api.app import create_app
+from ledger.cli import uvicorn_options
 from ledger.clock import Clock
 from ledger.config import Settings
 
@@ -28,21 +30,31 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(settings: Settings, *, clock: Clock | None = None) -> Iterator[tuple[str, FastAPI]]:
-    """``(base URL, app)`` of the ledger on a free port, until the block ends."""
+def serving(
+    settings: Settings, *, clock: Clock | None = None, as_served: bool = False
+) -> Iterator[tuple[str, FastAPI]]:
+    """``(base URL, app)`` of the ledger on a free port, until the block ends; with
+    ``as_served``, with the options `ledger serve` gives uvicorn (proxy headers …)."""
     app = create_app(settings, clock=clock)
-    with serving_app(app) as url:
+    with serving_app(app, **(uvicorn_options(settings) if as_served else {})) as url:
         yield url, app
 
 
 @contextmanager
-def serving_app(app: ASGIApp) -> Iterator[str]:
+def serving_app(app: ASGIApp, **options: Any) -> Iterator[str]:
     """The base URL of any ASGI app served on a free port, until the block ends."""
     port = free_port()
+    options.pop("log_config", None)  # the test run's logging stays as it is
     server = uvicorn.Server(
         # loop="asyncio": "auto" would install uvloop's policy for the whole test process.
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            loop="asyncio",
+            **options,
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

@@ -37,11 +37,13 @@ def _recorder(runtime: Runtime, actor: Actor) -> Recorder:
 async def _refuse_if_locked(runtime: Runtime, rec: Recorder, username: str, address: str) -> None:
     lockout = await runtime.sign_in_guard.check(username, address)
     if lockout is not None:
+        runtime.metrics.lockouts.labels("sign_in", lockout.scope).inc()
         await refusals.sign_in_refused(rec, reason=f"{lockout.scope} locked")
         raise RateLimited(
             f"too many failed sign-ins for this {lockout.scope}; try again in "
             f"{lockout.retry_after} s",
             retry_after=lockout.retry_after,
+            limit="sign_in",
         )
 
 

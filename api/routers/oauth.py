@@ -103,6 +103,7 @@ async def issue_token(request: Request, runtime: RuntimeDep, session: SessionDep
         credential = await members.find_client_credential(read, client_id)
     try:
         if lockout is not None:
+            runtime.metrics.lockouts.labels("token", lockout.scope).inc()
             raise OAuthError(  # noqa: TRY301  (audited below, like every refusal)
                 "slow_down",
                 f"too many failed attempts for this {_LOCKED[lockout.scope]}; "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
@@ -42,6 +43,15 @@ class WitnessPeer:
     @property
     def name(self) -> str:
         return parse_cosigner_key(self.key)[0]
+
+    @classmethod
+    def configured(cls, entry: dict[str, str]) -> WitnessPeer:
+        """From a ``LEDGER_AUDIT_WITNESSES`` entry: ``{"url", "key"}``, or ``{"url",
+        "key_file"}`` naming a file that holds the key (a witness's ``verifier.key``)."""
+        if "key_file" in entry:
+            key = Path(entry["key_file"]).read_text(encoding="utf-8").strip()
+            return cls(url=entry["url"], key=key)
+        return cls(url=entry["url"], key=entry["key"])
 
 
 class WitnessRefused(Exception):

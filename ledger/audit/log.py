@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -185,6 +186,12 @@ class AuditWriter:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.events = 0
+        # Told of each batch: its size and whether it committed (ledger/metrics.py).
+        self.on_batch: Callable[[int, bool], None] | None = None
+
+    @property
+    def queue_length(self) -> int:
+        return len(self._queue)
 
     def start(self) -> None:
         if self._task is None:
@@ -233,6 +240,8 @@ class AuditWriter:
             log.error(  # noqa: TRY400  (the type is logged; a traceback may carry data)
                 "audit batch failed", extra={"events": len(batch), "error": type(exc).__name__}
             )
+            if self.on_batch is not None:
+                self.on_batch(len(batch), False)  # noqa: FBT003
             failure = Unavailable("the audit log could not record this request; it was not served")
             for p in batch:
                 if not p.done.done():
@@ -240,6 +249,8 @@ class AuditWriter:
             return
         self.batches += 1
         self.events += len(batch)
+        if self.on_batch is not None:
+            self.on_batch(len(batch), True)  # noqa: FBT003
         for p, event_id in zip(batch, ids, strict=True):
             if not p.done.done():
                 p.done.set_result(event_id)

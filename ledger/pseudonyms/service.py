@@ -119,6 +119,7 @@ async def evaluate_for(
             f"{quota.window_seconds} s) has no room for {count} more; retry after {wait} s",
             retry_after=wait,
             quota=quota,
+            limit="pseudonym_evaluations",
         )
     result = await evaluate(key, elements)
     event_id = await rec.record(
