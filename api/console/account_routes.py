@@ -7,8 +7,6 @@ account over; wrong codes count against the account like wrong passwords.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -16,24 +14,23 @@ from api.auth import client_address
 from api.console.web import (
     PREFIX,
     SECOND_FACTOR_PATH,
+    SignedIn,
     Viewer,
     checked_form,
-    needs,
     read_as,
+    refused_for_now,
     render,
     runtime_of,
     safe_next,
     say,
+    try_again_in,
 )
 from api.routers.auth import check_one_time_code
-from ledger.access.permissions import Permission
 from ledger.errors import Conflict, InvalidCredentials, InvalidInput, RateLimited
 from ledger.i18n import N_
 from ledger.members import second_factor
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-
-SignedIn = Annotated[Viewer, needs(Permission.CONSOLE_USE)]
 
 
 @router.get("/account")
@@ -131,13 +128,8 @@ async def _with_current_code(
         return await _page(request, who, next_path=next_path, error=say(exc.message), status=400)
     except RateLimited as exc:
         read_as(request)
-        error = say(
-            N_("Too many wrong codes: try again in %(seconds)s s."),
-            seconds=max(1, exc.retry_after),
-        )
-        page = await _page(request, who, next_path=next_path, error=error, status=429)
-        page.headers["Retry-After"] = str(max(1, exc.retry_after))
-        return page
+        error = try_again_in(N_("Too many wrong codes: try again in %(seconds)s s."), exc)
+        return refused_for_now(await _page(request, who, next_path=next_path, error=error), exc)
     return check
 
 

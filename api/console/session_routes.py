@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -18,17 +17,19 @@ from api.console.web import (
     PREFIX,
     SIGN_IN_COOKIE,
     ConsoleError,
+    SignedIn,
     Viewer,
     check_origin,
     checked_form,
-    needs,
     read_as,
+    refused_for_now,
     render,
     runtime_of,
     safe_next,
     say,
     secure_cookies,
     session_policy,
+    try_again_in,
 )
 from api.routers.auth import check_one_time_code, check_sign_in
 from ledger import i18n
@@ -49,8 +50,6 @@ from ledger.members import passwords, second_factor
 from ledger.members import service as members
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-
-SignedIn = Annotated[Viewer, needs(Permission.CONSOLE_USE)]
 
 
 def _sign_in_page(
@@ -128,13 +127,9 @@ async def sign_in(request: Request) -> Response:
         )
     except RateLimited as exc:
         read_as(request)
-        error = say(
-            N_("Too many failed sign-ins: try again in %(seconds)s s."),
-            seconds=max(1, exc.retry_after),
-        )
+        error = try_again_in(N_("Too many failed sign-ins: try again in %(seconds)s s."), exc)
         page = _sign_in_page(request, token=fresh, next_path=next_path, error=error, status=429)
-        page.headers["Retry-After"] = str(max(1, exc.retry_after))
-        return page
+        return refused_for_now(page, exc)
     user = signed_in.user
     op = Operation(
         actor=Actor.user(user.id), now=runtime.clock.now(), request_id=request_id_var.get()
@@ -203,13 +198,8 @@ async def check_code(request: Request, who: SignedIn) -> Response:
         return _code_page(request, who, next_path=next_path, error=say(exc.message), status=401)
     except RateLimited as exc:
         read_as(request)
-        error = say(
-            N_("Too many failed sign-ins: try again in %(seconds)s s."),
-            seconds=max(1, exc.retry_after),
-        )
-        page = _code_page(request, who, next_path=next_path, error=error, status=429)
-        page.headers["Retry-After"] = str(max(1, exc.retry_after))
-        return page
+        error = try_again_in(N_("Too many failed sign-ins: try again in %(seconds)s s."), exc)
+        return refused_for_now(_code_page(request, who, next_path=next_path, error=error), exc)
     return _with_session(request, RedirectResponse(next_path, status_code=303), opened.token)
 
 

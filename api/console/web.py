@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 import jinja2
@@ -51,6 +51,7 @@ from ledger.audit.reads import Recorder
 from ledger.audit.tags import ActorType, Outcome, Tag
 from ledger.console.sessions import Ended, LiveSession, SessionPolicy, load_session
 from ledger.context import Operation
+from ledger.errors import RateLimited
 from ledger.i18n import N_
 from ledger.logs import request_id_var
 from ledger.runtime import Runtime
@@ -326,6 +327,22 @@ def needs(permission: Permission) -> Any:
 
     setattr(dependency, PERMISSION_ATTR, permission)
     return Depends(dependency)
+
+
+# Any signed-in console user (pages about one's own account and session).
+SignedIn = Annotated[Viewer, needs(Permission.CONSOLE_USE)]
+
+
+def try_again_in(message: str, exc: RateLimited) -> str:
+    """``message`` (with ``%(seconds)s``) for a refusal that lasts ``retry_after``."""
+    return say(message, seconds=max(1, exc.retry_after))
+
+
+def refused_for_now(page: HTMLResponse, exc: RateLimited) -> HTMLResponse:
+    """``page`` as a 429 answer, saying when to come back."""
+    page.status_code = 429
+    page.headers["Retry-After"] = str(max(1, exc.retry_after))
+    return page
 
 
 def check_origin(request: Request, runtime: Runtime) -> None:

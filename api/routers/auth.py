@@ -80,19 +80,15 @@ async def check_one_time_code(
     rec = _recorder(runtime, Actor.user(user.id))
     await _refuse_if_locked(runtime, rec, user.username, address)
     async with runtime.read_sessionmaker() as read:
-        try:
-            check = await second_factor.check_code(
-                read,
-                runtime.hasher,
-                runtime.second_factor_key,
-                user_id=user.id,
-                code=code[:64],
-                now=rec.op.now,
-            )
-        except InvalidCredentials:
-            await runtime.sign_in_guard.failed(user.username, address)
-            await refusals.sign_in_refused(rec, reason="wrong_one_time_code")
-            raise
+        stored = await second_factor.stored_code(read, user_id=user.id, code=code[:64])
+    try:  # with nothing held, as for passwords
+        check = await second_factor.verify_code(
+            runtime.hasher, runtime.second_factor_key, stored, now=rec.op.now
+        )
+    except InvalidCredentials:
+        await runtime.sign_in_guard.failed(user.username, address)
+        await refusals.sign_in_refused(rec, reason="wrong_one_time_code")
+        raise
     await runtime.sign_in_guard.succeeded(user.username)
     return check
 

@@ -21,6 +21,7 @@ which the user sets it up again.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hmac
 import re
@@ -244,35 +245,31 @@ class CodeCheck:
     recovery_code_id: uuid.UUID | None = None
 
 
-async def check_code(
-    session: AsyncSession,
-    hasher: SecretHasher,
-    key: SealingKey,
-    *,
-    user_id: uuid.UUID,
-    code: str,
-    now: dt.datetime,
-) -> CodeCheck:
-    """Whether ``code`` is a right authenticator or recovery code of the user's, without
-    using it up (``spend`` does). A read; the one argon2 check of a recovery code runs
-    with no transaction open, as password checks do."""
+@dataclass(frozen=True, slots=True)
+class StoredCode:
+    """What checking one typed code needs from the database, read in one go so that
+    the check itself (``verify_code``) runs with no session or transaction held."""
+
+    user_id: uuid.UUID
+    typed: str  # normalized
+    totp_secret: str  # sealed
+    totp_last_step: int | None
+    recovery_hash: str | None = None  # the unused recovery code the typed one may be
+    recovery_id: uuid.UUID | None = None
+
+
+async def stored_code(session: AsyncSession, *, user_id: uuid.UUID, code: str) -> StoredCode:
+    """The user's second-factor state for ``code``: a read (``Conflict`` if the account
+    has none). For a recovery code, the one unused code with its lookup prefix."""
     user = await _user(session, user_id)
     if user.totp_secret is None:
         raise Conflict(N_("this account has no second factor"))
     typed = normalized_code(code)
-    wrong = InvalidCredentials(N_("wrong one-time code"))
-    if _SIX_DIGITS.match(typed):
-        try:
-            secret = key.open(user.id, user.totp_secret).decode("ascii")
-        except UnsealError:
-            raise wrong from None
-        step = matching_step(secret, typed, now=now)
-        if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
-            raise wrong
-        return CodeCheck(via=Via.TOTP, step=step)
-    typed = typed.translate(_LOOKALIKES)
-    if len(typed) != RECOVERY_CHARACTERS or set(typed) - set(_BASE32):
-        raise wrong
+    if not _SIX_DIGITS.match(typed):
+        typed = typed.translate(_LOOKALIKES)
+    stored = StoredCode(user.id, typed, user.totp_secret, user.totp_last_step)
+    if _SIX_DIGITS.match(typed) or not _recovery_shaped(typed):
+        return stored
     row = await session.scalar(
         sa.select(RecoveryCode).where(
             RecoveryCode.user_id == user.id,
@@ -280,14 +277,41 @@ async def check_code(
             RecoveryCode.used_at.is_(None),
         )
     )
-    stored, row_id = (row.code_hash, row.id) if row is not None else (None, None)
-    await session.rollback()  # hold nothing during the argon2 check
-    if stored is None:
+    if row is None:
+        return stored
+    return dataclasses.replace(stored, recovery_hash=row.code_hash, recovery_id=row.id)
+
+
+def _recovery_shaped(typed: str) -> bool:
+    return len(typed) == RECOVERY_CHARACTERS and not set(typed) - set(_BASE32)
+
+
+async def verify_code(
+    hasher: SecretHasher, key: SealingKey, stored: StoredCode, *, now: dt.datetime
+) -> CodeCheck:
+    """Whether the typed code is right, without using it up (``spend`` does): an
+    authenticator code of the current step or one either side, newer than the last one
+    used; or an unused recovery code (one argon2 check, a decoy when none matched)."""
+    typed = stored.typed
+    wrong = InvalidCredentials(N_("wrong one-time code"))
+    if _SIX_DIGITS.match(typed):
+        try:
+            secret = key.open(stored.user_id, stored.totp_secret).decode("ascii")
+        except UnsealError:
+            raise wrong from None
+        step = matching_step(secret, typed, now=now)
+        last = stored.totp_last_step
+        if step is None or (last is not None and step <= last):
+            raise wrong
+        return CodeCheck(via=Via.TOTP, step=step)
+    if not _recovery_shaped(typed):
+        raise wrong
+    if stored.recovery_hash is None:
         await hasher.verify_decoy(typed[LOOKUP_CHARACTERS:])
         raise wrong
-    if not await hasher.verify(stored, typed[LOOKUP_CHARACTERS:]):
+    if not await hasher.verify(stored.recovery_hash, typed[LOOKUP_CHARACTERS:]):
         raise wrong
-    return CodeCheck(via=Via.RECOVERY_CODE, recovery_code_id=row_id)
+    return CodeCheck(via=Via.RECOVERY_CODE, recovery_code_id=stored.recovery_id)
 
 
 async def spend(session: AsyncSession, op: Operation, user_id: uuid.UUID, check: CodeCheck) -> None:
