@@ -267,23 +267,12 @@ def _quote(text: str) -> str:
     return "".join(c for c in text if 0x20 <= ord(c) <= 0x7E and c not in '"\\')
 
 
-async def _ledger_error(request: Request, exc: Exception) -> Response:  # noqa: PLR0912
+async def _ledger_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.LedgerError)
     if isinstance(exc, errors.Contention):
         mark_retryable(request.scope)
     problem = problem_for(exc)
-    headers: dict[str, str] = {}
-    extra: dict[str, Any] = {}
-    if isinstance(exc, errors.InvalidToken):
-        headers["WWW-Authenticate"] = _bearer_challenge("invalid_token", exc.message)
-    elif isinstance(exc, errors.InsufficientScope):
-        scope = " ".join(exc.required)
-        headers["WWW-Authenticate"] = _bearer_challenge("insufficient_scope", exc.message, scope)
-        extra["required_scope"] = scope
-    elif isinstance(exc, errors.AuthenticationFailed):
-        headers["WWW-Authenticate"] = BEARER_REALM
-    elif isinstance(exc, errors.InvalidInput) and exc.fields == ("authorization",):
-        headers["WWW-Authenticate"] = _bearer_challenge("invalid_request", exc.message)
+    headers, extra = _auth_challenge(exc)
     if isinstance(exc, errors.InvalidInput):
         fields = [{"field": f, "detail": exc.message} for f in exc.fields or ("body",)]
         if problem is VALIDATION:
@@ -294,19 +283,43 @@ async def _ledger_error(request: Request, exc: Exception) -> Response:  # noqa: 
     if isinstance(exc, errors.DuplicateReport):
         headers["Location"] = f"/v1/reports/{exc.report_id}"
         extra["existing_report_id"] = exc.report_id
+    headers.update(_when_to_retry(request, exc))
+    return problem_response(
+        problem.status, problem.slug, problem.title, exc.message, headers=headers, **extra
+    )
+
+
+def _auth_challenge(exc: errors.LedgerError) -> tuple[dict[str, str], dict[str, Any]]:
+    """The ``WWW-Authenticate`` challenge (RFC 6750 §3) an auth failure answers with,
+    and the scope the caller lacks."""
+    if isinstance(exc, errors.InvalidToken):
+        return {"WWW-Authenticate": _bearer_challenge("invalid_token", exc.message)}, {}
+    if isinstance(exc, errors.InsufficientScope):
+        scope = " ".join(exc.required)
+        challenge = _bearer_challenge("insufficient_scope", exc.message, scope)
+        return {"WWW-Authenticate": challenge}, {"required_scope": scope}
+    if isinstance(exc, errors.AuthenticationFailed):
+        return {"WWW-Authenticate": BEARER_REALM}, {}
+    if isinstance(exc, errors.InvalidInput) and exc.fields == ("authorization",):
+        return {"WWW-Authenticate": _bearer_challenge("invalid_request", exc.message)}, {}
+    return {}, {}
+
+
+def _when_to_retry(request: Request, exc: errors.LedgerError) -> dict[str, str]:
+    """``Retry-After`` (and the rate-limit headers) for a refusal that passes; a
+    refusal by a limit is counted for the operators' metrics."""
     if isinstance(exc, errors.Unavailable):
-        headers["Retry-After"] = "1"
+        return {"Retry-After": "1"}
     if isinstance(exc, errors.NotYet):
-        headers["Retry-After"] = str(exc.retry_after)
+        return {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, errors.RateLimited):
         runtime = getattr(request.app.state, "runtime", None)
         if runtime is not None:
             runtime.metrics.rate_limited.labels(exc.limit).inc()
-        headers.update(rate_limit_headers(exc.quota) if exc.quota else {})
+        headers = rate_limit_headers(exc.quota) if exc.quota else {}
         headers["Retry-After"] = str(max(1, exc.retry_after))
-    return problem_response(
-        problem.status, problem.slug, problem.title, exc.message, headers=headers, **extra
-    )
+        return headers
+    return {}
 
 
 def field_name(loc: Sequence[int | str]) -> str:

@@ -96,8 +96,9 @@ def decide(gate: RefundGate, request: RefundRequest) -> Outcome:
             decision.action == "proceed", "", 0, "unknown", "(the ledger did not answer)", photos
         )
     (answer,) = decision.risk
-    reasons = "; ".join(r.text for r in answer.reasons) or "none"
-    shown = [answer.explanation.summary, f"Reasons: {reasons}."]
+    # Shown to the buyer, so in the buyer's language, as the ledger's own texts are.
+    reasons = "；".join(r.text for r in answer.reasons) or "无"
+    shown = [answer.explanation.summary, f"原因：{reasons}。"]
     if decision.evidence is not None and decision.evidence.needs_review:
         said = decision.evidence.explanation
         shown += [said.summary, said.your_rights]

@@ -29,6 +29,7 @@ from refund_ledger_client import (
     Unavailable,
     UnexpectedAnswer,
 )
+from refund_ledger_client.hooks import path_template
 
 MINUTE = 60.0
 ANSWER = {
@@ -179,6 +180,23 @@ def test_hooks_name_no_buyer_and_no_id(ledger: Ledger) -> None:
         ("query_risk", "ok"),
         ("get_report", "NotFound"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/v1/audit/events/48214/receipt", "/v1/audit/events/{id}/receipt"),
+        ("/v1/audit/events/7/receipt", "/v1/audit/events/{id}/receipt"),
+        (
+            "/v1/reports/0196a7b2-0000-7000-8000-000000000000/withdrawal",
+            "/v1/reports/{id}/withdrawal",
+        ),
+        ("/v1/risk/queries", "/v1/risk/queries"),
+        ("/v1/pseudonyms/key", "/v1/pseudonyms/key"),
+    ],
+)
+def test_path_templates_keep_no_id(path: str, template: str) -> None:
+    assert path_template(path) == template
 
 
 def test_the_gate_answers_from_the_ledger(ledger: Ledger) -> None:

@@ -85,14 +85,10 @@ class RetryPolicy:
         if attempt >= self.attempts:
             return None
         if response is not None:
-            given = _retry_after(response)
+            given = retry_after(response.headers)
             if given is not None:
                 return given if given <= self.max_wait else None
         return random.uniform(0, min(self.max_wait, self.base * 2 ** (attempt - 1)))  # noqa: S311
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    return retry_after(response.headers)
 
 
 class Deadline:

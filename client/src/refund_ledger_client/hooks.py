@@ -27,12 +27,15 @@ from typing import Protocol
 
 log = logging.getLogger("refund_ledger_client")
 
-_ID = re.compile(r"/(?=[^/]*\d)[0-9A-Za-z_-]{8,}(?=/|$)")
+# An id is an all-digit segment (audit event ids) or a long one holding a digit (UUIDs,
+# ULIDs, key ids); "v1" and the words of a path are neither.
+_ID = re.compile(r"/(?:\d+|(?=[^/]*\d)[0-9A-Za-z_-]{8,})(?=/|$)")
 
 
 def path_template(path: str) -> str:
     """The path with its ids left out: ``/v1/reports/0196…/withdrawal`` →
-    ``/v1/reports/{id}/withdrawal`` (a label of bounded cardinality)."""
+    ``/v1/reports/{id}/withdrawal``, ``/v1/audit/events/48214/receipt`` →
+    ``/v1/audit/events/{id}/receipt`` (a label of bounded cardinality)."""
     return _ID.sub("/{id}", path)
 
 
