@@ -24,6 +24,7 @@ from api.routers import (
     reports,
     risk,
     subjects,
+    webhooks,
 )
 from ledger import db
 from ledger.clock import Clock
@@ -124,6 +125,7 @@ def create_app(
     app.include_router(disputes.router)
     app.include_router(subjects.router)
     app.include_router(pseudonyms.router)
+    app.include_router(webhooks.router)
     console.install(app)
     app.include_router(health.router)
     # Middlewares added first sit innermost.

@@ -53,6 +53,9 @@ SCOPE_TEXT = {
     "subjects:disclose": "give a buyer their own file, and add their statements",
     "evidence:check": "check claim photos' fingerprints against forged evidence and "
     "your listing photos",
+    "webhooks:manage": "register the endpoints the ledger sends your events to, and read "
+    "and replay their deliveries",
+    "markers:write": "place, renew and remove a buyer's protective marker at their request",
 }
 
 OAUTH2 = "memberClient"

@@ -38,11 +38,15 @@ from ledger.clock import SystemClock
 from ledger.config import Settings
 from ledger.context import Operation
 from ledger.errors import LedgerError, NotFound
-from ledger.members import passwords, second_factor
+from ledger.members import passwords, sealing, second_factor
 from ledger.members import service as members
 from ledger.members.models import MemberStatus
 from ledger.runtime import CHECKPOINT_RING, KEY_FILES, TOKEN_RING, Runtime, make_hasher
 from ledger.scoring import policies
+from ledger.webhooks import endpoints as webhook_endpoints
+from ledger.webhooks.delivery import DeliveryConfig, DeliveryWorker
+from ledger.webhooks.models import DeliveryState
+from ledger.webhooks.outbox import SUBSCRIBABLE
 
 T = TypeVar("T")
 log = logging.getLogger("ledger.cli")
@@ -468,6 +472,170 @@ def users_list() -> None:
 def users_disable(username: str) -> None:
     """Disable a console user."""
     _emit(_in_transaction(lambda s: members.disable_user(s, _op(), username)))
+
+
+# --- webhooks -------------------------------------------------------------------------
+
+
+@main.group("webhooks")
+def webhooks_group() -> None:
+    """Members' webhook endpoints, the delivery log, and the delivery worker."""
+
+
+def _sealing_key(settings: Settings) -> sealing.SealingKey:
+    return sealing.load_key(settings.resolved_key_dir / sealing.KEY_DIR)
+
+
+@webhooks_group.command("add")
+@click.option("--member", "member_id", required=True, help="The member's id.")
+@click.option("--url", required=True, help="The member's receiver (https://).")
+@click.option(
+    "--events",
+    default=" ".join(t.value for t in SUBSCRIBABLE),
+    show_default=True,
+    help="Space-separated event types.",
+)
+@click.option("--description", default="", help="A name for people.")
+def webhooks_add(member_id: str, url: str, events: str, description: str) -> None:
+    """Register an endpoint for a member. The signing secret is printed once."""
+    mid = _uuid(member_id, "--member")
+    settings = _settings()
+    made = _in_transaction(
+        lambda s: webhook_endpoints.add(
+            s,
+            _op(),
+            _sealing_key(settings),
+            mid,
+            url=url,
+            event_types=events.split(),
+            description=description,
+            max_in_flight=settings.webhook_max_in_flight,
+            allow_loopback_http=settings.webhook_allow_loopback_http,
+        ),
+        settings,
+    )
+    _emit({**_jsonable(made.endpoint), "secret": made.secret})
+
+
+@webhooks_group.command("list")
+@click.option("--member", "member_id", required=True, help="The member's id.")
+def webhooks_list(member_id: str) -> None:
+    """A member's endpoints and their state (never their secrets)."""
+    mid = _uuid(member_id, "--member")
+    _emit(_in_transaction(lambda s: webhook_endpoints.of_member(s, mid)))
+
+
+@webhooks_group.command("rotate")
+@click.option("--member", "member_id", required=True, help="The member's id.")
+@click.argument("endpoint_id")
+def webhooks_rotate(member_id: str, endpoint_id: str) -> None:
+    """A new signing secret, printed once; the old one also signs for 24 hours."""
+    mid, eid = _uuid(member_id, "--member"), _uuid(endpoint_id, "ENDPOINT_ID")
+    settings = _settings()
+    made = _in_transaction(
+        lambda s: webhook_endpoints.rotate(s, _op(), _sealing_key(settings), mid, eid), settings
+    )
+    _emit({**_jsonable(made.endpoint), "secret": made.secret})
+
+
+@webhooks_group.command("enable")
+@click.option("--member", "member_id", required=True, help="The member's id.")
+@click.argument("endpoint_id")
+def webhooks_enable(member_id: str, endpoint_id: str) -> None:
+    """Turn an endpoint back on (after the member fixed its receiver)."""
+    mid, eid = _uuid(member_id, "--member"), _uuid(endpoint_id, "ENDPOINT_ID")
+    _emit(
+        _in_transaction(lambda s: webhook_endpoints.set_enabled(s, _op(), mid, eid, enabled=True))
+    )
+
+
+@webhooks_group.command("disable")
+@click.option("--member", "member_id", required=True, help="The member's id.")
+@click.argument("endpoint_id")
+def webhooks_disable(member_id: str, endpoint_id: str) -> None:
+    """Turn an endpoint off: its deliveries wait until it is on again."""
+    mid, eid = _uuid(member_id, "--member"), _uuid(endpoint_id, "ENDPOINT_ID")
+    _emit(
+        _in_transaction(lambda s: webhook_endpoints.set_enabled(s, _op(), mid, eid, enabled=False))
+    )
+
+
+@webhooks_group.command("remove")
+@click.option("--member", "member_id", required=True, help="The member's id.")
+@click.argument("endpoint_id")
+def webhooks_remove(member_id: str, endpoint_id: str) -> None:
+    """Remove an endpoint; its delivery log stays."""
+    mid, eid = _uuid(member_id, "--member"), _uuid(endpoint_id, "ENDPOINT_ID")
+    _in_transaction(lambda s: webhook_endpoints.remove(s, _op(), mid, eid))
+    _emit({"removed": str(eid)})
+
+
+@webhooks_group.command("deliveries")
+@click.option("--member", "member_id", required=True, help="The member's id.")
+@click.option("--state", type=click.Choice([s.value for s in DeliveryState]), default=None)
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+def webhooks_deliveries(member_id: str, state: str | None, limit: int) -> None:
+    """A member's delivery log, newest first."""
+    mid = _uuid(member_id, "--member")
+    wanted = DeliveryState(state) if state else None
+    page, _ = _in_transaction(
+        lambda s: webhook_endpoints.delivery_page(s, mid, state=wanted, limit=limit)
+    )
+    _emit(page)
+
+
+@webhooks_group.command("replay")
+@click.option("--member", "member_id", required=True, help="The member's id.")
+@click.option("--since", required=True, help="ISO 8601 time with offset, e.g. 2026-12-01T00:00Z.")
+@click.argument("endpoint_id")
+def webhooks_replay(member_id: str, since: str, endpoint_id: str) -> None:
+    """Send a member's events since --since to the endpoint again."""
+    mid, eid = _uuid(member_id, "--member"), _uuid(endpoint_id, "ENDPOINT_ID")
+    try:
+        start = dt.datetime.fromisoformat(since)
+    except ValueError:
+        _fail("--since is an ISO 8601 time with a UTC offset, e.g. 2026-12-01T00:00:00+00:00")
+        return
+    count, last = _in_transaction(
+        lambda s: webhook_endpoints.replay(s, _op(), mid, eid, since=start)
+    )
+    _emit({"replayed": count, "last_event_id": last})
+
+
+@webhooks_group.command("worker")
+def webhooks_worker() -> None:
+    """Deliver the outbox's events until stopped (SIGTERM, ^C). Several may run: each
+    delivery is claimed by one; one killed mid-delivery is retried by another."""
+    from ledger.logs import configure_logging  # noqa: PLC0415  (a long-running command)
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        engine = db.create_engine(settings.resolved_database_url, pool_size=4)
+        worker = DeliveryWorker(
+            db.create_sessionmaker(engine),
+            _sealing_key(settings),
+            clock=SystemClock(),
+            config=DeliveryConfig.of(settings),
+            poll_seconds=settings.webhook_poll_seconds,
+        )
+        task = asyncio.create_task(worker.run())
+        log.info("webhook delivery worker started")
+        try:
+            await stop.wait()
+        finally:
+            worker.stop()
+            await task
+            await worker.close()
+            await engine.dispose()
+        log.info("webhook delivery worker stopped")
+
+    _run(go)
 
 
 # --- audit ----------------------------------------------------------------------------

@@ -97,6 +97,46 @@ class Settings(BaseSettings):
     dispute_window_days: int = Field(
         default=20, ge=1, le=20, description="A dispute unanswered this long suppresses."
     )
+    correction_window_days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description="A changed assessment is sent to the members that queried the buyer "
+        "within this many days.",
+    )
+    dispute_reminder_days: int = Field(
+        default=3, ge=1, le=19, description="dispute.deadline_near is sent this long before."
+    )
+    protective_marker_days: int = Field(
+        default=730, ge=30, le=1830, description="How long a protective marker lasts."
+    )
+    # Webhook delivery (ledger/webhooks/delivery.py, docs/corrections.md).
+    webhook_delivery_enabled: bool = Field(
+        default=True,
+        description="Deliver webhooks in this process; false where `ledger webhooks "
+        "worker` processes do it.",
+    )
+    webhook_allow_loopback_http: bool = Field(
+        default=True,
+        description="Accept http:// endpoints on loopback (development). Production: false.",
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_retry_hours: float = Field(
+        default=72.0, gt=0, le=240, description="How long a delivery is retried."
+    )
+    webhook_disable_after_hours: float = Field(
+        default=72.0,
+        gt=0,
+        description="An endpoint failing for this long with no success is turned off.",
+    )
+    webhook_max_in_flight: int = Field(default=4, ge=1, le=32)
+    webhook_poll_seconds: float = Field(default=0.5, gt=0)
+    webhook_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A claimed delivery is retried by another worker "
+        "if its worker has not finished within this (a worker killed mid-delivery).",
+    )
     report_retention_years: dict[Category, int] = Field(
         default_factory=dict,
         description='Per category, shorter than 5 years if wanted, e.g. {"wardrobing": 3}.',
@@ -239,6 +279,9 @@ class Settings(BaseSettings):
         return ReportPolicy(
             notice_grace=dt.timedelta(days=self.report_notice_grace_days),
             dispute_window=dt.timedelta(days=self.dispute_window_days),
+            correction_window=dt.timedelta(days=self.correction_window_days),
+            dispute_reminder=dt.timedelta(days=self.dispute_reminder_days),
+            marker_validity=dt.timedelta(days=self.protective_marker_days),
             retention_years=dict(self.report_retention_years),
         )
 

@@ -50,6 +50,12 @@ SERVICE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "evidence_photos": READ_WRITE,
     "listing_photos": READ_WRITE,
     "verification_runs": READ_WRITE,
+    "webhook_endpoints": READ_WRITE,
+    "webhook_events": READ_WRITE,
+    "webhook_deliveries": READ_WRITE,
+    "webhook_attempts": READ_WRITE,
+    # A marker is renewed or removed, never deleted: its history is the buyer's.
+    "protective_markers": ("SELECT", "INSERT", "UPDATE"),
 }
 
 

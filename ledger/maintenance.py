@@ -29,6 +29,7 @@ ADVISORY_LOCK_KEY = 0x4C45_4447_4553  # "LEDGES"
 @dataclass(frozen=True, slots=True)
 class MaintenanceResult:
     disputes_unanswered: int
+    disputes_reminded: int
     reports_suspended: int
     reports_purged: int
     rate_counters_purged: int
@@ -47,9 +48,10 @@ async def run(
                 return None
         op = Operation.system(clock.now())
         return MaintenanceResult(
-            disputes_unanswered=await disputes.suppress_unanswered(session, op),
+            disputes_unanswered=await disputes.suppress_unanswered(session, op, policy=policy),
+            disputes_reminded=await disputes.remind_near_deadline(session, op, policy=policy),
             reports_suspended=await retention.suspend_unnoticed(session, op, policy=policy),
-            reports_purged=await retention.purge_expired(session, op),
+            reports_purged=await retention.purge_expired(session, op, policy=policy),
             rate_counters_purged=await rate_limits.purge_expired(session),
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ from ledger.rate_limits import DATABASE, sliding_window
 from ledger.reports.policy import ReportPolicy
 from ledger.scoring.policies import PolicySource
 from ledger.scoring.service import PostgresReports, RiskQueries
+from ledger.webhooks.delivery import DeliveryConfig, DeliveryWorker
 
 TOKEN_RING = "token"  # noqa: S105  (a directory name, not a secret)
 CHECKPOINT_RING = "checkpoint"
@@ -87,6 +89,8 @@ class Runtime:
     # The figures operators alert on (ledger/metrics.py), and their sampler.
     metrics: Operational = field(default_factory=Operational)
     sampler: Sampler | None = None
+    deliveries: DeliveryWorker | None = None  # webhooks, when this process sends them
+    deliveries_task: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -214,11 +218,25 @@ class Runtime:
         self.audit.start(sequencer=self.settings.audit_sequencer_enabled)
         if self.settings.maintenance_enabled:
             self.maintenance.start()
+        if self.settings.webhook_delivery_enabled:
+            self.deliveries = DeliveryWorker(
+                self.sessionmaker,
+                self.second_factor_key,
+                clock=self.clock,
+                config=DeliveryConfig.of(self.settings),
+                poll_seconds=self.settings.webhook_poll_seconds,
+            )
+            self.deliveries_task = asyncio.create_task(self.deliveries.run())
         if self.access_listener is not None:
             self.access_listener.start()
         self.evidence.indexes.start()
 
     async def close(self) -> None:
+        if self.deliveries is not None:
+            self.deliveries.stop()
+            if self.deliveries_task is not None:
+                await self.deliveries_task
+            await self.deliveries.close()
         if self.sampler is not None:
             await self.sampler.stop()
         if self.access_listener is not None:

@@ -90,6 +90,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         # Tests integrate explicitly; one test runs the background loop on its own.
         audit_sequencer_enabled=False,
         maintenance_enabled=False,
+        webhook_delivery_enabled=False,
         # No role needs a second factor unless a test says so (tests/console/
         # test_second_factor.py); the default (operators) is tested there.
         second_factor_roles="",

@@ -234,6 +234,7 @@ def test_retention_run_reports_what_it_did(env: dict[str, str]) -> None:
     run(env, "init", "--allow-superuser")
     assert ok(env, "retention", "run") == {
         "disputes_unanswered": 0,
+        "disputes_reminded": 0,
         "reports_suspended": 0,
         "reports_purged": 0,
         "rate_counters_purged": 0,

@@ -21,6 +21,8 @@ class Scope(StrEnum):
     PSEUDONYMS_EVALUATE = "pseudonyms:evaluate"
     SUBJECTS_DISCLOSE = "subjects:disclose"
     EVIDENCE_CHECK = "evidence:check"
+    WEBHOOKS_MANAGE = "webhooks:manage"
+    MARKERS_WRITE = "markers:write"
 
 
 class Role(StrEnum):
@@ -40,6 +42,8 @@ class Permission(StrEnum):
     PSEUDONYMS_EVALUATE = "pseudonyms:evaluate"
     SUBJECTS_DISCLOSE = "subjects:disclose"
     EVIDENCE_CHECK = "evidence:check"
+    WEBHOOKS_MANAGE = "webhooks:manage"
+    MARKERS_WRITE = "markers:write"
     AUDIT_READ = "audit:read"
     AUDIT_PROOF_READ = "audit:proofs:read"
     MEMBERS_MANAGE = "members:manage"
@@ -62,6 +66,8 @@ SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
     Scope.PSEUDONYMS_EVALUATE: frozenset({Permission.PSEUDONYMS_EVALUATE}),
     Scope.SUBJECTS_DISCLOSE: frozenset({Permission.SUBJECTS_DISCLOSE}),
     Scope.EVIDENCE_CHECK: frozenset({Permission.EVIDENCE_CHECK}),
+    Scope.WEBHOOKS_MANAGE: frozenset({Permission.WEBHOOKS_MANAGE}),
+    Scope.MARKERS_WRITE: frozenset({Permission.MARKERS_WRITE}),
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -60,6 +60,12 @@ GLOSSARY: dict[Tag, str] = {
     Tag.DISPUTE_RESOLVED: N_("A reporting member answered a dispute on its report."),
     Tag.DISPUTE_UNANSWERED: N_("A dispute passed its deadline without an answer."),
     Tag.STATEMENT_ADDED: N_("A buyer's statement was added to a report."),
+    Tag.CORRECTION_QUEUED: N_(
+        "A buyer's assessment changed: the members that recently asked about them are told."
+    ),
+    Tag.MARKER_PLACED: N_("At a buyer's request, a member marked their identity as misused."),
+    Tag.MARKER_RENEWED: N_("At a buyer's request, a member renewed their protective marker."),
+    Tag.MARKER_REMOVED: N_("At a buyer's request, a member removed their protective marker."),
     Tag.SUBJECT_DISCLOSED: N_("A buyer's file was disclosed to them through a member."),
     Tag.RISK_QUERIED: N_("A member asked for a buyer's risk before a refund."),
     Tag.EVIDENCE_CHECKED: N_("A member checked claim photos against forged evidence."),
@@ -68,6 +74,16 @@ GLOSSARY: dict[Tag, str] = {
     Tag.PSEUDONYMS_EVALUATED: N_("A member turned buyer identifiers into pseudonyms."),
     Tag.PSEUDONYM_LIMIT_SET: N_("A member's limit on pseudonym evaluations was changed."),
     Tag.POLICY_SET: N_("A new version of the scoring policy was put in force."),
+    Tag.WEBHOOK_ENDPOINT_ADDED: N_("A member added an endpoint for the ledger's events."),
+    Tag.WEBHOOK_ENDPOINT_ROTATED: N_(
+        "The signing secret of a member's event endpoint was replaced."
+    ),
+    Tag.WEBHOOK_ENDPOINT_REMOVED: N_("A member removed one of its event endpoints."),
+    Tag.WEBHOOK_ENDPOINT_DISABLED: N_("An event endpoint was turned off."),
+    Tag.WEBHOOK_ENDPOINT_ENABLED: N_("An event endpoint was turned back on."),
+    Tag.WEBHOOK_ENDPOINTS_LISTED: N_("A member listed its event endpoints."),
+    Tag.WEBHOOK_DELIVERIES_LISTED: N_("A member read the delivery log of its events."),
+    Tag.WEBHOOK_DELIVERIES_REPLAYED: N_("A member asked for its events to be sent again."),
     Tag.AUDIT_EVENTS_LISTED: N_("Someone read a list of audit events or the activity page."),
     Tag.AUDIT_EVENTS_EXPORTED: N_("Someone exported audit events."),
     Tag.AUDIT_PROOF_READ: N_("Someone read the proof that an audit event is in the log."),

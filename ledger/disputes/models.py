@@ -50,3 +50,4 @@ class DisputeItem(Base):
     reason_code: Mapped[str | None] = mapped_column(sa.String(64))
     evidence_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # deadline_near sent

@@ -34,6 +34,7 @@ from ledger.reports.content import SHA256_HEX
 from ledger.reports.models import Report, ReportAction
 from ledger.reports.policy import ReportPolicy, State, Status
 from ledger.subjects.pseudonyms import check_pseudonym
+from ledger.webhooks import outbox
 
 REFERENCE = re.compile(r"^[A-Za-z0-9._:/-]{1,128}$")
 MAX_REPORTS = 50
@@ -151,6 +152,16 @@ async def open_dispute(
         now=op.now,
     )
     await session.flush()
+    for member_id in dict.fromkeys(by_id[i].member_id for i in unique):
+        theirs = [str(i) for i in unique if by_id[i].member_id == member_id]
+        data = {
+            "dispute_id": str(dispute.id),
+            "subject": subject,
+            "report_ids": theirs,
+            "opened_at": outbox.iso(op.now),
+            "deadline": outbox.iso(dispute.deadline),
+        }
+        await outbox.emit(session, member_id, outbox.EventType.DISPUTE_OPENED, data, now=op.now)
     return await _dispute_view(session, dispute, op.now)
 
 
@@ -395,11 +406,16 @@ async def resolve(
         now=op.now,
     )
     await session.flush()
+    if outcome is Resolution.UPHELD and dispute.subject is not None:
+        await outbox.assessment_changed(
+            session, op, [dispute.subject], outbox.Cause.UPHELD, policy=policy
+        )
     return _item(item, dispute, op.now)
 
 
-async def suppress_unanswered(session: AsyncSession, op: Operation) -> int:
-    """Close every item past its deadline as unverifiable and suppress its report."""
+async def suppress_unanswered(session: AsyncSession, op: Operation, *, policy: ReportPolicy) -> int:
+    """Close every item past its deadline as unverifiable and suppress its report; the
+    members that recently asked about the buyer are told."""
     rows = list(
         await session.execute(
             sa.select(DisputeItem, Dispute)
@@ -408,6 +424,7 @@ async def suppress_unanswered(session: AsyncSession, op: Operation) -> int:
             .with_for_update()
         )
     )
+    suppressed: list[str] = []
     for item, dispute in rows:
         item.resolution = Resolution.UNVERIFIABLE
         item.resolved_at = op.now
@@ -416,6 +433,8 @@ async def suppress_unanswered(session: AsyncSession, op: Operation) -> int:
         if report.state is State.ACTIVE:
             report.state = State.SUPPRESSED
             report.state_changed_at = op.now
+            if report.subject is not None:
+                suppressed.append(report.subject)
         session.add(
             ReportAction(
                 report_id=item.report_id,
@@ -432,6 +451,44 @@ async def suppress_unanswered(session: AsyncSession, op: Operation) -> int:
                 subject=dispute.subject,
                 body={"dispute_id": str(dispute.id), "report_id": str(item.report_id)},
             ),
+            now=op.now,
+        )
+    await session.flush()
+    await outbox.assessment_changed(session, op, suppressed, outbox.Cause.SUPPRESSED, policy=policy)
+    return len(rows)
+
+
+async def remind_near_deadline(
+    session: AsyncSession, op: Operation, *, policy: ReportPolicy
+) -> int:
+    """Send ``dispute.deadline_near`` once per open item whose deadline is within the
+    reminder period, to its reporting member."""
+    rows = list(
+        await session.execute(
+            sa.select(DisputeItem, Dispute)
+            .join(Dispute, Dispute.id == DisputeItem.dispute_id)
+            .where(
+                DisputeItem.resolution == Resolution.OPEN,
+                DisputeItem.reminded_at.is_(None),
+                Dispute.deadline > op.now,
+                Dispute.deadline <= op.now + policy.dispute_reminder,
+            )
+            .with_for_update()
+        )
+    )
+    for item, dispute in rows:
+        item.reminded_at = op.now
+        data = {
+            "dispute_id": str(dispute.id),
+            "subject": dispute.subject,
+            "report_ids": [str(item.report_id)],
+            "deadline": outbox.iso(dispute.deadline),
+        }
+        await outbox.emit(
+            session,
+            item.reporting_member_id,
+            outbox.EventType.DISPUTE_DEADLINE_NEAR,
+            data,
             now=op.now,
         )
     await session.flush()

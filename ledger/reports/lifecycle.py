@@ -21,8 +21,9 @@ from ledger.errors import (
     InvalidInput,
 )
 from ledger.reports.models import ReportAction
-from ledger.reports.policy import ReportPolicy, State, Status
+from ledger.reports.policy import COUNTING, ReportPolicy, State, Status
 from ledger.reports.views import ReportView, own_report, view_now
+from ledger.webhooks import outbox
 
 
 class WithdrawalReason(StrEnum):
@@ -114,4 +115,8 @@ async def withdraw(
         now=op.now,
     )
     await session.flush()
+    if current.status in COUNTING and report.subject is not None:
+        await outbox.assessment_changed(
+            session, op, [report.subject], outbox.Cause.WITHDRAWN, policy=policy
+        )
     return await view_now(session, report, op.now, policy)

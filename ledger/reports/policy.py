@@ -66,6 +66,13 @@ def add_years(moment: dt.datetime, years: int) -> dt.datetime:
 class ReportPolicy:
     notice_grace: dt.timedelta = dt.timedelta(days=30)
     dispute_window: dt.timedelta = dt.timedelta(days=20)
+    # A correction reaches the members that queried the subject within this window
+    # (FCRA §1681i(d), GDPR art. 19); a reporting member is reminded of a dispute this
+    # long before its deadline.
+    correction_window: dt.timedelta = dt.timedelta(days=30)
+    dispute_reminder: dt.timedelta = dt.timedelta(days=3)
+    # A protective marker (identity_misused) lasts this long unless renewed.
+    marker_validity: dt.timedelta = dt.timedelta(days=730)
     # Per category, shorter than five years if the operator decides; never longer.
     retention_years: dict[Category, int] = field(default_factory=dict)
 

@@ -14,6 +14,7 @@ from ledger.disputes.models import Dispute, DisputeItem
 from ledger.evidence.models import EvidencePhoto
 from ledger.reports.models import Report, ReportAction, ReportStatement
 from ledger.reports.policy import ReportPolicy, State
+from ledger.webhooks import outbox
 
 
 async def suspend_unnoticed(session: AsyncSession, op: Operation, *, policy: ReportPolicy) -> int:
@@ -48,24 +49,44 @@ async def suspend_unnoticed(session: AsyncSession, op: Operation, *, policy: Rep
             ),
             now=op.now,
         )
+        data = {
+            "report_id": str(report.id),
+            "case_ref": report.case_ref,
+            "reason": "no_notice",
+            "filed_at": outbox.iso(report.filed_at),
+        }
+        await outbox.emit(
+            session, report.member_id, outbox.EventType.REPORT_SUSPENDED, data, now=op.now
+        )
     await session.flush()
     return len(due)
 
 
-async def purge_expired(session: AsyncSession, op: Operation, *, limit: int = 10_000) -> int:
+async def purge_expired(
+    session: AsyncSession, op: Operation, *, policy: ReportPolicy, limit: int = 10_000
+) -> int:
     """Erase the payload of reports past ``expires_at`` (art. 16), keeping a tombstone
     (ids, dates, member), and delete their statements and photo fingerprints. One audit
-    event per run."""
-    due = list(
-        await session.scalars(
-            sa.select(Report.id)
+    event per run; the members that recently asked about a buyer whose report still
+    counted until it expired are told."""
+    rows = list(
+        await session.execute(
+            sa.select(Report.id, Report.subject, Report.state)
             .where(Report.expires_at <= op.now, Report.state != State.PURGED)
             .order_by(Report.expires_at)
             .limit(limit)
         )
     )
-    if not due:
+    if not rows:
         return 0
+    due = [row.id for row in rows]
+    await outbox.assessment_changed(
+        session,
+        op,
+        [row.subject for row in rows if row.state is State.ACTIVE and row.subject],
+        outbox.Cause.EXPIRED,
+        policy=policy,
+    )
     await session.execute(sa.delete(ReportStatement).where(ReportStatement.report_id.in_(due)))
     await session.execute(sa.delete(EvidencePhoto).where(EvidencePhoto.report_id.in_(due)))
     await session.execute(

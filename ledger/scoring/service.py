@@ -227,9 +227,22 @@ async def assess(
     report_policy: ReportPolicy,
     policy: ScoringPolicy,
 ) -> Assessment:
-    """The subject's assessment at ``now``."""
+    """The subject's assessment at ``now``, for a member allowed to ask."""
     require(principal, Permission.RISK_READ)
     check_pseudonym(subject)
+    return await assessment_of(source, subject, now=now, report_policy=report_policy, policy=policy)
+
+
+async def assessment_of(
+    source: ReportSource,
+    subject: str,
+    *,
+    now: dt.datetime,
+    report_policy: ReportPolicy,
+    policy: ScoringPolicy,
+) -> Assessment:
+    """The assessment of a pseudonym already checked (the ledger's own use: the new
+    assessment a correction carries)."""
     scored = [
         ScoredReport(
             member_id=row.member_id,

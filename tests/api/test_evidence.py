@@ -154,7 +154,9 @@ async def test_stored_fingerprints_are_keyed_and_erased_with_the_report(
     assert runtime.fingerprint_key.invert(stored) == bytes.fromhex(PUBLISHED[ORIGINAL])
     clock.advance(dt.timedelta(days=6 * 366))
     async with runtime.sessionmaker() as session, session.begin():
-        assert await purge_expired(session, op(runtime)) >= 1
+        assert (
+            await purge_expired(session, op(runtime), policy=runtime.settings.report_policy()) >= 1
+        )
     async with runtime.read_sessionmaker() as read:
         left = await read.scalar(
             sa.select(sa.func.count()).where(EvidencePhoto.report_id == uuid.UUID(filed["id"]))

@@ -53,6 +53,7 @@ from refund_ledger_client.models import (
 )
 from refund_ledger_client.proofs import Invalid as InvalidReceipt
 from refund_ledger_client.voprf import InvalidProof
+from refund_ledger_client.webhooks import InvalidWebhook, WebhookEvent, verify_webhook
 
 if TYPE_CHECKING:
     from refund_ledger_client.evidence import fingerprint
@@ -80,6 +81,7 @@ __all__ = [
     "InvalidIdentifier",
     "InvalidProof",
     "InvalidReceipt",
+    "InvalidWebhook",
     "Kind",
     "LedgerClient",
     "LedgerError",
@@ -100,9 +102,11 @@ __all__ = [
     "UnexpectedAnswer",
     "UnusablePhoto",
     "ValidationError",
+    "WebhookEvent",
     "fingerprint",
     "normalize",
     "oprf_input",
+    "verify_webhook",
 ]
 
 

@@ -1,0 +1,313 @@
+"""Corrections reach the members that looked, through a real receiver on loopback that
+verifies every signature and fails as told. The worker runs in the test's process on
+the test's clock, so retries are made due by moving the clock, not by waiting."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from refund_ledger_client import InvalidWebhook, verify_webhook
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledger.access.permissions import Scope
+from ledger.access.principals import ClientPrincipal
+from ledger.audit.models import AuditEventRow
+from ledger.audit.tags import Tag
+from ledger.clock import FrozenClock
+from ledger.reports import lifecycle
+from ledger.runtime import Runtime
+from ledger.webhooks.delivery import DeliveryConfig, DeliveryWorker, backoff, signature
+from ledger.webhooks.endpoints import generate_secret
+from ledger.webhooks.models import WebhookDelivery, WebhookEvent
+from tests.api.test_reports import DAY, Member, member, payload, pseudonym
+from tests.factories import op
+from tests.live import free_port
+from tests.webhook_receiver import ERROR, HANG_UP, SLOW, TRICKLE, Receiver, receiving
+
+CONFIG = DeliveryConfig(timeout=1.0, lease=dt.timedelta(seconds=30))
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with receiving(Receiver(port=free_port(), slow_seconds=2.0)) as r:
+        yield r
+
+
+@pytest.fixture
+async def worker(runtime: Runtime, clock: FrozenClock) -> AsyncIterator[DeliveryWorker]:
+    w = DeliveryWorker(runtime.sessionmaker, runtime.second_factor_key, clock=clock, config=CONFIG)
+    yield w
+    await w.close()
+
+
+async def subscribe(who: Member, receiver: Receiver, **more: Any) -> dict[str, Any]:
+    body = {"url": receiver.url, "event_types": ["subject.assessment_changed"], **more}
+    response = await who.post("/v1/webhooks/endpoints", body)
+    assert response.status_code == 201, response.text
+    made: dict[str, Any] = response.json()
+    receiver.secrets.append(made["secret"])
+    return made
+
+
+async def query(who: Member, subject: str, reference: str) -> None:
+    body = {"subject": subject, "purpose": "refund_review", "reference": reference}
+    response = await who.post("/v1/risk/query", body)
+    assert response.status_code == 200, response.text
+
+
+async def withdraw(who: Member, report: dict[str, Any]) -> None:
+    response = await who.post(
+        f"/v1/reports/{report['id']}/withdrawal", {"reason": "confirmed_in_error"}
+    )
+    assert response.status_code == 200, response.text
+
+
+async def drain(worker: DeliveryWorker, clock: FrozenClock, rounds: int = 12) -> None:
+    """Rounds of delivery, the clock moved past each retry's wait in between."""
+    for attempt in range(1, rounds + 1):
+        await worker.run_once()
+        clock.advance(backoff(attempt, jitter=1.3))
+
+
+def test_signatures_match_the_standard_webhooks_vector() -> None:
+    # The specification's example (standard-webhooks, libraries' tests).
+    at = dt.datetime.fromtimestamp(1614265330, dt.UTC)
+    assert (
+        signature(
+            ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",),
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            at,
+            '{"test": 2432232314}',
+        )
+        == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
+
+
+def test_the_retry_schedule_grows_to_twelve_hours_and_is_jittered() -> None:
+    waits = [backoff(n, jitter=1.0) for n in range(1, 10)]
+    assert waits[:4] == [dt.timedelta(seconds=s) for s in (5, 20, 80, 320)]
+    assert waits[-1] == dt.timedelta(hours=12)
+    assert {backoff(3) for _ in range(20)} != {backoff(3)}
+    assert all(
+        dt.timedelta(seconds=64) <= backoff(3) <= dt.timedelta(seconds=96) for _ in range(50)
+    )
+
+
+async def test_a_withdrawal_reaches_the_members_that_queried_and_no_one_else(
+    acme: Member,
+    shop: Member,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    runtime: Runtime,
+    clock: FrozenClock,
+    receiver: Receiver,
+    worker: DeliveryWorker,
+) -> None:
+    subject = pseudonym()
+    report = await acme.file(payload(clock, subject=subject))
+    long_ago = await member(client, session, runtime)  # queried 31 days before the change
+    never = await member(client, session, runtime)  # never asked about this buyer
+    for who in (shop, long_ago, never):
+        await subscribe(who, receiver)
+    await query(long_ago, subject, "refund-old")
+    clock.advance(31 * DAY)
+    for who in (acme, shop, long_ago, never):
+        await who.relogin()
+    await query(shop, subject, "refund-7")
+    await query(shop, subject, "refund-8")
+    assert (await shop.post("/v1/risk/query", {"subject": subject})).status_code == 422
+
+    await withdraw(acme, report)
+    await drain(worker, clock, rounds=1)
+
+    (got,) = receiver.wait_for(1)
+    assert got.verified
+    assert got.body["type"] == "subject.assessment_changed"
+    data = got.body["data"]
+    assert data["subject"] == subject
+    assert data["cause"] == "withdrawn"
+    assert data["assessment"]["band"] == "none"
+    assert data["assessment"]["score"] == 0
+    assert data["assessment"]["policy_version"]
+    assert data["your_queries"]["references"] == ["refund-8", "refund-7"]
+    # Never another member: neither the reporter's id nor its name.
+    said = str(got.body)
+    assert str(acme.credential.member.id) not in said
+    assert acme.credential.member.name not in said
+    correction = await session.scalar(
+        sa.select(AuditEventRow).where(AuditEventRow.tag == Tag.CORRECTION_QUEUED.value)
+    )
+    assert correction is not None
+    assert correction.subject == subject
+    assert '"members":1' in correction.body.replace(" ", "")
+
+
+async def test_no_event_is_kept_for_a_change_that_rolled_back(
+    acme: Member, shop: Member, runtime: Runtime, clock: FrozenClock, receiver: Receiver
+) -> None:
+    subject = pseudonym()
+    report = await acme.file(payload(clock, subject=subject))
+    await subscribe(shop, receiver)
+    await query(shop, subject, "refund-1")
+    principal = ClientPrincipal(
+        member_id=acme.credential.member.id,
+        client_id=acme.credential.client_id,
+        scopes=frozenset(Scope),
+        token_id="t",
+        token_expires_at=0,
+    )
+    async with runtime.sessionmaker() as session:
+        await session.begin()
+        await lifecycle.withdraw(
+            session,
+            op(runtime),
+            principal,
+            uuid.UUID(report["id"]),
+            lifecycle.WithdrawalReason.OTHER,
+            policy=runtime.policy,
+        )
+        assert await session.scalar(sa.select(sa.func.count()).select_from(WebhookEvent)) == 1
+        await session.rollback()
+    async with runtime.sessionmaker() as session:
+        assert await session.scalar(sa.select(sa.func.count()).select_from(WebhookEvent)) == 0
+
+
+async def test_every_fault_is_retried_with_the_same_webhook_id_until_delivered(
+    acme: Member,
+    shop: Member,
+    session: AsyncSession,
+    clock: FrozenClock,
+    receiver: Receiver,
+    worker: DeliveryWorker,
+) -> None:
+    subject = pseudonym()
+    report = await acme.file(payload(clock, subject=subject))
+    await subscribe(shop, receiver)
+    await query(shop, subject, "refund-1")
+    receiver.script = [ERROR, SLOW, HANG_UP, TRICKLE]
+    await withdraw(acme, report)
+    await drain(worker, clock)
+    assert [r.answered for r in receiver.received] == [ERROR, SLOW, HANG_UP, TRICKLE, "ok"]
+    assert len({r.webhook_id for r in receiver.received}) == 1
+    assert all(r.verified for r in receiver.received)
+    delivery = await session.scalar(sa.select(WebhookDelivery))
+    assert delivery is not None
+    assert (delivery.state.value, delivery.attempts) == ("delivered", 5)
+    await session.rollback()  # no read left open on SQLite's one file
+    await shop.relogin()
+    log = (await shop.get("/v1/webhooks/deliveries")).json()["deliveries"]
+    assert [(d["state"], d["attempts"], d["webhook_id"]) for d in log] == [
+        ("delivered", 5, receiver.received[0].webhook_id)
+    ]
+
+
+async def test_a_receiver_that_was_down_gets_the_event_when_it_is_back(
+    acme: Member, shop: Member, clock: FrozenClock, worker: DeliveryWorker
+) -> None:
+    receiver = Receiver(port=free_port())
+    subject = pseudonym()
+    report = await acme.file(payload(clock, subject=subject))
+    await subscribe(shop, receiver)
+    await query(shop, subject, "refund-1")
+    await withdraw(acme, report)
+    await drain(worker, clock, rounds=2)  # refused: nothing listens on the port
+    await shop.relogin()
+    (log,) = (await shop.get("/v1/webhooks/deliveries")).json()["deliveries"]
+    assert (log["state"], log["attempts"], log["last_error"]) == ("pending", 2, "connect_failed")
+    with receiving(receiver):
+        await drain(worker, clock, rounds=1)
+        (got,) = receiver.wait_for(1)
+    assert got.webhook_id == log["webhook_id"]
+
+
+async def test_an_endpoint_failing_for_three_days_is_disabled_and_audited(
+    acme: Member,
+    shop: Member,
+    session: AsyncSession,
+    clock: FrozenClock,
+    receiver: Receiver,
+    worker: DeliveryWorker,
+) -> None:
+    subject = pseudonym()
+    report = await acme.file(payload(clock, subject=subject))
+    made = await subscribe(shop, receiver)
+    await query(shop, subject, "refund-1")
+    receiver.script = [ERROR] * 100
+    await withdraw(acme, report)
+    await drain(worker, clock, rounds=20)
+    await shop.relogin()
+    (endpoint,) = (await shop.get("/v1/webhooks/endpoints")).json()["endpoints"]
+    assert (endpoint["state"], endpoint["disabled_reason"]) == ("disabled", "failing")
+    (log,) = (await shop.get("/v1/webhooks/deliveries")).json()["deliveries"]
+    assert log["state"] == "failed"
+    disabled = await session.scalar(
+        sa.select(AuditEventRow).where(AuditEventRow.tag == Tag.WEBHOOK_ENDPOINT_DISABLED.value)
+    )
+    assert disabled is not None
+    assert made["endpoint"]["id"] in disabled.body
+    await session.rollback()
+    # Turned on again, the member replays what it missed, with the same webhook-id.
+    receiver.script = []
+    turned = await shop.post(f"/v1/webhooks/endpoints/{endpoint['id']}/state", {"state": "enabled"})
+    assert turned.status_code == 200, turned.text
+    since = (clock.now() - 10 * DAY).isoformat()
+    replayed = await shop.post(f"/v1/webhooks/endpoints/{endpoint['id']}/replay", {"since": since})
+    assert replayed.json()["replayed"] == 1
+    await drain(worker, clock, rounds=1)
+    (got,) = receiver.wait_for(1)
+    assert got.webhook_id == log["webhook_id"]
+
+
+async def test_a_rotated_secret_signs_beside_the_old_one_for_a_day(
+    acme: Member, shop: Member, clock: FrozenClock, receiver: Receiver, worker: DeliveryWorker
+) -> None:
+    made = await subscribe(shop, receiver)
+    old = made["secret"]
+    rotated = await shop.post(f"/v1/webhooks/endpoints/{made['endpoint']['id']}/secret", {})
+    assert rotated.status_code == 200, rotated.text
+    new = rotated.json()["secret"]
+    assert new != old
+    receiver.secrets = [new]
+    for _ in range(2):
+        subject = pseudonym()
+        report = await acme.file(payload(clock, subject=subject))
+        await query(shop, subject, "refund-1")
+        await withdraw(acme, report)
+        await drain(worker, clock, rounds=1)
+        clock.advance(DAY)
+        await acme.relogin()
+        await shop.relogin()
+    first, second = receiver.wait_for(2)
+    assert len(first.signature.split()) == 2  # the new secret's and the old one's
+    assert len(second.signature.split()) == 1  # a day later, the new one's alone
+    assert first.verified
+    assert second.verified
+    assert verify_webhook(old, first.raw, first.headers).id == first.webhook_id
+    with pytest.raises(InvalidWebhook):
+        verify_webhook(old, second.raw, second.headers)
+
+
+async def test_the_sdk_verifies_a_delivery_and_refuses_a_forged_one(
+    acme: Member, shop: Member, clock: FrozenClock, receiver: Receiver, worker: DeliveryWorker
+) -> None:
+    made = await subscribe(shop, receiver)
+    subject = pseudonym()
+    report = await acme.file(payload(clock, subject=subject))
+    await query(shop, subject, "refund-9")
+    await withdraw(acme, report)
+    await worker.run_once()
+    (got,) = receiver.wait_for(1)
+    event = verify_webhook(made["secret"], got.raw, got.headers)
+    assert (event.id, event.type) == (got.webhook_id, "subject.assessment_changed")
+    assert event.data["subject"] == subject
+    forged = got.raw.replace(b'"withdrawn"', b'"upheld"')
+    with pytest.raises(InvalidWebhook):
+        verify_webhook(made["secret"], forged, got.headers)
+    with pytest.raises(InvalidWebhook):
+        verify_webhook(generate_secret(), got.raw, got.headers)
