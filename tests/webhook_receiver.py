@@ -38,6 +38,7 @@ class Receiver:
     secrets: list[str] = field(default_factory=list)  # any of them may verify
     script: list[str] = field(default_factory=list)
     slow_seconds: float = 3.0
+    delay: float = 0.0  # every answer waits this long (to make deliveries overlap)
     received: list[Received] = field(default_factory=list)
     released: threading.Event = field(default_factory=threading.Event)
     held: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
@@ -106,6 +107,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     answered=fault,
                 )
             )
+            time.sleep(receiver.delay)
             if fault == HANG_UP:
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return

@@ -247,9 +247,11 @@ class DisputeIn(RequestModel):
     )
 
     subject: Pseudonym
-    report_ids: list[uuid.UUID] = Field(
+    report_ids: list[uuid.UUID] | None = Field(
+        default=None,
         json_schema_extra=checked_by_the_core(minItems=1, maxItems=MAX_REPORTS),
-        description="the reports disputed (from disclosure)",
+        description="the reports disputed (from disclosure); leave out to dispute every "
+        "report on the buyer that counts now, each routed to its own member",
     )
     reference: Reference = Field(description="your reference for the buyer's request")
     locale: Locale | None = LOCALE_FIELD

@@ -32,7 +32,7 @@ from ledger.reports import lifecycle
 from ledger.reports import views as reports
 from ledger.reports.content import SHA256_HEX
 from ledger.reports.models import Report, ReportAction
-from ledger.reports.policy import ReportPolicy, State, Status
+from ledger.reports.policy import COUNTING, ReportPolicy, State, Status
 from ledger.subjects.pseudonyms import check_pseudonym
 from ledger.webhooks import outbox
 
@@ -90,15 +90,17 @@ async def open_dispute(
     principal: ClientPrincipal,
     *,
     subject: str,
-    report_ids: list[uuid.UUID],
+    report_ids: list[uuid.UUID] | None,
     reference: str,
     policy: ReportPolicy,
 ) -> DisputeView:
     """Open a dispute, on the buyer's behalf, against reports on that buyer.
 
-    Any member may open one: the buyer asks whichever platform they use. The reports
+    Any member may open one: the buyer asks whichever platform they use. Named reports
     must be about ``subject`` and still count; another member's report is named only
-    by its id, which the buyer learned from their disclosure.
+    by its id, which the buyer learned from their disclosure. With no reports named,
+    the dispute is about every report on the buyer that counts now: the buyer names
+    themselves once and each reporting member gets its own item, with its own deadline.
     """
     member_id = _member(principal)
     check_pseudonym(subject)
@@ -106,6 +108,10 @@ async def open_dispute(
         raise InvalidInput(
             "reference is 1-128 letters, digits and . _ : / -", fields=("reference",)
         )
+    if report_ids is None:
+        report_ids = await _counting_reports(session, subject, op.now, policy)
+        if not report_ids:
+            raise NotFound("no report on this subject counts now: there is nothing to dispute")
     unique = list(dict.fromkeys(report_ids))
     if not 1 <= len(unique) <= MAX_REPORTS:
         raise InvalidInput(f"name 1 to {MAX_REPORTS} reports", fields=("report_ids",))
@@ -163,6 +169,22 @@ async def open_dispute(
         }
         await outbox.emit(session, member_id, outbox.EventType.DISPUTE_OPENED, data, now=op.now)
     return await _dispute_view(session, dispute, op.now)
+
+
+async def _counting_reports(
+    session: AsyncSession, subject: str, now: dt.datetime, policy: ReportPolicy
+) -> list[uuid.UUID]:
+    """The reports on ``subject`` that count now (at most ``MAX_REPORTS``, oldest first)."""
+    found = list(
+        await session.scalars(
+            sa.select(Report)
+            .where(Report.subject == subject, Report.state == State.ACTIVE)
+            .order_by(Report.filed_at)
+            .limit(MAX_REPORTS)
+        )
+    )
+    current = await reports.views(session, found, now=now, policy=policy)
+    return [v.id for v in current if v.status in COUNTING]
 
 
 async def _dispute_view(session: AsyncSession, dispute: Dispute, now: dt.datetime) -> DisputeView:

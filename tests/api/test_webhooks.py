@@ -5,6 +5,7 @@ the test's clock, so retries are made due by moving the clock, not by waiting.""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -15,11 +16,13 @@ import sqlalchemy as sa
 from refund_ledger_client import InvalidWebhook, verify_webhook
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ledger import maintenance
 from ledger.access.permissions import Scope
 from ledger.access.principals import ClientPrincipal
 from ledger.audit.models import AuditEventRow
 from ledger.audit.tags import Tag
 from ledger.clock import FrozenClock
+from ledger.config import Settings
 from ledger.reports import lifecycle
 from ledger.runtime import Runtime
 from ledger.webhooks.delivery import DeliveryConfig, DeliveryWorker, backoff, signature
@@ -311,3 +314,142 @@ async def test_the_sdk_verifies_a_delivery_and_refuses_a_forged_one(
         verify_webhook(made["secret"], forged, got.headers)
     with pytest.raises(InvalidWebhook):
         verify_webhook(generate_secret(), got.raw, got.headers)
+
+
+async def events_for(session: AsyncSession, who: Member) -> list[dict[str, Any]]:
+    """The member's outbox events, oldest first (what its endpoints are sent)."""
+    rows = await session.scalars(
+        sa.select(WebhookEvent.payload)
+        .where(WebhookEvent.member_id == who.credential.member.id)
+        .order_by(WebhookEvent.created_at, WebhookEvent.id)
+    )
+    found = [json.loads(p) for p in rows]
+    await session.rollback()
+    return found
+
+
+async def test_one_dispute_names_the_buyer_once_and_reaches_every_reporting_member(
+    acme: Member,
+    shop: Member,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    runtime: Runtime,
+    clock: FrozenClock,
+) -> None:
+    subject = pseudonym()
+    theirs = await acme.file(payload(clock, subject=subject))
+    ours = await shop.file(payload(clock, subject=subject))
+    buyers_platform = await member(client, session, runtime)
+    asker = await member(client, session, runtime)
+    await query(asker, subject, "refund-3")
+    opened = await buyers_platform.post(
+        "/v1/disputes", {"subject": subject, "reference": "ticket-1"}
+    )
+    assert opened.status_code == 201, opened.text
+    dispute = opened.json()
+    assert sorted(i["report_id"] for i in dispute["items"]) == sorted([theirs["id"], ours["id"]])
+    for who, report in ((acme, theirs), (shop, ours)):
+        (event,) = await events_for(session, who)
+        assert event["type"] == "dispute.opened"
+        assert event["data"]["report_ids"] == [report["id"]]  # its own report, no other
+        assert event["data"]["deadline"] == dispute["deadline"]
+        said = json.dumps(event)
+        for other in (acme, shop, buyers_platform):
+            assert str(other.credential.member.id) not in said
+        (item,) = (await who.get("/v1/disputes", assigned="me")).json()["items"]
+        assert item["report_id"] == report["id"]
+
+    # Three days before the deadline, each reporting member is reminded, once.
+    clock.advance(17 * DAY + dt.timedelta(minutes=1))
+    for _ in range(2):
+        await maintenance.run(runtime.sessionmaker, clock=clock, policy=runtime.policy)
+    for who in (acme, shop):
+        assert [e["type"] for e in await events_for(session, who)] == [
+            "dispute.opened",
+            "dispute.deadline_near",
+        ]
+    # One member upholds its report; the other lets the deadline pass. The member that
+    # asked about the buyer hears of both.
+    for who in (acme, shop, asker):
+        await who.relogin()
+    upheld = await acme.post(
+        f"/v1/disputes/{dispute['id']}/reports/{theirs['id']}/resolution",
+        {"outcome": "upheld", "reason_code": "evidence_rechecked", "evidence_sha256": "a" * 64},
+    )
+    assert upheld.status_code == 200, upheld.text
+    clock.advance(3 * DAY)
+    await maintenance.run(runtime.sessionmaker, clock=clock, policy=runtime.policy)
+    corrections = [e["data"] for e in await events_for(session, asker)]
+    assert [(c["cause"], c["assessment"]["active_reports"]) for c in corrections] == [
+        ("upheld", 2),
+        ("suppressed", 1),
+    ]
+    assert corrections[0]["your_queries"]["references"] == ["refund-3"]
+
+
+async def test_a_report_without_notice_is_suspended_and_its_member_told(
+    acme: Member, session: AsyncSession, runtime: Runtime, clock: FrozenClock
+) -> None:
+    report = await acme.file(payload(clock, subject_notified_at=None))
+    clock.advance(31 * DAY)
+    await maintenance.run(runtime.sessionmaker, clock=clock, policy=runtime.policy)
+    (event,) = await events_for(session, acme)
+    assert event["type"] == "report.suspended"
+    assert event["data"]["report_id"] == report["id"]
+    assert event["data"]["reason"] == "no_notice"
+
+
+async def test_an_expired_report_is_a_correction_for_those_who_asked(
+    acme: Member, shop: Member, session: AsyncSession, runtime: Runtime, clock: FrozenClock
+) -> None:
+    subject = pseudonym()
+    occurred = clock.now() - 5 * 365 * DAY
+    await acme.file(
+        payload(
+            clock,
+            subject=subject,
+            occurred_at=occurred.isoformat(),
+            confirmed_at=(occurred + DAY).isoformat(),
+            subject_notified_at=(occurred + 2 * DAY).isoformat(),
+        )
+    )
+    await query(shop, subject, "refund-5")
+    clock.advance(10 * DAY)
+    await maintenance.run(runtime.sessionmaker, clock=clock, policy=runtime.policy)
+    (event,) = await events_for(session, shop)
+    assert (event["data"]["cause"], event["data"]["assessment"]["band"]) == ("expired", "none")
+
+
+async def test_endpoints_must_be_https_to_a_public_host_and_the_secret_is_shown_once(
+    shop: Member, settings: Settings
+) -> None:
+    refused = {
+        "http://risk.example.com/hook": "https://",
+        "ftp://risk.example.com/hook": "https://",
+        "https://10.0.0.8/hook": "private",
+        "https://[::1]/hook": "private",
+        "https://user:pw@risk.example.com/hook": "no user",
+        "not a url": "https://",
+    }
+    for url, says in refused.items():
+        response = await shop.post(
+            "/v1/webhooks/endpoints", {"url": url, "event_types": ["dispute.opened"]}
+        )
+        assert response.status_code == 422, url
+        assert says in response.json()["errors"][0]["detail"], url
+        assert url not in response.text or url == "not a url"
+    made = await shop.post(
+        "/v1/webhooks/endpoints",
+        {"url": "https://risk.example.com/hook", "event_types": ["dispute.opened"]},
+    )
+    assert made.status_code == 201, made.text
+    secret = made.json()["secret"]
+    assert secret.startswith("whsec_")
+    listed = await shop.get("/v1/webhooks/endpoints")
+    assert secret not in listed.text
+    assert secret[6:] not in listed.text
+    bad_type = await shop.post(
+        "/v1/webhooks/endpoints",
+        {"url": "https://risk.example.com/hook", "event_types": ["report.everything"]},
+    )
+    assert bad_type.status_code == 422

@@ -598,8 +598,12 @@ class Flows:
         return models.from_json(models.Disclosure, response.json())
 
     @staticmethod
-    def dispute(subject: str, report_ids: Sequence[str], reference: str) -> Flow[models.Dispute]:
-        body = {"subject": subject, "report_ids": list(report_ids), "reference": reference}
+    def dispute(
+        subject: str, report_ids: Sequence[str] | None, reference: str
+    ) -> Flow[models.Dispute]:
+        body: dict[str, object] = {"subject": subject, "reference": reference}
+        if report_ids is not None:
+            body["report_ids"] = list(report_ids)
         # Not replayable after a network error: a second dispute would be opened.
         response = yield Call("POST", "/v1/disputes", json=body, replayable=False)
         return models.from_json(models.Dispute, response.json())

@@ -322,12 +322,14 @@ class _Api:
     def dispute(
         self,
         subject: str,
-        report_ids: Sequence[str],
+        report_ids: Sequence[str] | None = None,
         *,
         reference: str,
         deadline: float | None = None,
     ) -> Plan[models.Dispute]:
-        """Open a dispute for the buyer (not resent after a lost connection)."""
+        """Open a dispute for the buyer (not resent after a lost connection): against
+        ``report_ids``, or, without them, against every report on the buyer that counts
+        now, each routed to the member that filed it."""
         flow = self._flows.dispute(subject, report_ids, reference)
         return Plan("dispute", flow, deadline, decision=False)
 
