@@ -28,6 +28,7 @@ from api.schemas.evidence import (
     ListingWithdrawalOut,
     PhotoResultOut,
 )
+from api.schemas.markers import marker_notice
 from api.schemas.risk import Explanation
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal
@@ -89,6 +90,7 @@ async def check_evidence(request: Request, principal: Checker) -> Response:
             purpose=body.purpose,
             reference=body.reference,
             locale=locale_of(request, body.locale),
+            subject=body.subject,
         )
     except InvalidInput as exc:
         await runtime.evidence.refuse(rec, exc.fields, "invalid photos")
@@ -99,6 +101,7 @@ async def check_evidence(request: Request, principal: Checker) -> Response:
         recommendation=checked.value.recommendation.value,
         explanation=Explanation.model_validate(checked.value.explanation, from_attributes=True),
         audit_event_id=checked.audit_event_id,
+        protective_marker=marker_notice(checked.value.marker, query.locale),
     )
     return Response(
         answer.model_dump_json(),

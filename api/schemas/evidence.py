@@ -7,7 +7,15 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from api.locales import LOCALE_FIELD, Locale
-from api.schemas import Integer, Reference, RequestModel, checked_by_the_core, example
+from api.schemas import (
+    Integer,
+    Pseudonym,
+    Reference,
+    RequestModel,
+    checked_by_the_core,
+    example,
+)
+from api.schemas.markers import MarkerNotice
 from api.schemas.risk import Explanation
 from ledger.evidence import photos
 from ledger.evidence.photos import MAX_PHOTOS, Provenance, Verdict
@@ -83,6 +91,11 @@ class EvidenceCheckIn(RequestModel):
     purpose: Purpose = Field(description="what the answer will be used for, and only for")
     reference: Reference = Field(description="your refund request id (audited with the check)")
     locale: Locale | None = LOCALE_FIELD
+    subject: Pseudonym | None = Field(
+        default=None,
+        description="the claimant's pseudonym, if you want a protective marker on them "
+        "shown with the answer (the photos are matched the same either way)",
+    )
 
 
 class ForgedElsewhereOut(BaseModel):
@@ -148,6 +161,11 @@ class EvidenceCheckOut(BaseModel):
         description="text a platform can show the buyer when their claim goes to review"
     )
     audit_event_id: int = Field(description="the check's audit event")
+    protective_marker: MarkerNotice | None = Field(
+        default=None,
+        description="with subject: the buyer said their identity was misused; verify who "
+        "you deal with (the recommendation is then manual_review)",
+    )
 
 
 class ListingPhotoIn(RequestModel):

@@ -23,6 +23,7 @@ from api.schemas import (
     example,
 )
 from api.schemas.evidence import PhotoIn
+from api.schemas.markers import MarkerOut
 from ledger.disputes.models import Resolution
 from ledger.disputes.service import MAX_REPORTS, ReasonCode
 from ledger.evidence.photos import MAX_PHOTOS
@@ -54,6 +55,7 @@ REPORT_OUT_EXAMPLE: JsonDict = REPORT_EXAMPLE | {
     "open_disputes": 0,
     "statements": [],
     "audit_event_id": 48213,
+    "filed_under_marker": False,
 }
 DISPUTE_ITEM_EXAMPLE: JsonDict = {
     "dispute_id": EXAMPLE_DISPUTE_ID,
@@ -146,6 +148,11 @@ class ReportOut(BaseModel):
     statements: list[StatementOut] = Field(description="the buyer's statements, oldest first")
     audit_event_id: int | None = Field(
         description="GET /v1/audit/events/{id}/receipt proves this filing is in the log"
+    )
+    filed_under_marker: bool = Field(
+        default=False,
+        description="filed while the buyer had a protective marker (identity_misused) in "
+        "force: someone else may have used their identity",
     )
 
 
@@ -390,6 +397,26 @@ class InquiryOut(BaseModel):
     kind: str = Field(description="the audit tag: a risk query or a disclosure")
 
 
+class DisclosedItemOut(BaseModel):
+    report_id: uuid.UUID = Field(description="the disputed report")
+    reporting_member: str = Field(description="the platform that must answer")
+    resolution: Resolution = Field(description="open, upheld, withdrawn or unverifiable")
+    deadline: dt.datetime = Field(description="answer by then, or the report stops counting")
+    resolved_at: dt.datetime | None = Field(description="when it was answered")
+
+
+class DisclosedDisputeOut(BaseModel):
+    id: uuid.UUID = Field(description="the dispute's id")
+    opened_by: str = Field(description="the platform the buyer asked")
+    opened_at: dt.datetime = Field(description="when")
+    items: list[DisclosedItemOut] = Field(description="one per disputed report")
+
+
+class DisclosedMarkerOut(MarkerOut):
+    placed_by: str = Field(description="the platform the buyer asked")
+    removed_by: str | None = Field(description="the platform the buyer asked to remove it")
+
+
 class DisclosureOut(BaseModel):
     model_config = example(
         {
@@ -406,6 +433,23 @@ class DisclosureOut(BaseModel):
                 }
             ],
             "how_to_dispute": HOW_TO_DISPUTE,
+            "disputes": [
+                {
+                    "id": EXAMPLE_DISPUTE_ID,
+                    "opened_by": "shop-b",
+                    "opened_at": "2026-11-25T02:00:00Z",
+                    "items": [
+                        {
+                            "report_id": EXAMPLE_REPORT_ID,
+                            "reporting_member": "shop-a",
+                            "resolution": "open",
+                            "deadline": "2026-12-15T02:00:00Z",
+                            "resolved_at": None,
+                        }
+                    ],
+                }
+            ],
+            "markers": [],
         }
     )
 
@@ -417,3 +461,11 @@ class DisclosureOut(BaseModel):
         description="who looked the buyer up in the last two years, newest first"
     )
     how_to_dispute: str = Field(description="what the buyer can do, in words to show them")
+    disputes: list[DisclosedDisputeOut] = Field(
+        default_factory=list,
+        description="the buyer's disputes, each part with the member it went to",
+    )
+    markers: list[DisclosedMarkerOut] = Field(
+        default_factory=list,
+        description="protective markers the buyer has had, in force or not, oldest first",
+    )

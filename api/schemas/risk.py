@@ -9,6 +9,7 @@ from pydantic.config import JsonDict
 
 from api.locales import LOCALE_FIELD, Locale
 from api.schemas import EXAMPLE_SUBJECT, Pseudonym, Reference, RequestModel, example
+from api.schemas.markers import MarkerNotice, marker_notice
 from ledger.scoring import service
 from ledger.scoring.explanations import DECISION, RIGHTS
 from ledger.scoring.service import Purpose
@@ -112,10 +113,16 @@ class RiskAnswer(BaseModel):
     audit_event_id: int = Field(
         description="the query's audit event: GET /v1/audit/events/{id}/receipt proves it"
     )
+    protective_marker: MarkerNotice | None = Field(
+        default=None,
+        description="the buyer said their identity was misused: verify who you deal with "
+        "(the recommendation is then manual_review); null when there is none",
+    )
 
     @classmethod
     def of(cls, answer: service.RiskAnswer) -> RiskAnswer:
         a = answer.assessment
+        marker = answer.marker
         return cls(
             subject=answer.subject,
             score=a.score,
@@ -129,6 +136,7 @@ class RiskAnswer(BaseModel):
             policy_version=a.policy_version,
             explanation=Explanation.model_validate(answer.explanation, from_attributes=True),
             audit_event_id=answer.audit_event_id,
+            protective_marker=marker_notice(marker, answer.locale),
         )
 
 

@@ -46,7 +46,8 @@ from ledger.reports.queries import status_is
 from ledger.scoring.explanations import ONE_PLATFORM_ALONE, Explanation, explain_evidence
 from ledger.scoring.policies import PolicySource
 from ledger.scoring.score import ScoringPolicy
-from ledger.scoring.service import Purpose
+from ledger.scoring.service import MarkerRow, Purpose, marker_in_force
+from ledger.subjects.pseudonyms import check_pseudonym
 
 
 async def store_report_photos(
@@ -120,6 +121,7 @@ class Checked:
     photos: list[PhotoResult]
     recommendation: Recommendation  # manual_review when any photo matched
     explanation: Explanation  # for the buyer whose claim it is
+    marker: MarkerRow | None = None  # with a subject: a protective marker in force
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,7 @@ class CheckQuery:
     purpose: Purpose
     reference: str
     locale: str = DEFAULT_LOCALE  # the language of the texts for people
+    subject: str | None = None  # the claimant, for a protective marker on them
 
 
 class EvidenceChecks:
@@ -170,6 +173,12 @@ class EvidenceChecks:
                 f"({policy.match_quality}): take or send better ones",
                 fields=fields,
             )
+        if query.subject is not None:
+            try:
+                check_pseudonym(query.subject)
+            except InvalidInput as exc:
+                await self.refuse(rec, exc.fields, "invalid subject")
+                raise
         await self.indexes.refresh()
         # Candidates by distance for every photo, then two queries for the whole check:
         # which of the matched photos may still match, and whose they are.
@@ -179,6 +188,9 @@ class EvidenceChecks:
                 session, principal, {i for hits, _ in found for i in hits}, rec.op.now
             )
             listings = await self._live_listings(session, {i for _, hits in found for i in hits})
+            marker = None
+            if query.subject is not None:
+                marker = await marker_in_force(session, query.subject, rec.op.now)
         results = [
             self._result(n, hits, principal, reports, listings, policy, query.locale)
             for n, hits in enumerate(found)
@@ -186,17 +198,20 @@ class EvidenceChecks:
         matched = sum(r.recommendation is Recommendation.MANUAL_REVIEW for r in results)
         event_id = await rec.record(
             Tag.EVIDENCE_CHECKED,
+            subject=query.subject,
             purpose=query.purpose.value,
             reference=query.reference,
-            body={"photos": len(results), "matched": matched},
+            body={"photos": len(results), "matched": matched}
+            | ({"protective_marker": marker.kind} if marker else {}),
         )
-        overall = Recommendation.MANUAL_REVIEW if matched else Recommendation.PROCEED
+        review = matched or marker is not None
+        overall = Recommendation.MANUAL_REVIEW if review else Recommendation.PROCEED
         explanation = explain_evidence(
             forged_elsewhere=any(r.forged_elsewhere for r in results),
             own_listing=any(r.own_listings or r.other_listings for r in results),
             locale=query.locale,
         )
-        return Audited(Checked(results, overall, explanation), event_id)
+        return Audited(Checked(results, overall, explanation, marker), event_id)
 
     def _search(self, photo: PhotoInput, limit: int) -> tuple[dict[int, int], dict[int, int]]:
         """Stored report and listing photos within ``limit`` bits of the photo or of any

@@ -27,6 +27,7 @@ from ledger.errors import (
 )
 from ledger.evidence.keys import FingerprintKey
 from ledger.evidence.service import store_report_photos
+from ledger.markers import history
 from ledger.reports.content import ReportInput, columns_of
 from ledger.reports.models import Report
 from ledger.reports.policy import ReportPolicy, State
@@ -170,11 +171,14 @@ async def file_reports(
         member_id=member_id,
         now=op.now,
     )
+    marked = await history.marked_at_filing(
+        session, [(r.id, r.subject, r.filed_at) for r in (candidates[i] for _, _, i, _ in filed)]
+    )
     for (index, _, report_id, _), event_id in zip(filed, event_ids, strict=True):
         # A new report has no disputes or statements: its view needs no read.
         report = candidates[report_id]
         report.audit_event_id = event_id
-        view = view_of(report, [], [], op.now, policy)
+        view = view_of(report, [], [], op.now, policy, filed_under_marker=report.id in marked)
         assert view is not None
         results[index] = FileResult(Filed.CREATED, view)
     assert all(r is not None for r in results)

@@ -24,6 +24,7 @@ from ledger.disputes.models import Dispute, DisputeItem, Resolution
 from ledger.errors import (
     NotFound,
 )
+from ledger.markers import history
 from ledger.members.models import Member
 from ledger.reports.content import filed_values
 from ledger.reports.models import Report, ReportStatement
@@ -58,6 +59,7 @@ class ReportView:
     open_disputes: int
     audit_event_id: int | None
     statements: list[StatementView] = field(default_factory=list)
+    filed_under_marker: bool = False  # the subject had a protective marker in force
 
 
 async def _open_deadlines(
@@ -110,9 +112,19 @@ async def views(
         )
         for report_id, text, added_at in rows:
             statements.setdefault(report_id, []).append(StatementView(text, added_at))
+    marked = await history.marked_at_filing(
+        session, [(r.id, r.subject, r.filed_at) for r in reports]
+    )
     out = []
     for r in reports:
-        view = view_of(r, deadlines.get(r.id, []), statements.get(r.id, []), now, policy)
+        view = view_of(
+            r,
+            deadlines.get(r.id, []),
+            statements.get(r.id, []),
+            now,
+            policy,
+            filed_under_marker=r.id in marked,
+        )
         if view is not None:
             out.append(view)
     return out
@@ -124,6 +136,8 @@ def view_of(
     statements: list[StatementView],
     now: dt.datetime,
     policy: ReportPolicy,
+    *,
+    filed_under_marker: bool = False,
 ) -> ReportView | None:
     """The report as its member sees it at ``now``; None once it has expired."""
     current = report_status(r, deadlines, now, policy)
@@ -139,6 +153,7 @@ def view_of(
         open_disputes=len(deadlines),
         audit_event_id=r.audit_event_id,
         statements=statements,
+        filed_under_marker=filed_under_marker,
     )
 
 

@@ -16,6 +16,7 @@ Both return the same rows; the tests run each against the same cases.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -35,12 +36,20 @@ from ledger.audit.tags import Tag
 from ledger.disputes.models import Dispute, DisputeItem, Resolution
 from ledger.errors import InvalidInput, Unavailable
 from ledger.i18n import DEFAULT_LOCALE
+from ledger.markers.models import ProtectiveMarker
 from ledger.reports.models import Report
 from ledger.reports.policy import Category, ReportPolicy, State, status
 from ledger.scoring import explanations
 from ledger.scoring.explanations import Explanation
 from ledger.scoring.policies import PolicySource
-from ledger.scoring.score import Assessment, Reason, ScoredReport, ScoringPolicy, score
+from ledger.scoring.score import (
+    Assessment,
+    Reason,
+    Recommendation,
+    ScoredReport,
+    ScoringPolicy,
+    score,
+)
 from ledger.subjects.pseudonyms import check_pseudonym
 
 
@@ -66,9 +75,25 @@ class ReportRow:
     open_dispute_deadlines: tuple[dt.datetime, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class MarkerRow:
+    """A protective marker in force on the subject (ledger/markers)."""
+
+    kind: str
+    placed_at: dt.datetime
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRows:
+    reports: Sequence[ReportRow]
+    marker: MarkerRow | None = None
+
+
 class ReportSource(Protocol):
-    async def reports(self, subject: str, now: dt.datetime) -> Sequence[ReportRow]:
-        """The subject's reports not purged and not expired at ``now``."""
+    async def read(self, subject: str, now: dt.datetime) -> SubjectRows:
+        """The subject's reports not purged and not expired at ``now``, and the
+        protective marker in force on them, if any."""
         ...
 
 
@@ -87,11 +112,30 @@ _REPORTS = sa.select(
     Report.expires_at > sa.bindparam("now"),
 )
 
+_MARKER = (
+    sa.select(ProtectiveMarker.kind, ProtectiveMarker.placed_at, ProtectiveMarker.expires_at)
+    .where(
+        ProtectiveMarker.subject == sa.bindparam("subject"),
+        ProtectiveMarker.removed_at.is_(None),
+        ProtectiveMarker.expires_at > sa.bindparam("now"),
+    )
+    .order_by(ProtectiveMarker.placed_at.desc())
+    .limit(1)
+)
+
 _DEADLINES = (
     sa.select(DisputeItem.report_id, Dispute.deadline)
     .join(Dispute, Dispute.id == DisputeItem.dispute_id)
     .where(Dispute.subject == sa.bindparam("subject"), DisputeItem.resolution == Resolution.OPEN)
 )
+
+
+async def marker_in_force(
+    session: AsyncSession, subject: str, now: dt.datetime
+) -> MarkerRow | None:
+    """The protective marker in force on ``subject`` at ``now``, if any (one read)."""
+    found = (await session.execute(_MARKER, {"subject": subject, "now": now})).first()
+    return None if found is None else MarkerRow(str(found[0].value), found[1], found[2])
 
 
 class SessionReports:
@@ -100,14 +144,15 @@ class SessionReports:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def reports(self, subject: str, now: dt.datetime) -> Sequence[ReportRow]:
+    async def read(self, subject: str, now: dt.datetime) -> SubjectRows:
         rows = list(await self._session.execute(_REPORTS, {"subject": subject, "now": now}))
+        marker = await marker_in_force(self._session, subject, now)
         deadlines: dict[uuid.UUID, list[dt.datetime]] = {}
         # Always both reads, so a subject with no reports and one whose reports no
         # longer count take the same path: the work done does not tell them apart.
         for report_id, deadline in await self._session.execute(_DEADLINES, {"subject": subject}):
             deadlines.setdefault(report_id, []).append(deadline)
-        return [
+        found = [
             ReportRow(
                 member_id=row.member_id,
                 category=row.category,
@@ -120,16 +165,24 @@ class SessionReports:
             )
             for row in rows
         ]
+        return SubjectRows(found, marker)
 
 
-# One statement, one round trip: the open disputes' deadlines come as an array per report.
+# One statement, one round trip: the open disputes' deadlines come as an array per
+# report, and a protective marker in force as one more row, its kind in the last column.
 _HOT_REPORTS = """
 SELECT r.member_id, r.category, r.state, r.filed_at, r.notified_at, r.expires_at,
        r.confirmed_at,
        ARRAY(SELECT d.deadline FROM dispute_items i JOIN disputes d ON d.id = i.dispute_id
-             WHERE i.report_id = r.id AND i.resolution = 'open') AS deadlines
+             WHERE i.report_id = r.id AND i.resolution = 'open') AS deadlines,
+       NULL::varchar AS marker
 FROM reports r
 WHERE r.subject = $1 AND r.state <> 'purged' AND r.expires_at > $2
+UNION ALL
+(SELECT NULL, NULL, NULL, m.placed_at, NULL, m.expires_at, NULL, NULL, m.kind
+ FROM protective_markers m
+ WHERE m.subject = $1 AND m.removed_at IS NULL AND m.expires_at > $2
+ ORDER BY m.placed_at DESC LIMIT 1)
 """
 
 
@@ -189,7 +242,7 @@ class PostgresReports:
                     )
         return self._pool
 
-    async def reports(self, subject: str, now: dt.datetime) -> Sequence[ReportRow]:
+    async def read(self, subject: str, now: dt.datetime) -> SubjectRows:
         try:
             pool = await self._get_pool()
             async with self._turns:
@@ -198,19 +251,25 @@ class PostgresReports:
             raise Unavailable(
                 "the ledger's database cannot be reached; nothing was recorded, retry shortly"
             ) from exc
-        return [
-            ReportRow(
-                member_id=row[0],
-                category=_CATEGORIES[row[1]],  # a dict lookup: Enum(value) costs ~1 µs
-                state=_STATES[row[2]],
-                filed_at=row[3],
-                notified_at=row[4],
-                expires_at=row[5],
-                confirmed_at=row[6],
-                open_dispute_deadlines=tuple(row[7]),
+        marker = None
+        found = []
+        for row in rows:
+            if row[8] is not None:
+                marker = MarkerRow(row[8], row[3], row[5])
+                continue
+            found.append(
+                ReportRow(
+                    member_id=row[0],
+                    category=_CATEGORIES[row[1]],  # a dict lookup: Enum(value) costs ~1 µs
+                    state=_STATES[row[2]],
+                    filed_at=row[3],
+                    notified_at=row[4],
+                    expires_at=row[5],
+                    confirmed_at=row[6],
+                    open_dispute_deadlines=tuple(row[7]),
+                )
             )
-            for row in rows
-        ]
+        return SubjectRows(found, marker)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -226,11 +285,17 @@ async def assess(
     now: dt.datetime,
     report_policy: ReportPolicy,
     policy: ScoringPolicy,
-) -> Assessment:
-    """The subject's assessment at ``now``, for a member allowed to ask."""
+) -> tuple[Assessment, MarkerRow | None]:
+    """The subject's assessment at ``now``, for a member allowed to ask, and the
+    protective marker in force on them. With a marker the recommendation is a manual
+    review: a person verifies the buyer's identity (the score itself is unchanged)."""
     require(principal, Permission.RISK_READ)
     check_pseudonym(subject)
-    return await assessment_of(source, subject, now=now, report_policy=report_policy, policy=policy)
+    rows = await source.read(subject, now)
+    assessment = assessed(rows, now=now, report_policy=report_policy, policy=policy)
+    if rows.marker is not None:
+        assessment = dataclasses.replace(assessment, recommendation=Recommendation.MANUAL_REVIEW)
+    return assessment, rows.marker
 
 
 async def assessment_of(
@@ -243,6 +308,14 @@ async def assessment_of(
 ) -> Assessment:
     """The assessment of a pseudonym already checked (the ledger's own use: the new
     assessment a correction carries)."""
+    rows = await source.read(subject, now)
+    return assessed(rows, now=now, report_policy=report_policy, policy=policy)
+
+
+def assessed(
+    rows: SubjectRows, *, now: dt.datetime, report_policy: ReportPolicy, policy: ScoringPolicy
+) -> Assessment:
+    """The score of the subject's reports at ``now`` (pure)."""
     scored = [
         ScoredReport(
             member_id=row.member_id,
@@ -258,7 +331,7 @@ async def assessment_of(
             ),
             confirmed_at=row.confirmed_at,
         )
-        for row in await source.reports(subject, now)
+        for row in rows.reports
     ]
     return score(scored, now, policy)
 
@@ -283,6 +356,7 @@ class RiskAnswer:
     explanation: Explanation
     locale: str
     audit_event_id: int
+    marker: MarkerRow | None = None  # a protective marker in force (ledger/markers)
 
 
 class RiskQueries:
@@ -329,7 +403,7 @@ class RiskQueries:
             async with self.reports() as own:
                 return await self.answer(rec, principal, query, source=own)
         try:
-            assessment = await assess(
+            assessment, marker = await assess(
                 source,
                 principal,
                 query.subject,
@@ -349,7 +423,8 @@ class RiskQueries:
                 "score": assessment.score,
                 "band": assessment.band.value,
                 "policy_version": assessment.policy_version,
-            },
+            }
+            | ({"protective_marker": marker.kind} if marker else {}),
         )
         return RiskAnswer(
             subject=query.subject,
@@ -358,6 +433,7 @@ class RiskQueries:
             explanation=explanations.explain(assessment, query.locale),
             locale=query.locale,
             audit_event_id=event_id,
+            marker=marker,
         )
 
     async def refuse(self, rec: Recorder, fields: Sequence[str], why: str) -> int:

@@ -1,11 +1,12 @@
 """What a buyer may do through a member platform: add a statement to a report on them
-(art. 16) and see their own file: every report held, and who looked (art. 17)."""
+(art. 16) and see their own file (art. 17): every report held, every dispute and the
+member each part of it went to, every protective marker, and who looked."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,9 +18,13 @@ from ledger.audit.models import AuditEventRow
 from ledger.audit.reads import Audited, Recorder
 from ledger.audit.tags import Tag
 from ledger.context import Operation
+from ledger.disputes.models import Dispute, DisputeItem, Resolution
+from ledger.disputes.service import effective
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.evidence.service import photo_counts
 from ledger.i18n import N_
+from ledger.markers import service as markers
+from ledger.markers.service import MarkerView
 from ledger.reports import views as reports
 from ledger.reports.models import Report, ReportStatement
 from ledger.reports.policy import ReportPolicy, Status
@@ -58,11 +63,37 @@ HOW_TO_DISPUTE = N_(
 
 
 @dataclass(frozen=True, slots=True)
+class DisclosedMarker:
+    marker: MarkerView
+    placed_by: str
+    removed_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosedDisputeItem:
+    report_id: uuid.UUID
+    member: str  # the reporting member it was routed to
+    resolution: Resolution
+    deadline: dt.datetime
+    resolved_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosedDispute:
+    id: uuid.UUID
+    opened_by: str
+    opened_at: dt.datetime
+    items: list[DisclosedDisputeItem]
+
+
+@dataclass(frozen=True, slots=True)
 class Disclosure:
     subject: str
     reports: list[DisclosedReport]
     inquiries: list[Inquiry]
     how_to_dispute: str = HOW_TO_DISPUTE
+    disputes: list[DisclosedDispute] = field(default_factory=list)
+    markers: list[DisclosedMarker] = field(default_factory=list)
 
 
 async def add_statement(
@@ -163,9 +194,37 @@ async def subject_file(
         )
     )
     photos = await photo_counts(session, [v.id for v in held])
-    names = await reports.member_names(
-        session, {v.member_id for v in held} | {r.actor_member_id for r in rows}
+    disputes = list(
+        await session.execute(
+            sa.select(Dispute, DisputeItem)
+            .join(DisputeItem, DisputeItem.dispute_id == Dispute.id)
+            .where(Dispute.subject == subject)
+            .order_by(Dispute.opened_at, DisputeItem.report_id)
+            .limit(1000)
+        )
     )
+    marks = await markers.of_subject(session, subject)
+    names = await reports.member_names(
+        session,
+        {v.member_id for v in held}
+        | {r.actor_member_id for r in rows}
+        | {d.opened_by for d, _ in disputes}
+        | {i.reporting_member_id for _, i in disputes}
+        | {m.placed_by for m in marks}
+        | {m.removed_by for m in marks if m.removed_by},
+    )
+    opened: dict[uuid.UUID, DisclosedDispute] = {}
+    for d, item in disputes:
+        shown = opened.setdefault(d.id, DisclosedDispute(d.id, names[d.opened_by], d.opened_at, []))
+        shown.items.append(
+            DisclosedDisputeItem(
+                report_id=item.report_id,
+                member=names[item.reporting_member_id],
+                resolution=effective(item.resolution, d.deadline, now),
+                deadline=d.deadline,
+                resolved_at=item.resolved_at,
+            )
+        )
     return Disclosure(
         subject=subject,
         reports=[
@@ -177,5 +236,14 @@ async def subject_file(
         inquiries=[
             Inquiry(member=names[r.actor_member_id], at=r.recorded_at, purpose=r.purpose, tag=r.tag)
             for r in rows
+        ],
+        disputes=list(opened.values()),
+        markers=[
+            DisclosedMarker(
+                marker=m,
+                placed_by=names[m.placed_by],
+                removed_by=names[m.removed_by] if m.removed_by else None,
+            )
+            for m in marks
         ],
     )

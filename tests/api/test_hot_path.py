@@ -168,20 +168,37 @@ async def test_the_postgres_read_returns_what_the_portable_read_returns(
     await open_dispute(shop, subject, filed[1]["id"], filed[2]["id"])
     await acme.file(payload(clock, subject=pseudonym()))  # someone else's report
 
+    marked = await acme.post("/v1/subjects/markers", {"subject": subject, "reference": "ticket-9"})
+    assert marked.status_code == 201, marked.text
+    only_marked = pseudonym()  # no report at all, a marker in force
+    assert (
+        await acme.post("/v1/subjects/markers", {"subject": only_marked, "reference": "t-10"})
+    ).status_code == 201
+
     hot = PostgresReports(dsn, size=1)
     try:
-        fast = await hot.reports(subject, clock.now())
+        fast = await hot.read(subject, clock.now())
+        fast_marked = await hot.read(only_marked, clock.now())
+        fast_clean = await hot.read(pseudonym(), clock.now())
     finally:
         await hot.close()
     async with runtime.read_sessionmaker() as read:
-        portable = await SessionReports(read).reports(subject, clock.now())
+        portable = await SessionReports(read).read(subject, clock.now())
+        portable_marked = await SessionReports(read).read(only_marked, clock.now())
 
     def key(row: object) -> str:
         return repr(row)
 
-    assert len(fast) == 3
-    assert sorted(fast, key=key) == sorted(portable, key=key)
-    assert sum(len(r.open_dispute_deadlines) for r in fast) == 2
+    assert len(fast.reports) == 3
+    assert sorted(fast.reports, key=key) == sorted(portable.reports, key=key)
+    assert sum(len(r.open_dispute_deadlines) for r in fast.reports) == 2
+    assert fast.marker is not None
+    assert fast.marker == portable.marker
+    assert fast.marker.kind == "identity_misused"
+    assert fast_marked == portable_marked
+    assert fast_marked.reports == []
+    assert fast_marked.marker is not None
+    assert (list(fast_clean.reports), fast_clean.marker) == ([], None)
 
 
 async def test_reads_are_served_in_the_order_they_were_asked(runtime: Runtime) -> None:
@@ -195,11 +212,11 @@ async def test_reads_are_served_in_the_order_they_were_asked(runtime: Runtime) -
 
     async def read(n: int) -> None:
         asked.append(n)
-        await hot.reports(pseudonym(), now)
+        await hot.read(pseudonym(), now)
         answered.append(n)
 
     try:
-        await hot.reports(pseudonym(), now)  # the pool exists before the race starts
+        await hot.read(pseudonym(), now)  # the pool exists before the race starts
         reads = []
         for n in range(200):
             reads.append(asyncio.create_task(read(n)))

@@ -385,3 +385,33 @@ async def test_the_sdk_remembers_checkpoints_and_refuses_a_log_that_shrank_or_fo
         pytest.raises(InvalidReceipt, match="forked"),
     ):
         ledger.latest_checkpoint(key)
+
+
+async def test_a_buyer_whose_identity_was_misused_is_marked_and_disputes_once(
+    live: tuple[str, FastAPI],
+    credential: Credential,
+    session: AsyncSession,
+    runtime: Runtime,
+    clock: FrozenClock,
+) -> None:
+    buyers_platform = await make_credential(session, runtime)
+    with sdk(live, credential) as reporter, sdk(live, buyers_platform) as other:
+        subject = reporter.pseudonymize("phone", "13500135000")
+        filed = reporter.report(**payload(clock, subject=subject))
+        # The buyer says someone else used their number: a marker, then one dispute
+        # naming the buyer alone, routed to the reporting member.
+        marker = other.place_marker(subject, reference="ticket-31")
+        assert (marker.kind, marker.in_force) == ("identity_misused", True)
+        answer = other.query_risk(subject, reference="refund-31")
+        assert answer.protective_marker is not None
+        assert answer.needs_review
+        dispute = other.dispute(subject, reference="ticket-32")
+        assert [i.report_id for i in dispute.items] == [filed.id]
+        file = other.disclose(subject, reference="ask-33")
+        assert [m.id for m in file.markers] == [marker.id]
+        assert [d.id for d in file.disputes] == [dispute.id]
+        removed = other.remove_marker(
+            subject, marker.id, reference="ticket-34", at_buyers_request=True
+        )
+        assert not removed.in_force
+        assert other.query_risk(subject, reference="refund-35").protective_marker is None

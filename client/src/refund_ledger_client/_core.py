@@ -633,6 +633,11 @@ class Flows:
         response = yield Call("POST", "/v1/subjects/statements", json=body, replayable=False)
         return models.from_json(models.Report, response.json())
 
+    @staticmethod
+    def marker(path: str, body: Mapping[str, Any]) -> Flow[models.Marker]:
+        response = yield Call("POST", path, json=dict(body), replayable=False)
+        return models.from_json(models.Marker, response.json())
+
     # --- the audit log ------------------------------------------------------------------
 
     def audit_receipt(self, event_id: int, verifier_key: str) -> Flow[dict[str, object]]:

@@ -215,12 +215,16 @@ class _Api:
         *,
         reference: str,
         purpose: str = "refund_review",
+        subject: str | None = None,
         deadline: float | None = None,
     ) -> Plan[models.EvidenceCheck]:
         """Are these claim photos near copies of forged evidence confirmed at other
         platforms, or of your own listing photos? (``fingerprint()`` them first: the
-        photos themselves are never sent.)"""
-        body = {"photos": [p.to_json() for p in photos], "purpose": purpose}
+        photos themselves are never sent.) With the claimant's ``subject``, a protective
+        marker on them comes with the answer."""
+        body: dict[str, Any] = {"photos": [p.to_json() for p in photos], "purpose": purpose}
+        if subject is not None:
+            body["subject"] = subject
         flow = self._flows.check_evidence(body | {"reference": reference})
         return Plan("check_evidence", flow, deadline, decision=True)
 
@@ -384,6 +388,41 @@ class _Api:
         """Attach the buyer's statement to a report about them."""
         flow = self._flows.add_statement(subject, report_id, text)
         return Plan("add_statement", flow, deadline, decision=False)
+
+    @api_call
+    def place_marker(
+        self, subject: str, *, reference: str, deadline: float | None = None
+    ) -> Plan[models.Marker]:
+        """At the buyer's request, mark their identity as misused (``identity_misused``):
+        for two years every answer about them advises verifying who you deal with."""
+        body = {"subject": subject, "reference": reference}
+        flow = self._flows.marker("/v1/subjects/markers", body)
+        return Plan("place_marker", flow, deadline, decision=False)
+
+    @api_call
+    def renew_marker(
+        self, subject: str, marker_id: str, *, reference: str, deadline: float | None = None
+    ) -> Plan[models.Marker]:
+        """At the buyer's request, renew their marker for two more years from now."""
+        body = {"subject": subject, "reference": reference}
+        flow = self._flows.marker(f"/v1/subjects/markers/{marker_id}/renewal", body)
+        return Plan("renew_marker", flow, deadline, decision=False)
+
+    @api_call
+    def remove_marker(
+        self,
+        subject: str,
+        marker_id: str,
+        *,
+        reference: str,
+        at_buyers_request: bool,
+        deadline: float | None = None,
+    ) -> Plan[models.Marker]:
+        """Remove the buyer's marker: only because the buyer asked for it themself
+        (``at_buyers_request=True``; the ledger refuses anything else)."""
+        body = {"subject": subject, "reference": reference, "at_buyers_request": at_buyers_request}
+        flow = self._flows.marker(f"/v1/subjects/markers/{marker_id}/removal", body)
+        return Plan("remove_marker", flow, deadline, decision=False)
 
     @api_call
     def audit_receipt(

@@ -78,6 +78,31 @@ class Explanation:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkerNotice:
+    """The buyer said someone else used their identity: verify who you deal with (for
+    example with a code to a number they confirm); not a finding against them."""
+
+    kind: str  # identity_misused
+    placed_at: dt.datetime
+    expires_at: dt.datetime
+    advice: str  # in the answer's language, to show your reviewer
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A protective marker as placed, renewed or removed at the buyer's request."""
+
+    id: str
+    subject: str
+    kind: str
+    placed_at: dt.datetime
+    expires_at: dt.datetime
+    renewed_at: dt.datetime | None
+    removed_at: dt.datetime | None
+    in_force: bool
+
+
+@dataclass(frozen=True, slots=True)
 class RiskAnswer:
     """The assessment before a refund; it never names the platforms that reported and
     never recommends a denial."""
@@ -91,6 +116,7 @@ class RiskAnswer:
     policy_version: str
     explanation: Explanation
     audit_event_id: int
+    protective_marker: MarkerNotice | None = None
 
     @property
     def needs_review(self) -> bool:
@@ -137,6 +163,7 @@ class EvidenceCheck:
     recommendation: Recommendation
     explanation: Explanation
     audit_event_id: int
+    protective_marker: MarkerNotice | None = None  # when the check named the subject
 
     @property
     def needs_review(self) -> bool:
@@ -181,6 +208,7 @@ class Report:
     open_disputes: int
     statements: tuple[Statement, ...]
     audit_event_id: int | None = None
+    filed_under_marker: bool = False  # the buyer had a protective marker in force
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,11 +284,43 @@ class Inquiry:
 
 
 @dataclass(frozen=True, slots=True)
+class DisclosedDisputeItem:
+    report_id: str
+    reporting_member: str  # the platform that must answer
+    resolution: str
+    deadline: dt.datetime
+    resolved_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosedDispute:
+    id: str
+    opened_by: str
+    opened_at: dt.datetime
+    items: tuple[DisclosedDisputeItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosedMarker:
+    id: str
+    kind: str
+    placed_at: dt.datetime
+    expires_at: dt.datetime
+    renewed_at: dt.datetime | None
+    removed_at: dt.datetime | None
+    in_force: bool
+    placed_by: str
+    removed_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Disclosure:
     subject: str
     reports: tuple[DisclosedReport, ...]
     inquiries: tuple[Inquiry, ...]
     how_to_dispute: str
+    disputes: tuple[DisclosedDispute, ...] = ()
+    markers: tuple[DisclosedMarker, ...] = ()
 
 
 # --- the audit log ----------------------------------------------------------------------
