@@ -22,6 +22,8 @@ from ledger.members import passwords, second_factor
 from ledger.members import service as members
 from ledger.members.models import MemberStatus
 from ledger.scoring import policies
+from ledger.webhooks import endpoints as webhook_endpoints
+from ledger.webhooks.outbox import SUBSCRIBABLE
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -77,14 +79,21 @@ async def create_member(request: Request, who: MembersManager) -> Response:
 
 
 async def _member_page(
-    request: Request, who: Viewer, wanted: uuid.UUID, issued: members.IssuedClient | None
+    request: Request,
+    who: Viewer,
+    wanted: uuid.UUID,
+    issued: members.IssuedClient | None,
+    endpoint_secret: webhook_endpoints.NewSecret | None = None,
 ) -> HTMLResponse:
-    """A member, its credentials, and (once, just issued) a new secret."""
+    """A member, its credentials and event endpoints, and (once, just made) a new
+    secret."""
     async with runtime_of(request).read_sessionmaker() as read:
         member = next((m for m in await members.list_members(read) if m.id == wanted), None)
         if member is None:
             raise ConsoleError(404, N_("There is no such member."))
         clients = await members.list_clients(read, member_id=wanted)
+        hooks = await webhook_endpoints.of_member(read, wanted)
+        deliveries, _ = await webhook_endpoints.delivery_page(read, wanted, limit=20)
     return render(
         request,
         "member.html",
@@ -93,6 +102,10 @@ async def _member_page(
         clients=clients,
         scopes=[s.value for s in Scope],
         issued=issued,
+        endpoints=hooks,
+        deliveries=deliveries,
+        event_types=[t.value for t in SUBSCRIBABLE],
+        endpoint_secret=endpoint_secret,
     )
 
 
@@ -141,6 +154,86 @@ async def issue_client(request: Request, member_id: str, who: CredentialsManager
         ),
     )
     return await _member_page(request, who, wanted, issued)
+
+
+@router.post("/members/{member_id}/webhooks")
+async def add_endpoint(request: Request, member_id: str, who: MembersManager) -> HTMLResponse:
+    """Register an endpoint for a member; its signing secret is on this page only."""
+    runtime = runtime_of(request)
+    raw = await request.form()
+    form = await checked_form(request, who)
+    wanted = _uuid(member_id)
+    types = [v for v in raw.getlist("event_type") if isinstance(v, str)]
+    op = who.op(runtime)
+    made = await _change(
+        request,
+        who,
+        lambda s: webhook_endpoints.add(
+            s,
+            op,
+            runtime.second_factor_key,
+            wanted,
+            url=form.get("url", "").strip(),
+            event_types=types,
+            description=form.get("description", "").strip()[:100],
+            max_in_flight=runtime.settings.webhook_max_in_flight,
+            allow_loopback_http=runtime.settings.webhook_allow_loopback_http,
+        ),
+    )
+    return await _member_page(request, who, wanted, None, made)
+
+
+@router.post("/members/{member_id}/webhooks/{endpoint_id}/secret")
+async def rotate_endpoint_secret(
+    request: Request, member_id: str, endpoint_id: str, who: MembersManager
+) -> HTMLResponse:
+    """A new signing secret, shown on this page only; the old one signs for a day."""
+    runtime = runtime_of(request)
+    await checked_form(request, who)
+    wanted, endpoint = _uuid(member_id), _endpoint(endpoint_id)
+    op = who.op(runtime)
+    made = await _change(
+        request,
+        who,
+        lambda s: webhook_endpoints.rotate(s, op, runtime.second_factor_key, wanted, endpoint),
+    )
+    return await _member_page(request, who, wanted, None, made)
+
+
+@router.post("/members/{member_id}/webhooks/{endpoint_id}/state")
+async def set_endpoint_state(
+    request: Request, member_id: str, endpoint_id: str, who: MembersManager
+) -> Response:
+    form = await checked_form(request, who)
+    wanted, endpoint = _uuid(member_id), _endpoint(endpoint_id)
+    if form.get("state") not in {"enabled", "disabled"}:
+        raise ConsoleError(400, N_("Choose to turn the endpoint on or off."))
+    enabled = form.get("state") == "enabled"
+    op = who.op(runtime_of(request))
+    await _change(
+        request,
+        who,
+        lambda s: webhook_endpoints.set_enabled(s, op, wanted, endpoint, enabled=enabled),
+    )
+    return RedirectResponse(f"{PREFIX}/members/{wanted}", status_code=303)
+
+
+@router.post("/members/{member_id}/webhooks/{endpoint_id}/remove")
+async def remove_endpoint(
+    request: Request, member_id: str, endpoint_id: str, who: MembersManager
+) -> Response:
+    await checked_form(request, who)
+    wanted, endpoint = _uuid(member_id), _endpoint(endpoint_id)
+    op = who.op(runtime_of(request))
+    await _change(request, who, lambda s: webhook_endpoints.remove(s, op, wanted, endpoint))
+    return RedirectResponse(f"{PREFIX}/members/{wanted}", status_code=303)
+
+
+def _endpoint(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ConsoleError(404, N_("There is no such endpoint.")) from None
 
 
 @router.post("/clients/{client_id}/revoke")

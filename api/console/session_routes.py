@@ -48,6 +48,7 @@ from ledger.i18n import N_
 from ledger.logs import request_id_var
 from ledger.members import passwords, second_factor
 from ledger.members import service as members
+from ledger.webhooks import endpoints as webhook_endpoints
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -222,6 +223,12 @@ async def home(request: Request, who: SignedIn) -> HTMLResponse:
     can_audit = Permission.AUDIT_READ in who.principal.permissions
     board = None
     names: dict[str, str] = {}
+    can_operate = Permission.MEMBERS_MANAGE in who.principal.permissions
+    turned_off: list[webhook_endpoints.TurnedOff] = []
+    if can_operate:
+        async with runtime.read_sessionmaker() as read:
+            turned_off = await webhook_endpoints.turned_off(read)
+            names = {str(m.id): m.display_name for m in await members.list_members(read)}
     if can_audit:
         async with runtime.read_sessionmaker() as read:
             board = (
@@ -235,9 +242,10 @@ async def home(request: Request, who: SignedIn) -> HTMLResponse:
         "home.html",
         who,
         can_audit=can_audit,
-        can_operate=Permission.MEMBERS_MANAGE in who.principal.permissions,
+        can_operate=can_operate,
         board=board,
         members=names,
+        turned_off=turned_off,
     )
 
 

@@ -39,6 +39,7 @@ from ledger.audit.glossary import (
     ACTORS,
     BASES,
     CATEGORIES,
+    DELIVERY_STATES,
     GLOSSARY,
     MEMBER_STATUSES,
     OUTCOMES,
@@ -150,6 +151,7 @@ templates.env.globals.update(
     basis_name=_word(BASES),
     role_name=_word(ROLES),
     status_name=_word(MEMBER_STATUSES),
+    delivery_state=_word(DELIVERY_STATES),
     resolution_name=_word(RESOLUTIONS),
     series_name=_word(SERIES),
 )

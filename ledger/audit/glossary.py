@@ -105,6 +105,12 @@ ACTORS: dict[ActorType, str] = {
 # Codes the console shows, in words; the codes themselves never change.
 ROLES = {"auditor": N_("auditor"), "operator": N_("operator")}
 MEMBER_STATUSES = {"active": N_("active"), "suspended": N_("suspended")}
+DELIVERY_STATES = {
+    "pending": N_("waiting to be retried"),
+    "sending": N_("being sent"),
+    "delivered": N_("delivered"),
+    "failed": N_("given up"),
+}
 RESOLUTIONS = {
     "open": N_("open"),
     "upheld": N_("upheld"),

@@ -430,3 +430,38 @@ async def replay(
         count=str(len(ids)),
     )
     return len(ids), (ids[-1] if ids else None)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnedOff:
+    """An endpoint the ledger turned off after sustained failure (the console warns)."""
+
+    member_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    host: str
+    failing_since: dt.datetime | None
+    disabled_at: dt.datetime
+
+
+async def turned_off(session: AsyncSession, *, limit: int = 50) -> list[TurnedOff]:
+    """Endpoints turned off by the ledger, newest first (at most ``limit``)."""
+    rows = await session.scalars(
+        sa.select(WebhookEndpoint)
+        .where(
+            WebhookEndpoint.state == EndpointState.DISABLED,
+            WebhookEndpoint.disabled_reason == "failing",
+            WebhookEndpoint.removed_at.is_(None),
+        )
+        .order_by(WebhookEndpoint.disabled_at.desc())
+        .limit(limit)
+    )
+    return [
+        TurnedOff(
+            member_id=e.member_id,
+            endpoint_id=e.id,
+            host=urlsplit(e.url).hostname or "",
+            failing_since=e.failing_since,
+            disabled_at=e.disabled_at or e.created_at,
+        )
+        for e in rows
+    ]

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.members.models import Client
 from ledger.runtime import Runtime
+from ledger.webhooks.models import EndpointState, WebhookEndpoint
 from tests.console.test_sessions import auditor, hidden, operator, sign_in, tags
 from tests.factories import access_change, bearer
 
@@ -113,3 +114,58 @@ async def test_auditors_cannot_change_anything(
             for m in await __import__("ledger.members.service", fromlist=["x"]).list_members(read)
         ]
     assert "sneaky" not in names
+
+
+async def test_an_operator_registers_a_members_endpoint_and_sees_it_turned_off(
+    client: httpx.AsyncClient, runtime: Runtime, operator: str
+) -> None:
+    await sign_in(client, operator)
+    created = await post(client, "/console/members", "/console/members", name="hooked")
+    member_path = created.headers["location"]
+    added = await post(
+        client,
+        member_path,
+        f"{member_path}/webhooks",
+        url="https://risk.example.com/ledger-events",
+        description="refund review",
+        event_type=["subject.assessment_changed", "dispute.opened"],
+    )
+    assert added.status_code == 200, added.text
+    secret = re.search(r'id="new-endpoint-secret">([^<]+)<', added.text).group(1)  # type: ignore[union-attr]
+    assert secret.startswith("whsec_")
+    page = (await client.get(member_path)).text
+    assert secret not in page
+    assert "risk.example.com/ledger-events" in page
+    refused = await post(
+        client, member_path, f"{member_path}/webhooks", url="http://risk.example.com/x"
+    )
+    assert refused.status_code == 400
+    # The ledger turns it off after days of failures: the operator is told at home.
+    async with runtime.sessionmaker() as session, session.begin():
+        endpoint = await session.scalar(sa.select(WebhookEndpoint))
+        assert endpoint is not None
+        endpoint.state = EndpointState.DISABLED
+        endpoint.disabled_reason = "failing"
+        endpoint.disabled_at = endpoint.failing_since = runtime.clock.now()
+        endpoint_id = endpoint.id
+    home = (await client.get("/console")).text
+    assert 'id="endpoints-turned-off"' in home
+    assert "risk.example.com" in home
+    assert "endpoint-off" in (await client.get(member_path)).text
+    turned = await post(
+        client, member_path, f"{member_path}/webhooks/{endpoint_id}/state", state="enabled"
+    )
+    assert turned.status_code == 303
+    assert 'id="endpoints-turned-off"' not in (await client.get("/console")).text
+    rotated = await post(client, member_path, f"{member_path}/webhooks/{endpoint_id}/secret")
+    assert rotated.status_code == 200
+    assert "new-endpoint-secret" in rotated.text
+    removed = await post(client, member_path, f"{member_path}/webhooks/{endpoint_id}/remove")
+    assert removed.status_code == 303
+    assert "risk.example.com/ledger-events" not in (await client.get(member_path)).text
+    assert {
+        "webhook:endpoint:added",
+        "webhook:endpoint:enabled",
+        "webhook:endpoint:rotated",
+        "webhook:endpoint:removed",
+    } <= set(await tags(runtime))
