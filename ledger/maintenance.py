@@ -1,6 +1,7 @@
 """The periodic jobs that turn time-based rules into recorded, audited transitions:
-unanswered disputes suppress their reports, un-noticed reports are suspended, and
-expired reports are erased to a tombstone (spent rate-limit counters are deleted too).
+unanswered disputes suppress their reports (and reporting members are reminded three
+days before), un-noticed reports are suspended, and expired reports are erased to a
+tombstone (spent rate-limit counters and old webhook events are deleted too).
 Run by `ledger retention run` and, every minute, by the service. One run at a time
 across processes (an advisory lock on PostgreSQL; SQLite's write lock)."""
 
@@ -20,6 +21,7 @@ from ledger.context import Operation
 from ledger.disputes import service as disputes
 from ledger.reports import retention
 from ledger.reports.policy import ReportPolicy
+from ledger.webhooks import outbox
 
 log = logging.getLogger("ledger.maintenance")
 
@@ -33,6 +35,7 @@ class MaintenanceResult:
     reports_suspended: int
     reports_purged: int
     rate_counters_purged: int
+    webhook_events_purged: int
 
 
 async def run(
@@ -53,6 +56,7 @@ async def run(
             reports_suspended=await retention.suspend_unnoticed(session, op, policy=policy),
             reports_purged=await retention.purge_expired(session, op, policy=policy),
             rate_counters_purged=await rate_limits.purge_expired(session),
+            webhook_events_purged=await outbox.purge_old(session, op.now),
         )
 
 

@@ -238,6 +238,7 @@ def test_retention_run_reports_what_it_did(env: dict[str, str]) -> None:
         "reports_suspended": 0,
         "reports_purged": 0,
         "rate_counters_purged": 0,
+        "webhook_events_purged": 0,
     }
 
 

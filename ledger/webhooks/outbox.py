@@ -37,6 +37,7 @@ from ledger.types import uuid7
 from ledger.webhooks.models import (
     DeliveryState,
     EndpointState,
+    WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEvent,
@@ -204,3 +205,35 @@ async def assessment_changed(
             now=op.now,
         )
     return told
+
+
+KEEP_EVENTS = dt.timedelta(days=30)  # replayable this long; every retry ends before
+
+
+async def purge_old(session: AsyncSession, now: dt.datetime, *, limit: int = 10_000) -> int:
+    """Delete events older than ``KEEP_EVENTS`` whose deliveries have all ended, with
+    their deliveries and attempts: the outbox does not grow without end."""
+    # A delivery still waiting keeps its event, unless it is older than any retry
+    # (its endpoint was turned off and never on again); a replay is a new delivery.
+    waiting = sa.exists().where(
+        WebhookDelivery.event_id == WebhookEvent.id,
+        WebhookDelivery.state.in_([DeliveryState.PENDING, DeliveryState.SENDING]),
+        WebhookDelivery.created_at >= now - KEEP_EVENTS,
+    )
+    old = list(
+        await session.scalars(
+            sa.select(WebhookEvent.id)
+            .where(WebhookEvent.created_at < now - KEEP_EVENTS, ~waiting)
+            .order_by(WebhookEvent.created_at)
+            .limit(limit)
+        )
+    )
+    if not old:
+        return 0
+    deliveries = sa.select(WebhookDelivery.id).where(WebhookDelivery.event_id.in_(old))
+    await session.execute(
+        sa.delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(deliveries))
+    )
+    await session.execute(sa.delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(old)))
+    await session.execute(sa.delete(WebhookEvent).where(WebhookEvent.id.in_(old)))
+    return len(old)

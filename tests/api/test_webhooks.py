@@ -453,3 +453,35 @@ async def test_endpoints_must_be_https_to_a_public_host_and_the_secret_is_shown_
         {"url": "https://risk.example.com/hook", "event_types": ["report.everything"]},
     )
     assert bad_type.status_code == 422
+
+
+async def test_old_events_are_deleted_once_every_delivery_has_ended(
+    acme: Member,
+    shop: Member,
+    session: AsyncSession,
+    runtime: Runtime,
+    clock: FrozenClock,
+    receiver: Receiver,
+    worker: DeliveryWorker,
+) -> None:
+    subject = pseudonym()
+    report = await acme.file(payload(clock, subject=subject))
+    made = await subscribe(shop, receiver)
+    await query(shop, subject, "refund-1")
+    await withdraw(acme, report)
+    await worker.run_once()
+    clock.advance(31 * DAY)
+    await shop.relogin()
+    # A replay of the old event keeps it until that delivery has ended too.
+    since = (clock.now() - 40 * DAY).isoformat()
+    path = f"/v1/webhooks/endpoints/{made['endpoint']['id']}/replay"
+    assert (await shop.post(path, {"since": since})).json()["replayed"] == 1
+    kept = await maintenance.run(runtime.sessionmaker, clock=clock, policy=runtime.policy)
+    assert kept is not None
+    assert kept.webhook_events_purged == 0
+    await worker.run_once()
+    assert len(receiver.wait_for(2)) == 2
+    gone = await maintenance.run(runtime.sessionmaker, clock=clock, policy=runtime.policy)
+    assert gone is not None
+    assert gone.webhook_events_purged == 1
+    assert await events_for(session, shop) == []
