@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ledger.audit.models import AuditCheckpoint, AuditEventRow, AuditSequencerState
 from ledger.disputes.models import Dispute, DisputeItem, Resolution
+from ledger.webhooks.models import DeliveryState, EndpointState, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger("ledger.metrics")
 
@@ -185,7 +186,32 @@ async def ledger_state(session: AsyncSession, now: dt.datetime) -> list[GaugeMet
         .select_from(DisputeItem)
         .where(DisputeItem.resolution == Resolution.OPEN)
     )
+    # The oldest delivery due and not sent: how far behind the webhook workers are.
+    oldest_due = await session.scalar(
+        sa.select(sa.func.min(WebhookDelivery.next_attempt_at)).where(
+            WebhookDelivery.state == DeliveryState.PENDING, WebhookDelivery.next_attempt_at <= now
+        )
+    )
+    turned_off = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(WebhookEndpoint)
+        .where(
+            WebhookEndpoint.state == EndpointState.DISABLED,
+            WebhookEndpoint.disabled_reason == "failing",
+            WebhookEndpoint.removed_at.is_(None),
+        )
+    )
     return [
+        _gauge(
+            "ledger_webhook_oldest_due_seconds",
+            "Seconds the oldest webhook delivery due has waited (0 when none waits).",
+            (now - oldest_due).total_seconds() if oldest_due is not None else 0.0,
+        ),
+        _gauge(
+            "ledger_webhook_endpoints_turned_off",
+            "Members' event endpoints the ledger turned off after sustained failure.",
+            turned_off or 0,
+        ),
         _gauge(
             "ledger_audit_events_unsequenced",
             "Audit events recorded but not yet in the Merkle tree (the sequencer's lag).",

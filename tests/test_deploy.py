@@ -1,13 +1,15 @@
 """deploy/compose.yaml, carried out here as compose would, without containers: the
-PostgreSQL init script, the setup service, then the witness, the sequencer and the API
-(four workers) as real processes with the services' own commands and environments.
+PostgreSQL init script, the setup service, then the witness, the sequencer, the webhook
+worker and the API (four workers) as real processes with the services' own commands and
+environments.
 Only what containers would give differently is rewritten: the services' host names
 (postgres, redis, witness) become loopback, the volumes temporary directories, the
 database and role names unique ones, and the sequencer signs every second.
 
 Then, as an operator would: a member and a credential from the CLI, risk queries
 through the SDK, a checkpoint cosigned by the witness, /metrics added up over the
-workers, rate limits counted in Redis; and a backup (pg_dump of the database, a copy
+workers, rate limits counted in Redis, a member's ping delivered by the webhooks
+service; and a backup (pg_dump of the database, a copy
 of the key directory) restored into a fresh database, where `ledger audit verify`
 passes (docs/operations.md)."""
 
@@ -35,11 +37,12 @@ from refund_ledger_client import Checkpoint, LedgerClient, LedgerError
 
 from tests.databases import POSTGRES_URL
 from tests.live import free_port
+from tests.webhook_receiver import Receiver, receiving
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 BIN = Path(sys.executable).parent
-SCOPES = "risk:read pseudonyms:evaluate reports:write"
+SCOPES = "risk:read pseudonyms:evaluate reports:write webhooks:manage"
 REDIS_DB = 7  # not the one other tests or a local ledger may use
 
 pytestmark = [
@@ -199,6 +202,35 @@ def run(command: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
+def delivered_by_the_webhooks_service(
+    member_id: str, issued: dict[str, Any], url: str, env: dict[str, str], logs: Path
+) -> None:
+    """A member's endpoint (registered by the operator's CLI; loopback HTTP allowed for
+    that one command, as the receiver here is on loopback) gets a signed ping from the
+    webhooks service's own process."""
+    with receiving(Receiver(port=free_port())) as receiver:
+        added = json.loads(
+            run(
+                ["ledger", "webhooks", "add", "--member", member_id, "--url", receiver.url],
+                env | {"LEDGER_WEBHOOK_ALLOW_LOOPBACK_HTTP": "true"},
+            )
+        )
+        receiver.secrets.append(added["secret"])
+        token = httpx.post(
+            f"{url}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(issued["client_id"], issued["client_secret"]),
+        ).json()["access_token"]
+        pinged = httpx.post(
+            f"{url}/v1/webhooks/endpoints/{added['id']}/ping",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert pinged.status_code == 202, pinged.text
+        got = wait_for("the ping delivered", receiver.delivered, logs)
+        assert got[0].verified
+        assert got[0].body["type"] == "webhook.ping"
+
+
 def test_the_compose_services_run_and_a_backup_restores(tmp_path: Path) -> None:
     host = Host(tmp_path)
     services = compose()["services"]
@@ -229,7 +261,9 @@ def test_the_compose_services_run_and_a_backup_restores(tmp_path: Path) -> None:
             "witness": (host.command(services["witness"]), host.env(services["witness"])),
             "sequencer": (host.command(services["sequencer"]), sequencer_env),
             "api": (host.command(services["api"]), api_env),
+            "webhooks": (host.command(services["webhooks"]), host.env(services["webhooks"])),
         }
+        assert api_env["LEDGER_WEBHOOK_DELIVERY_ENABLED"] == "false"
         url = f"http://127.0.0.1:{host.api_port}"
         with running(commands, logs):
             wait_for("the API ready", lambda: httpx.get(f"{url}/readyz").status_code == 200, logs)
@@ -267,6 +301,7 @@ def test_the_compose_services_run_and_a_backup_restores(tmp_path: Path) -> None:
             assert answered == 20  # every worker's count, added up
             assert "ledger_audit_checkpoint_age_seconds" in text
             assert redis_cli("--scan", "--pattern", "LIMITS*")  # the limits are counted in Redis
+            delivered_by_the_webhooks_service(member["id"], issued, url, api_env, logs)
 
         # Backup: the database as its owner, and the key directory; restore both.
         dump = tmp_path / "ledger.dump"

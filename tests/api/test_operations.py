@@ -115,7 +115,9 @@ async def test_the_metrics_operators_alert_on(
 ) -> None:
     subject = pseudonym()
     report = await acme.file(payload(clock, subject=subject))
-    dispute = await open_dispute(shop, subject, report["id"])
+    hook = {"url": "https://risk.example.com/hook", "event_types": ["dispute.opened"]}
+    assert (await acme.post("/v1/webhooks/endpoints", hook)).status_code == 201
+    dispute = await open_dispute(shop, subject, report["id"])  # a delivery, never sent here
     query = {"subject": subject, "purpose": "refund_review", "reference": "refund-1"}
     assert (await shop.post("/v1/risk/query", query)).status_code == 200  # the writer's
     assert runtime.sampler is not None
@@ -137,6 +139,8 @@ async def test_the_metrics_operators_alert_on(
     assert after[("ledger_disputes_overdue", ())] == 1  # maintenance has not run yet
     assert after[("ledger_audit_events_unsequenced", ())] == 0
     assert after[("ledger_audit_checkpoint_age_seconds", ())] >= 3600
+    assert after[("ledger_webhook_oldest_due_seconds", ())] >= 20 * 86400
+    assert after[("ledger_webhook_endpoints_turned_off", ())] == 0
 
 
 async def test_refusals_and_lockouts_are_counted_by_kind(

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +35,7 @@ from tests.factories import op
 from tests.live import free_port
 from tests.webhook_receiver import ERROR, HANG_UP, SLOW, TRICKLE, Receiver, receiving
 
+GUIDE = (Path(__file__).resolve().parents[2] / "docs" / "corrections.md").read_text("utf-8")
 CONFIG = DeliveryConfig(timeout=1.0, lease=dt.timedelta(seconds=30))
 
 
@@ -485,3 +488,28 @@ async def test_old_events_are_deleted_once_every_delivery_has_ended(
     assert gone is not None
     assert gone.webhook_events_purged == 1
     assert await events_for(session, shop) == []
+
+
+async def test_the_receiver_snippet_in_the_guide_handles_real_deliveries(
+    acme: Member, shop: Member, clock: FrozenClock, receiver: Receiver, worker: DeliveryWorker
+) -> None:
+    (snippet,) = re.findall(r"^```python\n(.*?)^```", GUIDE, re.S | re.M)
+    made = await subscribe(shop, receiver)
+    reopened: list[tuple[str, dict[str, Any]]] = []
+    namespace: dict[str, Any] = {
+        "current_secret": made["secret"],
+        "reopen_for_review": lambda reference, assessment: reopened.append((reference, assessment)),
+        "queue_dispute": lambda *args: None,
+    }
+    exec(compile(snippet, "docs/corrections.md", "exec"), namespace)  # noqa: S102
+    subject = pseudonym()
+    report = await acme.file(payload(clock, subject=subject))
+    await query(shop, subject, "refund-41")
+    await withdraw(acme, report)
+    await worker.run_once()
+    (got,) = receiver.wait_for(1)
+    handle = namespace["handle"]
+    assert handle(got.raw, got.headers) == 200
+    assert handle(got.raw, got.headers) == 200  # the same event again: handled once
+    assert [(r, a["band"]) for r, a in reopened] == [("refund-41", "none")]
+    assert handle(got.raw.replace(b"refund-41", b"refund-99"), got.headers) == 400
