@@ -329,6 +329,7 @@ async def subject_page(request: Request, who: Auditor) -> HTMLResponse:
         file=found,
         error=error,
         how_to_dispute=gettext(locale, HOW_TO_DISPUTE),
+        now=runtime.clock.now(),
     )
 
 

@@ -84,6 +84,10 @@ async def test_a_buyers_file_is_what_the_buyer_gets(
         "/v1/risk/query", {"subject": subject, "purpose": "refund_review", "reference": "r-1"}
     )
     assert asked.status_code == 200
+    marked = await shop.post("/v1/subjects/markers", {"subject": subject, "reference": "t-1"})
+    assert marked.status_code == 201
+    opened = await shop.post("/v1/disputes", {"subject": subject, "reference": "ticket-2"})
+    assert opened.status_code == 201
     disclosed = await shop.post(
         "/v1/subjects/disclosure",
         {"subject": subject, "purpose": "subject_request", "reference": "ask-1", "locale": "en"},
@@ -96,6 +100,11 @@ async def test_a_buyers_file_is_what_the_buyer_gets(
     assert "a false empty-box claim" in page
     assert disclosed.json()["how_to_dispute"] in page  # word for word what the buyer got
     assert "refund_review" in page
+    # The marker, and the dispute with the member it went to, as in the disclosure.
+    assert 'id="markers"' in page
+    assert 'id="subject-disputes"' in page
+    disputes = page[page.index('id="subject-disputes"') :]
+    assert "京东" in disputes[: disputes.index("</table>")]
     raw = await client.get("/console/subjects", params={"subject": "+8613800138000"})
     assert "That is not a pseudonym" in raw.text
     assert "8613800138000" not in raw.text
