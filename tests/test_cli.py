@@ -98,6 +98,42 @@ def test_members_clients_and_keys_walk(env: dict[str, str]) -> None:
     assert rows[0]["retired_at"] is not None
 
 
+def test_webhook_endpoints_from_the_command_line(env: dict[str, str]) -> None:
+    run(env, "init", "--allow-superuser")
+    member = ok(env, "members", "create", "--name", "hooked")
+    added = ok(
+        env,
+        "webhooks", "add", "--member", member["id"],
+        "--url", "https://risk.example.com/ledger-events", "--events", "dispute.opened",
+    )  # fmt: skip
+    assert added["secret"].startswith("whsec_")
+    assert added["event_types"] == ["dispute.opened"]
+    (listed,) = ok(env, "webhooks", "list", "--member", member["id"])
+    assert listed["id"] == added["id"]
+    assert "secret" not in listed
+    rotated = ok(env, "webhooks", "rotate", "--member", member["id"], added["id"])
+    assert rotated["secret"] != added["secret"]
+    assert rotated["previous_secret_until"] is not None
+    off = ok(env, "webhooks", "disable", "--member", member["id"], added["id"])
+    assert (off["state"], off["disabled_reason"]) == ("disabled", "by_member")
+    assert ok(env, "webhooks", "enable", "--member", member["id"], added["id"])["state"] == (
+        "enabled"
+    )
+    replayed = ok(
+        env, "webhooks", "replay", "--member", member["id"],
+        "--since", "2026-01-01T00:00:00+00:00", added["id"],
+    )  # fmt: skip
+    assert replayed == {"replayed": 0, "last_event_id": None}
+    assert ok(env, "webhooks", "deliveries", "--member", member["id"]) == []
+    refused = run(
+        env, "webhooks", "add", "--member", member["id"], "--url", "http://risk.example.com/x"
+    )
+    assert refused.exit_code == 1
+    assert "https://" in refused.stderr
+    ok(env, "webhooks", "remove", "--member", member["id"], added["id"])
+    assert ok(env, "webhooks", "list", "--member", member["id"]) == []
+
+
 def test_users_create_reads_the_password_from_stdin(env: dict[str, str]) -> None:
     run(env, "init", "--allow-superuser")
     user = ok(
