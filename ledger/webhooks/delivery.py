@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import logging
 import random
 import time
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 import sqlalchemy as sa
@@ -70,6 +72,7 @@ class DeliveryConfig:
     disable_after: dt.timedelta = dt.timedelta(hours=72)
     lease: dt.timedelta = dt.timedelta(seconds=60)
     batch: int = 50
+    allow_loopback: bool = False  # development: endpoints on this machine
 
     @classmethod
     def of(cls, settings: Settings) -> DeliveryConfig:
@@ -78,6 +81,7 @@ class DeliveryConfig:
             retry_for=dt.timedelta(hours=settings.webhook_retry_hours),
             disable_after=dt.timedelta(hours=settings.webhook_disable_after_hours),
             lease=dt.timedelta(seconds=settings.webhook_lease_seconds),
+            allow_loopback=settings.webhook_allow_loopback_http,
         )
 
 
@@ -182,7 +186,31 @@ def _secrets(key: SealingKey, endpoint: WebhookEndpoint, now: dt.datetime) -> tu
     return (current,)
 
 
-async def send(http: httpx.AsyncClient, job: Claimed, at: dt.datetime, *, within: float) -> Outcome:
+async def private_address(url: str, *, allow_loopback: bool) -> bool:
+    """Whether ``url``'s host is, or resolves to, an address that is not public: a
+    member's endpoint must not lead the worker into the ledger's own network. Loopback
+    passes where the operator allows it (development). A name that does not resolve is
+    left to the request, which fails as ``connect_failed``."""
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError:
+            return False
+        addresses = [ipaddress.ip_address(info[4][0]) for info in found]
+    return any(not a.is_global and not (allow_loopback and a.is_loopback) for a in addresses)
+
+
+async def send(
+    http: httpx.AsyncClient,
+    job: Claimed,
+    at: dt.datetime,
+    *,
+    within: float,
+    allow_loopback: bool = False,
+) -> Outcome:
     """POST one delivery; its status, or the kind of failure. Never raises."""
     headers = {
         "content-type": "application/json",
@@ -194,6 +222,8 @@ async def send(http: httpx.AsyncClient, job: Claimed, at: dt.datetime, *, within
     started = time.monotonic()
     status: int | None = None
     error: str | None = None
+    if await private_address(job.url, allow_loopback=allow_loopback):
+        return Outcome(None, "private_address", 0)
     try:
         # One deadline for the whole exchange: a receiver that trickles its answer
         # holds a worker no longer than one that never answers.
@@ -306,7 +336,13 @@ class DeliveryWorker:
         return len(jobs)
 
     async def _deliver(self, job: Claimed) -> None:
-        outcome = await send(self._http, job, self._clock.now(), within=self._config.timeout)
+        outcome = await send(
+            self._http,
+            job,
+            self._clock.now(),
+            within=self._config.timeout,
+            allow_loopback=self._config.allow_loopback,
+        )
         async with self._sessionmaker() as session, session.begin():
             await settle(session, job, outcome, self._clock.now(), self._config)
 

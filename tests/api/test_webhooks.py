@@ -36,7 +36,8 @@ from tests.live import free_port
 from tests.webhook_receiver import ERROR, HANG_UP, SLOW, TRICKLE, Receiver, receiving
 
 GUIDE = (Path(__file__).resolve().parents[2] / "docs" / "corrections.md").read_text("utf-8")
-CONFIG = DeliveryConfig(timeout=1.0, lease=dt.timedelta(seconds=30))
+# The receiver is on loopback, which a production worker refuses to call.
+CONFIG = DeliveryConfig(timeout=1.0, lease=dt.timedelta(seconds=30), allow_loopback=True)
 
 
 @pytest.fixture
@@ -513,3 +514,32 @@ async def test_the_receiver_snippet_in_the_guide_handles_real_deliveries(
     assert handle(got.raw, got.headers) == 200  # the same event again: handled once
     assert [(r, a["band"]) for r, a in reopened] == [("refund-41", "none")]
     assert handle(got.raw.replace(b"refund-41", b"refund-99"), got.headers) == 400
+
+
+async def test_a_name_that_leads_into_a_private_network_is_not_called(
+    acme: Member, shop: Member, runtime: Runtime, clock: FrozenClock, receiver: Receiver
+) -> None:
+    # An https:// name passes registration; at delivery it resolves to loopback, which
+    # a production worker refuses: a member's endpoint cannot reach the ledger's network.
+    body = {
+        "url": f"https://localhost:{receiver.port}/ledger-events",
+        "event_types": ["subject.assessment_changed"],
+    }
+    assert (await shop.post("/v1/webhooks/endpoints", body)).status_code == 201
+    subject = pseudonym()
+    report = await acme.file(payload(clock, subject=subject))
+    await query(shop, subject, "refund-1")
+    await withdraw(acme, report)
+    strict = DeliveryWorker(
+        runtime.sessionmaker,
+        runtime.second_factor_key,
+        clock=clock,
+        config=DeliveryConfig(timeout=1.0),
+    )
+    try:
+        await strict.run_once()
+    finally:
+        await strict.close()
+    assert receiver.received == []
+    (log,) = (await shop.get("/v1/webhooks/deliveries")).json()["deliveries"]
+    assert (log["state"], log["last_error"]) == ("pending", "private_address")
