@@ -543,10 +543,7 @@ def webhooks_rotate(member_id: str, endpoint_id: str) -> None:
 @click.argument("endpoint_id")
 def webhooks_enable(member_id: str, endpoint_id: str) -> None:
     """Turn an endpoint back on (after the member fixed its receiver)."""
-    mid, eid = _uuid(member_id, "--member"), _uuid(endpoint_id, "ENDPOINT_ID")
-    _emit(
-        _in_transaction(lambda s: webhook_endpoints.set_enabled(s, _op(), mid, eid, enabled=True))
-    )
+    _set_endpoint_state(member_id, endpoint_id, enabled=True)
 
 
 @webhooks_group.command("disable")
@@ -554,9 +551,15 @@ def webhooks_enable(member_id: str, endpoint_id: str) -> None:
 @click.argument("endpoint_id")
 def webhooks_disable(member_id: str, endpoint_id: str) -> None:
     """Turn an endpoint off: its deliveries wait until it is on again."""
+    _set_endpoint_state(member_id, endpoint_id, enabled=False)
+
+
+def _set_endpoint_state(member_id: str, endpoint_id: str, *, enabled: bool) -> None:
     mid, eid = _uuid(member_id, "--member"), _uuid(endpoint_id, "ENDPOINT_ID")
     _emit(
-        _in_transaction(lambda s: webhook_endpoints.set_enabled(s, _op(), mid, eid, enabled=False))
+        _in_transaction(
+            lambda s: webhook_endpoints.set_enabled(s, _op(), mid, eid, enabled=enabled)
+        )
     )
 
 

@@ -37,37 +37,11 @@ EndpointId = Annotated[uuid.UUID, Path(description="the endpoint's id")]
 
 
 def endpoint_out(view: EndpointView) -> EndpointOut:
-    return EndpointOut(
-        id=view.id,
-        url=view.url,
-        description=view.description,
-        event_types=list(view.event_types),
-        state=view.state,
-        max_in_flight=view.max_in_flight,
-        created_at=view.created_at,
-        failing_since=view.failing_since,
-        last_success_at=view.last_success_at,
-        disabled_at=view.disabled_at,
-        disabled_reason=view.disabled_reason,
-        previous_secret_until=view.previous_secret_until,
-    )
+    return EndpointOut.model_validate(view, from_attributes=True)
 
 
 def delivery_out(view: DeliveryView) -> DeliveryOut:
-    return DeliveryOut(
-        id=view.id,
-        event_id=view.event_id,
-        webhook_id=f"msg_{view.event_id.hex}",
-        endpoint_id=view.endpoint_id,
-        event_type=view.event_type,
-        state=view.state,
-        attempts=view.attempts,
-        created_at=view.created_at,
-        next_attempt_at=view.next_attempt_at,
-        last_status=view.last_status,
-        last_error=view.last_error,
-        finished_at=view.finished_at,
-    )
+    return DeliveryOut.model_validate(view, from_attributes=True)
 
 
 @router.post(

@@ -40,6 +40,7 @@ from ledger.clock import Clock
 from ledger.config import Settings
 from ledger.context import Operation
 from ledger.members.sealing import SealingKey
+from ledger.webhooks.endpoints import message_id
 from ledger.webhooks.models import (
     DeliveryState,
     EndpointState,
@@ -170,7 +171,7 @@ async def claim(
                     delivery_id=delivery.id,
                     endpoint_id=endpoint.id,
                     url=endpoint.url,
-                    message_id=f"msg_{delivery.event_id.hex}",
+                    message_id=message_id(delivery.event_id),
                     payload=payload,
                     secrets=secrets,
                 )

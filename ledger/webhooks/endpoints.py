@@ -78,6 +78,15 @@ class DeliveryView:
     last_error: str | None
     finished_at: dt.datetime | None
 
+    @property
+    def webhook_id(self) -> str:
+        """The ``webhook-id`` header of every attempt of this event."""
+        return message_id(self.event_id)
+
+
+def message_id(event_id: uuid.UUID) -> str:
+    return f"msg_{event_id.hex}"
+
 
 def generate_secret() -> str:
     """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""

@@ -301,15 +301,8 @@ class DisclosedDispute:
 
 
 @dataclass(frozen=True, slots=True)
-class DisclosedMarker:
-    id: str
-    kind: str
-    placed_at: dt.datetime
-    expires_at: dt.datetime
-    renewed_at: dt.datetime | None
-    removed_at: dt.datetime | None
-    in_force: bool
-    placed_by: str
+class DisclosedMarker(Marker):
+    placed_by: str  # the platforms the buyer asked
     removed_by: str | None
 
 
