@@ -186,10 +186,15 @@ async def ledger_state(session: AsyncSession, now: dt.datetime) -> list[GaugeMet
         .select_from(DisputeItem)
         .where(DisputeItem.resolution == Resolution.OPEN)
     )
-    # The oldest delivery due and not sent: how far behind the webhook workers are.
+    # The oldest delivery due and not sent to an endpoint that is on: how far behind the
+    # webhook workers are (an endpoint turned off holds its deliveries on purpose).
     oldest_due = await session.scalar(
-        sa.select(sa.func.min(WebhookDelivery.next_attempt_at)).where(
-            WebhookDelivery.state == DeliveryState.PENDING, WebhookDelivery.next_attempt_at <= now
+        sa.select(sa.func.min(WebhookDelivery.next_attempt_at))
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(
+            WebhookDelivery.state == DeliveryState.PENDING,
+            WebhookDelivery.next_attempt_at <= now,
+            WebhookEndpoint.state == EndpointState.ENABLED,
         )
     )
     turned_off = await session.scalar(

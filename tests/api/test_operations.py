@@ -141,6 +141,13 @@ async def test_the_metrics_operators_alert_on(
     assert after[("ledger_audit_checkpoint_age_seconds", ())] >= 3600
     assert after[("ledger_webhook_oldest_due_seconds", ())] >= 20 * 86400
     assert after[("ledger_webhook_endpoints_turned_off", ())] == 0
+    # Turned off, an endpoint holds its deliveries on purpose: the workers are not behind.
+    await acme.relogin()
+    (endpoint,) = (await acme.get("/v1/webhooks/endpoints")).json()["endpoints"]
+    off = await acme.post(f"/v1/webhooks/endpoints/{endpoint['id']}/state", {"state": "disabled"})
+    assert off.status_code == 200, off.text
+    held = _samples((await client.get("/metrics")).text)
+    assert held[("ledger_webhook_oldest_due_seconds", ())] == 0
 
 
 async def test_refusals_and_lockouts_are_counted_by_kind(
