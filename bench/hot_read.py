@@ -27,7 +27,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from bench.common import LEDGER, scratch_postgres
-from bench.risk_query import _pseudonyms, _seed
+from bench.risk_query import _seed, subject
 from ledger.scoring.service import _HOT_REPORTS
 
 YEARS_2 = dt.timedelta(days=730)
@@ -94,13 +94,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", required=True, metavar="URL")
     parser.add_argument("--subjects", type=int, default=100_000)
-    parser.add_argument("--reports", type=int, default=300_000)
     parser.add_argument("--markers", type=int, default=1_000)
     parser.add_argument("--queries", type=int, default=2_000, help="per round and statement")
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     rng = random.Random(11)
-    subjects = _pseudonyms(args.subjects, rng)
+    subjects = [subject(i) for i in range(args.subjects)]
     with scratch_postgres(args.postgres) as url:
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         data = tempfile.mkdtemp(prefix="ledger-bench-")
@@ -113,9 +112,9 @@ def main() -> None:
         )
         member = uuid.uuid4()
         asyncio.run(_member(dsn, member))
-        asyncio.run(_seed(dsn, subjects, args.reports, [member]))
+        args.reports = asyncio.run(_seed(dsn, args.subjects, [member]))
         asyncio.run(_markers(dsn, subjects[: args.markers], member))
-        never = _pseudonyms(args.queries // 2, random.Random(12))
+        never = [subject(args.subjects + i) for i in range(args.queries // 2)]
         asked = rng.sample(subjects, args.queries - len(never)) + never
         rng.shuffle(asked)
         took = asyncio.run(_time(dsn, asked, args.rounds))

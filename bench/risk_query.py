@@ -1,17 +1,32 @@
-"""The pre-refund risk query under load, against its ceiling, on PostgreSQL.
+"""The risk query at a blocklist's speed: the ledger against two ceilings and a real peer.
 
-Seeds a scratch database with 1,000,000 subjects and 3,000,000 reports (COPY), starts
-the real `ledger serve`, and drives POST /v1/risk/query with wrk (64 connections, a
-random seeded subject per request); then does the same against bench/ceiling.py, a bare
-Starlette endpoint making the same read with asyncpg. Prints req/s, p50, p99, the ratio,
-and server CPU per request, and checks that every answer was audited and that the audit
-sequencer kept up.
+One command, on one PostgreSQL, everything on loopback:
 
-By default the ledger runs as deployed for throughput: `ledger serve` with
-LEDGER_AUDIT_SEQUENCER_ENABLED=false beside one `ledger audit sequencer` process, whose
-CPU is counted with the server's. `--sequencer in-process` measures the one-process setup.
+1. Seeds a database (kept between runs with --keep-database) with ``--subjects``
+   reported buyers, each with 1 to 10 reports (about 3.25 on average), generated in SQL.
+2. Starts the real `ledger serve --workers N` with the sequencer in its own process
+   (as deployed for load), and, for each measurement, bench/ceiling.py's two ceilings
+   with the same N processes: ``bare`` (the read alone) and ``audited`` (a cached token
+   check, the read, and a group-committed audit row before each answer).
+3. Starts the peer: CrowdSec's local API from Debian's package (bench/peer_crowdsec.py)
+   with 100,000 decisions seeded through its API.
+4. Drives each with wrk (2 threads, 64 connections) in interleaved rounds (ledger, bare,
+   audited, peer, ledger, …) so that drift on this shared machine hits all of them.
+   The mix: ``realistic`` asks about buyers of whom 95% were never reported and 5% have
+   1-10 reports (the peer: 95% unlisted addresses, 5% listed); ``reported`` asks only
+   about reported buyers (the peer: listed addresses only).
+5. Then paced runs (each connection pausing an exponential time after each answer, so
+   requests arrive as independent refunds do) at a share of the bare ceiling's
+   saturated rate, for the ledger and the bare ceiling alike.
 
-    .venv/bin/python -m bench.risk_query --postgres postgresql://postgres@127.0.0.1:5432/postgres
+Prints each run, medians and the ratios the targets are set in, the CPU per answer
+(server and sequencer), and checks that every answer was audited.
+
+    .venv/bin/python -m bench.risk_query --postgres postgresql://postgres@127.0.0.1:5432/postgres \\
+        --keep-database ledger_bench_1m [--mix realistic|reported] [--rounds 3]
+
+``--growth 1000000 10000000`` instead compares the ledger with itself on two kept
+databases of those sizes (``<keep-database>_<size>``), interleaved, saturated and paced.
 """
 
 from __future__ import annotations
@@ -19,17 +34,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import datetime as dt
 import hashlib
 import os
 import random
+import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,19 +53,10 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.common import (
-    LEDGER,
-    Server,
-    WrkResult,
-    free_port,
-    running_server,
-    scratch_postgres,
-    wrk,
-)
-from ledger.reports.policy import add_years
-from ledger.types import uuid7
+from bench import ceiling as ceilings
+from bench import peer_crowdsec
+from bench.common import LEDGER, Server, WrkResult, free_port, running_server, scratch_postgres, wrk
 
-CATEGORIES = ["forged_evidence", "empty_box", "wardrobing", "false_non_receipt", "other"]
 LUA = """
 local subjects = {%s}
 request = function()
@@ -59,73 +66,115 @@ request = function()
     '{"subject":"' .. s .. '","purpose":"refund_review","reference":"refund-1"}')
 end
 """
+# Paced runs: wrk calls ``delay()`` before each request of a connection.
+PACED = """
+delay = function()
+  return -math.log(1 - math.random()) * %f
+end
+"""
+POOL = 5000  # subjects (or addresses) a run draws from
+REPORTED_SHARE = 0.05  # of the realistic mix
+# Reports per reported buyer: 1 + how many of these its bucket (0-99) reaches: 30% have
+# one report, 20% two, 14% three … 2% ten; 3.25 on average.
+THRESHOLDS = (30, 50, 64, 74, 82, 88, 93, 96, 98)
+SEED_CHUNK = 250_000  # subjects per INSERT statement
 
 
-def _pseudonyms(count: int, rng: random.Random) -> list[str]:
-    return [base64.urlsafe_b64encode(rng.randbytes(32)).rstrip(b"=").decode() for _ in range(count)]
+def subject(i: int) -> str:
+    """The pseudonym of seeded buyer ``i`` (alike in the seeding SQL)."""
+    digest = hashlib.sha256(f"bench-{i}".encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-async def _seed(dsn: str, subjects: list[str], reports: int, member_ids: list[uuid.UUID]) -> None:
+def reports_of(i: int) -> int:
+    bucket = (i * 2654435761) % 100
+    return 1 + sum(bucket >= t for t in THRESHOLDS)
+
+
+_COUNT_SQL = " + ".join(["1", *(f"(((i * 2654435761) % 100) >= {t})::int" for t in THRESHOLDS)])
+_SEED = f"""
+INSERT INTO reports (id, member_id, case_ref, subject, category, basis, amount_minor, currency,
+    evidence, fingerprint, occurred_at, confirmed_at, notified_at, filed_at, expires_at, state,
+    state_changed_at, audit_event_id)
+SELECT lpad(to_hex(i * 16 + j), 32, '0')::uuid,
+       ($1::uuid[])[1 + (i + j) % array_length($1::uuid[], 1)],
+       'seed-' || i || '-' || j,
+       rtrim(translate(encode(sha256(convert_to('bench-' || i, 'UTF8')), 'base64'), '+/', '-_'),
+             '='),
+       (ARRAY['forged_evidence', 'empty_box', 'wardrobing', 'false_non_receipt', 'other'])
+           [1 + (i + j) % 5],
+       'platform_review', 1000 + (i * 7 + j) % 5000, 'CNY', $2, NULL,
+       o.at, o.at + interval '3 days', o.at + interval '3 days', o.at + interval '3 days',
+       o.at + interval '5 years', 'active', o.at + interval '3 days', NULL
+FROM generate_series($3::bigint, $4::bigint - 1) AS i
+CROSS JOIN LATERAL generate_series(1, {_COUNT_SQL}) AS j
+CROSS JOIN LATERAL (
+    SELECT date_trunc('second', now()) - make_interval(days => (30 + (i * 7 + j * 13) % 1470)::int)
+    AS at
+) AS o
+"""  # noqa: S608  (no input: constants only)
+
+
+async def _seed(dsn: str, subjects: int, member_ids: list[uuid.UUID]) -> int:
     conn = await asyncpg.connect(dsn)
     try:
-        now = dt.datetime.now(dt.UTC)
         evidence = f'["{hashlib.sha256(b"e").hexdigest()}"]'
-        rng = random.Random(7)
-        step = 200_000
-        for start in range(0, reports, step):
-            rows = []
-            for n in range(start, min(reports, start + step)):
-                occurred = now - dt.timedelta(days=rng.randrange(30, 1500))
-                confirmed = occurred + dt.timedelta(days=3)
-                rows.append(
-                    (
-                        uuid7(),
-                        member_ids[n % len(member_ids)],
-                        f"seed-{n}",
-                        subjects[n % len(subjects)],
-                        CATEGORIES[n % 5],
-                        "platform_review",
-                        1000 + n % 5000,
-                        "CNY",
-                        evidence,
-                        None,
-                        occurred,
-                        confirmed,
-                        confirmed,
-                        confirmed,
-                        add_years(occurred, 5),
-                        "active",
-                        confirmed,
-                        None,
-                    )
-                )
-            await conn.copy_records_to_table(
-                "reports",
-                records=rows,
-                columns=[
-                    "id",
-                    "member_id",
-                    "case_ref",
-                    "subject",
-                    "category",
-                    "basis",
-                    "amount_minor",
-                    "currency",
-                    "evidence",
-                    "fingerprint",
-                    "occurred_at",
-                    "confirmed_at",
-                    "notified_at",
-                    "filed_at",
-                    "expires_at",
-                    "state",
-                    "state_changed_at",
-                    "audit_event_id",
-                ],
-            )
+        t0 = time.monotonic()
+        for start in range(0, subjects, SEED_CHUNK):
+            end = min(subjects, start + SEED_CHUNK)
+            await conn.execute(_SEED, member_ids, evidence, start, end)
+            rate = end / (time.monotonic() - t0)
+            print(f"seeded {end:,} of {subjects:,} subjects ({rate:,.0f}/s)", file=sys.stderr)
         await conn.execute("ANALYZE reports")
+        return int(await conn.fetchval("SELECT count(*) FROM reports"))
     finally:
         await conn.close()
+
+
+def _fetch(dsn: str, sql: str) -> object:
+    async def go() -> object:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def _count(dsn: str, sql: str) -> int:
+    value = _fetch(dsn, sql)
+    assert isinstance(value, int)
+    return value
+
+
+def ensure_seeded(dsn: str, subjects: int) -> tuple[int, float | None]:
+    """(reports, seconds seeding took, or None if the database was seeded before)."""
+    if _fetch(dsn, "SELECT to_regclass('reports')") is not None:
+        reports = _count(dsn, "SELECT count(*) FROM reports")
+        if reports:
+            return reports, None
+    env = {"LEDGER_DATABASE_URL": _sqlalchemy_url(dsn), "LEDGER_WORKERS": "1"}
+    with running_server(env) as server:  # migrates, and makes the members
+        made = [server.ledger("members", "create", "--name", f"platform-{n}") for n in range(8)]
+    member_ids = [uuid.UUID(m["id"]) for m in made if isinstance(m, dict)]
+    t0 = time.monotonic()
+    reports = asyncio.run(_seed(dsn, subjects, member_ids))
+    return reports, time.monotonic() - t0
+
+
+def _sqlalchemy_url(dsn: str) -> str:
+    return make_url(dsn).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def pool_of(mix: str, subjects: int, rng: random.Random) -> list[str]:
+    """The subjects a run asks about."""
+    reported = POOL if mix == "reported" else round(POOL * REPORTED_SHARE)
+    chosen = [subject(i) for i in rng.sample(range(subjects), reported)]
+    # Never reported: buyers past the seeded ones.
+    chosen += [subject(subjects + i) for i in rng.sample(range(10**9), POOL - reported)]
+    rng.shuffle(chosen)
+    return chosen
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -138,6 +187,13 @@ def _cpu_seconds(pid: int) -> float:
     return total + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass
+class Run:
+    result: WrkResult
+    cpu_us: float  # per answer, of the target's processes
+    audited: int | None = None  # risk-query events written meanwhile (the ledger)
+
+
 def _measure(  # noqa: PLR0917
     url: str,
     pids: list[int],
@@ -145,26 +201,18 @@ def _measure(  # noqa: PLR0917
     seconds: int,
     connections: int,
     audited: Callable[[], int] | None = None,
-) -> tuple[WrkResult, float, int | None]:
-    """wrk's figures, CPU per request of ``pids``, and the events ``audited`` counted."""
-    wrk(url, connections=connections, seconds=3, script=lua)  # warm-up
+    *,
+    warm: bool = True,
+) -> Run:
+    """wrk's figures, CPU per answer of ``pids``, and the events ``audited`` counted."""
+    if warm:
+        wrk(url, connections=connections, seconds=3, script=lua)
     events0 = audited() if audited else None
     cpu0 = sum(_cpu_seconds(pid) for pid in pids)
     result = wrk(url, connections=connections, seconds=seconds, script=lua)
     cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu0
     events = audited() - events0 if audited and events0 is not None else None
-    return result, cpu / max(1, result.requests) * 1e6, events
-
-
-def _count(dsn: str, sql: str) -> int:
-    async def go() -> int:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return int(await conn.fetchval(sql))
-        finally:
-            await conn.close()
-
-    return asyncio.run(go())
+    return Run(result, cpu / max(1, result.requests) * 1e6, events)
 
 
 _QUERIED = "SELECT count(*) FROM audit_events WHERE tag = 'risk:subject:queried'"
@@ -175,11 +223,8 @@ _WAITING = (
 
 
 @contextmanager
-def _sequencer(server: Server, *, separate: bool) -> Iterator[list[int]]:
+def _sequencer(server: Server) -> Iterator[list[int]]:
     """The processes whose CPU counts as the ledger's: the server, and the sequencer."""
-    if not separate:
-        yield [server.pid]
-        return
     proc = subprocess.Popen(
         [LEDGER, "audit", "sequencer"], env=server.env, stderr=subprocess.DEVNULL
     )
@@ -190,7 +235,7 @@ def _sequencer(server: Server, *, separate: bool) -> Iterator[list[int]]:
         proc.wait(timeout=60)
 
 
-def _drained(dsn: str, timeout: float = 120.0) -> tuple[int, float]:
+def drained(dsn: str, timeout: float = 120.0) -> tuple[int, float]:
     """Events still waiting for the tree when the load stopped, and seconds to drain."""
     waiting = _count(dsn, _WAITING)
     t0 = time.monotonic()
@@ -199,260 +244,342 @@ def _drained(dsn: str, timeout: float = 120.0) -> tuple[int, float]:
     return waiting, time.monotonic() - t0
 
 
+@dataclass
+class Ledger:
+    server: Server
+    pids: list[int]
+    dsn: str
+    token: str
+    size: int  # subjects seeded
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.base}/v1/risk/query"
+
+
+@contextmanager
+def running_ledger(url: str, workers: int, size: int, settings: dict[str, str]) -> Iterator[Ledger]:
+    """`ledger serve` on a seeded database, its sequencer beside it, and a token."""
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    env = {
+        "LEDGER_DATABASE_URL": url,
+        "LEDGER_WORKERS": str(workers),
+        "LEDGER_AUDIT_SEQUENCER_ENABLED": "false",
+        **settings,
+    }
+    with running_server(env) as server, _sequencer(server) as pids:
+        member = str(_fetch(dsn, "SELECT id FROM members LIMIT 1"))
+        token = server.token(member, "risk:read")
+        _wait_for_live_sets(server.base, workers, settings)
+        yield Ledger(server, pids, dsn, token, size)
+
+
+def _wait_for_live_sets(base: str, workers: int, settings: dict[str, str]) -> None:
+    """Until every worker has loaded its live subjects (or at once, when they are off)."""
+    if settings.get("LEDGER_LIVE_SUBJECTS_ENABLED", "true").lower() in {"false", "0"}:
+        return
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+        for line in metrics.splitlines():
+            if line.startswith("ledger_risk_live_subjects_off ") and float(line.split()[1]) == 0:
+                return
+        time.sleep(1)
+    raise RuntimeError(f"the live subjects of {workers} workers did not load")
+
+
+@contextmanager
+def running_ceiling(kind: str, dsn: str, workers: int, secret: str) -> Iterator[tuple[str, int]]:
+    """bench/ceiling.py's ``kind`` app under uvicorn with ``workers`` processes."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "uvicorn", "--factory", f"bench.ceiling:{kind}",
+            "--port", str(port), "--workers", str(workers),
+            "--log-level", "warning", "--no-access-log",
+        ],
+        env={**os.environ, "LEDGER_BENCH_DSN": dsn, "LEDGER_BENCH_SECRET": secret},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1/risk/query"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.post(url, json={"subject": "x"})
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@dataclass
+class Figures:
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+    paced: dict[str, list[Run]] = field(default_factory=dict)
+
+    def add(self, name: str, run: Run, *, paced: bool = False) -> None:
+        (self.paced if paced else self.runs).setdefault(name, []).append(run)
+        r = run.result
+        print(
+            f"  {'paced ' if paced else ''}{name}: {r.requests_per_second:,.0f} req/s, "
+            f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, {run.cpu_us:,.0f} µs CPU/answer"
+            + (f", non-2xx {r.non_2xx}" if r.non_2xx else ""),
+            file=sys.stderr,
+        )
+
+
+def _median(runs: list[Run], attribute: str) -> float:
+    return float(statistics.median(getattr(r.result, attribute) for r in runs))
+
+
+def _scripts(tmp: Path, name: str, lua: str, pause_ms: float | None = None) -> str:
+    path = tmp / f"{name}{'-paced' if pause_ms else ''}.lua"
+    path.write_text(lua + (PACED % pause_ms if pause_ms else ""))
+    return str(path)
+
+
+def compare(args: argparse.Namespace) -> None:
+    rng = random.Random(19)
+    secret = secrets.token_hex(32)
+    settings = dict(s.split("=", 1) for s in args.set)
+    figures = Figures()
+    with scratch_postgres(args.postgres, keep=args.keep_database) as url, ExitStack() as stack:
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        reports, seeded = ensure_seeded(dsn, args.subjects)
+        ledger = stack.enter_context(
+            running_ledger(_sqlalchemy_url(dsn), args.workers, args.subjects, settings)
+        )
+        subjects = pool_of(args.mix, args.subjects, rng)
+        peer = None
+        if not args.no_peer:
+            peer = stack.enter_context(peer_crowdsec.running_peer(args.decisions, rng=rng))
+            share = 1.0 if args.mix == "reported" else REPORTED_SHARE
+            peer_lua = peer_crowdsec.lua(peer, peer_crowdsec.pool(peer, POOL, share, rng))
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        body = ",".join(f'"{s}"' for s in subjects)
+        ledger_lua = LUA % (body, ledger.token)
+        ceiling_lua = LUA % (body, ceilings.token(secret))
+        n, c = args.seconds, args.connections
+        for round_ in range(args.rounds):
+            print(f"round {round_ + 1} of {args.rounds}", file=sys.stderr)
+            figures.add(
+                "ledger",
+                _measure(
+                    ledger.url, ledger.pids, _scripts(tmp, "ledger", ledger_lua), n, c,
+                    audited=lambda: _count(dsn, _QUERIED),
+                ),
+            )  # fmt: skip
+            for kind in ("bare", "audited"):
+                with running_ceiling(kind, dsn, args.workers, secret) as (ceiling_url, pid):
+                    script = _scripts(tmp, kind, ceiling_lua)
+                    figures.add(kind, _measure(ceiling_url, [pid], script, n, c))
+            if peer is not None:
+                script = _scripts(tmp, "peer", peer_lua)
+                figures.add("peer", _measure(peer.url, [peer.pid], script, n, c))
+        # Paced at a share of the bare ceiling's saturated rate, both alike.
+        rate = args.paced * _median(figures.runs["bare"], "requests_per_second")
+        pause_ms = c / rate * 1000
+        for _ in range(args.paced_rounds):
+            script = _scripts(tmp, "ledger", ledger_lua, pause_ms)
+            figures.add("ledger", _measure(ledger.url, ledger.pids, script, n, c), paced=True)
+            with running_ceiling("bare", dsn, args.workers, secret) as (ceiling_url, pid):
+                script = _scripts(tmp, "bare", ceiling_lua, pause_ms)
+                figures.add("bare", _measure(ceiling_url, [pid], script, n, c), paced=True)
+        waiting, drain = drained(dsn)
+    _print_compare(args, figures, reports, seeded, rate, waiting, drain, peer)
+
+
+_NAMES = {
+    "ledger": "POST /v1/risk/query: the ledger (token, client state, live set, score, "
+    "explanation, audit event committed before the answer)",
+    "bare": "bare-read ceiling: Starlette + asyncpg, the read alone",
+    "audited": "audited-read ceiling: cached token check, the read, a group-committed audit row",
+    "peer": "CrowdSec local API: GET /v1/decisions (SQLite, API key, unaudited)",
+}
+
+
+def _print_compare(  # noqa: PLR0917
+    args: argparse.Namespace,
+    figures: Figures,
+    reports: int,
+    seeded: float | None,
+    rate: float,
+    waiting: int,
+    drain: float,
+    peer: peer_crowdsec.Peer | None,
+) -> None:
+    mix = (
+        f"{1 - REPORTED_SHARE:.0%} never reported, {REPORTED_SHARE:.0%} with 1-10 reports"
+        if args.mix == "realistic"
+        else "every subject reported (1-10 reports)"
+    )
+    print(
+        f"\n## Risk query, {args.mix} mix ({mix}); {args.subjects:,} subjects, "
+        f"{reports:,} reports" + (f", seeded in {seeded:.0f} s" if seeded else "") + "\n"
+    )
+    print(
+        f"{os.cpu_count()} cores shared by everything; wrk 2 threads, {args.connections} "
+        f"connections, {args.seconds} s after a 3 s warm-up; {args.rounds} interleaved rounds; "
+        f"{args.workers} processes for the ledger and each ceiling; the ledger's sequencer in "
+        "its own process, its CPU counted with the server's"
+        + (f"; CrowdSec {peer.version} with {args.decisions:,} decisions" if peer else "")
+        + ".\n"
+    )
+    print("| endpoint | req/s (median) | runs | p50 ms | p99 ms | CPU per answer |")
+    print("|---|---:|---|---:|---:|---:|")
+    for name, runs in figures.runs.items():
+        rates = ", ".join(f"{r.result.requests_per_second:,.0f}" for r in runs)
+        print(
+            f"| {_NAMES[name]} | {_median(runs, 'requests_per_second'):,.0f} | {rates} | "
+            f"{_median(runs, 'p50_ms'):.2f} | {_median(runs, 'p99_ms'):.2f} | "
+            f"{statistics.median(r.cpu_us for r in runs):,.0f} µs |"
+        )
+    ledger = _median(figures.runs["ledger"], "requests_per_second")
+    print()
+    for name in ("bare", "audited", "peer"):
+        if name in figures.runs:
+            other = _median(figures.runs[name], "requests_per_second")
+            print(f"- ledger / {name}: {ledger / other:.2f} (medians)")
+    paired = [
+        ledger_run.result.requests_per_second / bare_run.result.requests_per_second
+        for ledger_run, bare_run in zip(figures.runs["ledger"], figures.runs["bare"], strict=True)
+    ]
+    print(f"- ledger / bare, round by round: {', '.join(f'{p:.2f}' for p in paired)}")
+    runs = figures.runs["ledger"]
+    audited = sum(r.audited or 0 for r in runs)
+    answered = sum(r.result.requests for r in runs)
+    print(
+        f"- audited: {audited:,} risk-query events for {answered:,} answers (events also "
+        f"count requests in flight when wrk stopped); the sequencer had {waiting:,} events "
+        f"waiting at the end and took {drain:.1f} s to drain"
+    )
+    if figures.paced:
+        print(
+            f"\nPaced at {args.paced:.0%} of the bare ceiling's saturated rate "
+            f"({rate:,.0f} req/s offered), {args.connections} connections:\n"
+        )
+        print("| endpoint | req/s | p50 ms | p99 ms | CPU per answer |")
+        print("|---|---:|---:|---:|---:|")
+        for name, paced in figures.paced.items():
+            for run in paced:
+                r = run.result
+                print(
+                    f"| {name} | {r.requests_per_second:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
+                    f"| {run.cpu_us:,.0f} µs |"
+                )
+        ratios = [
+            a.result.p99_ms / b.result.p99_ms
+            for a, b in zip(figures.paced["ledger"], figures.paced["bare"], strict=True)
+        ]
+        print(f"\n- paced p99, ledger / bare: {', '.join(f'{r:.2f}' for r in ratios)}")
+
+
+def growth(args: argparse.Namespace) -> None:
+    """The ledger against itself on databases of different sizes, interleaved."""
+    rng = random.Random(19)
+    settings = dict(s.split("=", 1) for s in args.set)
+    figures = Figures()
+    base = args.keep_database or "ledger_bench"
+    with ExitStack() as stack:
+        ledgers: list[tuple[Ledger, str]] = []
+        for size in args.growth:
+            url = stack.enter_context(scratch_postgres(args.postgres, keep=f"{base}_{size}"))
+            dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+            reports, seeded = ensure_seeded(dsn, size)
+            print(f"{size:,} subjects: {reports:,} reports, seeded in {seeded or 0:.0f} s",
+                  file=sys.stderr)  # fmt: skip
+            ledger = stack.enter_context(
+                running_ledger(_sqlalchemy_url(dsn), args.workers, size, settings)
+            )
+            ledgers.append((ledger, LUA % (",".join(
+                f'"{s}"' for s in pool_of(args.mix, size, rng)), ledger.token)))  # fmt: skip
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        n, c = args.seconds, args.connections
+        for _ in range(args.rounds):
+            for ledger, lua in ledgers:
+                script = _scripts(tmp, f"ledger-{ledger.size}", lua)
+                figures.add(f"{ledger.size:,}", _measure(ledger.url, ledger.pids, script, n, c))
+        rate = args.paced * min(
+            _median(runs, "requests_per_second") for runs in figures.runs.values()
+        )
+        for _ in range(args.paced_rounds):
+            for ledger, lua in ledgers:
+                script = _scripts(tmp, f"ledger-{ledger.size}", lua, c / rate * 1000)
+                run = _measure(ledger.url, ledger.pids, script, n, c)
+                figures.add(f"{ledger.size:,}", run, paced=True)
+    print(f"\n## The ledger as it grows ({args.mix} mix, {args.workers} processes)\n")
+    print("| subjects | saturated req/s | p99 ms | paced req/s | paced p50 ms | paced p99 ms |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for name, runs in figures.runs.items():
+        paced = figures.paced.get(name, [])
+        print(
+            f"| {name} | {_median(runs, 'requests_per_second'):,.0f} | "
+            f"{_median(runs, 'p99_ms'):.2f} | "
+            + (
+                f"{_median(paced, 'requests_per_second'):,.0f} | {_median(paced, 'p50_ms'):.2f} "
+                f"| {_median(paced, 'p99_ms'):.2f} |"
+                if paced
+                else "| | |"
+            )
+        )
+    names = list(figures.runs)
+    first, last = names[0], names[-1]
+    print(
+        f"\n- saturated p99, {last} / {first}: "
+        f"{_median(figures.runs[last], 'p99_ms') / _median(figures.runs[first], 'p99_ms'):.2f}"
+    )
+    if figures.paced:
+        ratio = _median(figures.paced[last], "p99_ms") / _median(figures.paced[first], "p99_ms")
+        print(f"- paced p99 at {rate:,.0f} req/s offered, {last} / {first}: {ratio:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--postgres", required=True, metavar="URL")
-    parser.add_argument("--subjects", type=int, default=1_000_000)
-    parser.add_argument("--reports", type=int, default=3_000_000)
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--subjects", type=int, default=1_000_000, help="reported buyers")
     parser.add_argument(
         "--keep-database",
         metavar="NAME",
         help="seed this database once and keep it for later runs (default: a scratch one)",
     )
-    parser.add_argument("--only", choices=["ledger", "ceiling"], help="measure one side only")
-    parser.add_argument("--workers", type=int, default=1, help="ledger server processes")
+    parser.add_argument("--mix", choices=["realistic", "reported"], default="realistic")
+    parser.add_argument("--workers", type=int, default=2, help="processes, for every server")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--paced", type=float, default=0.5, help="share of the bare rate")
+    parser.add_argument("--paced-rounds", type=int, default=2)
+    parser.add_argument("--decisions", type=int, default=100_000, help="the peer's")
+    parser.add_argument("--no-peer", action="store_true", help="leave CrowdSec out")
     parser.add_argument(
-        "--connections", type=int, default=64, help="wrk connections (the target is at 64)"
-    )
-    parser.add_argument(
-        "--sequencer",
-        choices=["separate", "in-process"],
-        default="separate",
-        help="where the audit sequencer runs (default: its own process)",
-    )
-    parser.add_argument(
-        "--paced",
-        type=float,
-        nargs="*",
-        default=[0.5, 0.8],
-        metavar="SHARE",
-        help="also run paced at these shares of the ledger's saturated rate (default 0.5 0.8)",
+        "--growth",
+        type=int,
+        nargs="+",
+        metavar="SUBJECTS",
+        help="compare the ledger with itself at these sizes instead",
     )
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="LEDGER_NAME=VALUE",
-        help="a setting for the ledger's processes, e.g. LEDGER_RISK_POOL_SIZE=4 (repeatable)",
+        help="a setting for the ledger's processes, e.g. LEDGER_LIVE_SUBJECTS_ENABLED=false",
     )
     args = parser.parse_args()
-    rng = random.Random(42)
-    subjects = _pseudonyms(args.subjects, rng)
-
-    env = {"LEDGER_DATABASE_URL": "", "LEDGER_WORKERS": str(args.workers)}
-    separate = args.sequencer == "separate"
-    if separate:
-        env["LEDGER_AUDIT_SEQUENCER_ENABLED"] = "false"
     for setting in args.set:
-        name, _, value = setting.partition("=")
-        if not name.startswith("LEDGER_") or not _:
+        if not setting.startswith("LEDGER_") or "=" not in setting:
             parser.error(f"--set takes LEDGER_NAME=VALUE, not {setting!r}")
-        env[name] = value
-    with scratch_postgres(args.postgres, keep=args.keep_database) as url:
-        env["LEDGER_DATABASE_URL"] = url
-        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        with running_server(env) as server, _sequencer(server, separate=separate) as pids:
-            seeded = _ensure_seeded(server, dsn, subjects, args.reports)
-            figures = _run(server, pids, dsn, subjects, rng, args)
-            waiting, drain = _drained(dsn)
-    _print(args, figures, seeded, waiting, drain)
-
-
-def _print(
-    args: argparse.Namespace,
-    figures: Figures,
-    seeded: float | None,
-    waiting: int,
-    drain: float,
-) -> None:
-    seeded_text = f"{args.subjects:,} subjects, {args.reports:,} reports" + (
-        f" seeded in {seeded:.0f} s" if seeded else " (seeded earlier)"
-    )
-    print(f"\n## Risk query ({seeded_text})\n")
-    print(
-        f"wrk, 2 threads, {args.connections} connections; "
-        f"the ledger with {args.workers} worker(s), sequencer {args.sequencer}:\n"
-    )
-    print("| endpoint | req/s | p50 ms | p99 ms | non-2xx | server CPU per request |")
-    print("|---|---:|---:|---:|---:|---:|")
-    ledger, ceiling = figures.ledger, figures.ceiling
-    if ledger is not None:
-        name = "POST /v1/risk/query (ledger: auth, score, audited)"
-        print(f"{ledger.row(name)} {figures.ledger_cpu:,.0f} µs |")
-    if ceiling is not None:
-        name = "ceiling: Starlette + asyncpg, same read"
-        print(f"{ceiling.row(name)} {figures.ceiling_cpu:,.0f} µs |")
-    if ledger is not None and ceiling is not None:
-        share = ledger.requests_per_second / ceiling.requests_per_second
-        print(f"\nthe ledger serves {share:.0%} of the ceiling")
-    if ledger is not None:
-        print(
-            f"audited: {figures.audited:,} risk-query events for {ledger.requests:,} answers "
-            "(events also count requests still in flight when wrk stopped)"
-        )
-        print(
-            f"sequencer: {waiting:,} events waiting for the tree at the end, {drain:.1f} s to drain"
-        )
-    if figures.paced:
-        print(
-            f"\nPaced: {args.connections} connections, each pausing a random (exponential) time "
-            "after every answer; the pause is set from the ledger's saturated rate above:\n"
-        )
-        print("| offered | ledger req/s | p50 ms | p99 ms | ceiling req/s | p50 ms | p99 ms |")
-        print("|---:|---:|---:|---:|---:|---:|---:|")
-        for share, led, bare in figures.paced:
-            print(
-                f"| {share:.0%} | {led.requests_per_second:,.0f} | {led.p50_ms:.2f} | "
-                f"{led.p99_ms:.2f} | {bare.requests_per_second:,.0f} | {bare.p50_ms:.2f} | "
-                f"{bare.p99_ms:.2f} |"
-            )
-
-
-def _ensure_seeded(server: Server, dsn: str, subjects: list[str], reports: int) -> float | None:
-    """Seed unless a kept database already is; the seconds seeding took, if it did."""
-
-    async def members() -> list[uuid.UUID]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            if await conn.fetchval("SELECT count(*) FROM reports") >= reports:
-                return []
-            return [r["id"] for r in await conn.fetch("SELECT id FROM members")]
-        finally:
-            await conn.close()
-
-    existing = asyncio.run(members())
-    if not existing and _seeded(dsn):
-        return None
-    names = [f"platform-{i}" for i in range(8 - len(existing))]
-    created = [server.ledger("members", "create", "--name", n) for n in names]
-    member_ids = existing + [uuid.UUID(m["id"]) for m in created if isinstance(m, dict)]
-    t0 = time.perf_counter()
-    asyncio.run(_seed(dsn, subjects, reports, member_ids))
-    return time.perf_counter() - t0
-
-
-def _seeded(dsn: str) -> bool:
-    async def count() -> int:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return int(await conn.fetchval("SELECT count(*) FROM reports"))
-        finally:
-            await conn.close()
-
-    return asyncio.run(count()) > 0
-
-
-@dataclass
-class Figures:
-    ledger: WrkResult | None = None
-    ledger_cpu: float = 0.0
-    audited: int = 0
-    ceiling: WrkResult | None = None
-    ceiling_cpu: float = 0.0
-    # (offered share of the ledger's saturated rate, ledger, ceiling), both paced alike
-    paced: list[tuple[float, WrkResult, WrkResult]] = field(default_factory=list)
-
-
-# Paced runs: each connection pauses for an exponentially distributed time after every
-# answer, so requests arrive about as independent refunds do, at a rate the server can
-# sustain, instead of as fast as it answers. wrk calls ``delay()`` before each request.
-PACED = """
-delay = function()
-  return -math.log(1 - math.random()) * %f
-end
-"""
-
-
-def _run(  # noqa: PLR0917
-    server: Server,
-    pids: list[int],
-    dsn: str,
-    subjects: list[str],
-    rng: random.Random,
-    args: argparse.Namespace,
-) -> Figures:
-    async def a_member() -> uuid.UUID:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return uuid.UUID(str(await conn.fetchval("SELECT id FROM members LIMIT 1")))
-        finally:
-            await conn.close()
-
-    member_id = asyncio.run(a_member())
-    token = server.token(str(member_id), "risk:read")
-    pool = rng.sample(subjects, 5000)
-    figures = Figures()
-    url = f"{server.base}/v1/risk/query"
-    with tempfile.TemporaryDirectory() as tmp:
-        lua = Path(tmp) / "risk.lua"
-        lua.write_text(LUA % (",".join(f'"{s}"' for s in pool), token))
-        if args.only in (None, "ledger"):
-            figures.ledger, figures.ledger_cpu, audited = _measure(
-                url,
-                pids,
-                str(lua),
-                args.seconds,
-                args.connections,
-                audited=lambda: _count(dsn, _QUERIED),
-            )
-            figures.audited = audited or 0
-        if args.only in (None, "ceiling"):
-            with _ceiling(dsn, pool[0]) as (ceiling_url, pid):
-                figures.ceiling, figures.ceiling_cpu, _ = _measure(
-                    ceiling_url, [pid], str(lua), args.seconds, args.connections
-                )
-        if figures.ledger is None or figures.ceiling is None:
-            return figures
-        for share in args.paced:
-            pause_ms = args.connections / (share * figures.ledger.requests_per_second) * 1000
-            paced = Path(tmp) / f"paced-{share}.lua"
-            paced.write_text(lua.read_text() + PACED % pause_ms)
-            ledger = wrk(url, connections=args.connections, seconds=args.seconds, script=str(paced))
-            with _ceiling(dsn, pool[0]) as (ceiling_url, _pid):
-                ceiling = wrk(
-                    ceiling_url,
-                    connections=args.connections,
-                    seconds=args.seconds,
-                    script=str(paced),
-                )
-            figures.paced.append((share, ledger, ceiling))
-    return figures
-
-
-@contextmanager
-def _ceiling(dsn: str, subject: str) -> Iterator[tuple[str, int]]:
-    """bench/ceiling.py served by uvicorn: its URL and process id."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "bench.ceiling:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env={**os.environ, "LEDGER_BENCH_DSN": dsn},
-    )
-    url = f"http://127.0.0.1:{port}/v1/risk/query"
-    try:
-        for _ in range(100):
-            try:
-                httpx.post(url, json={"subject": subject})
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    if args.growth:
+        growth(args)
+    else:
+        compare(args)
 
 
 if __name__ == "__main__":

@@ -33,11 +33,11 @@ from bench.risk_query import (
     _QUERIED,
     LUA,
     _count,
-    _drained,
-    _ensure_seeded,
     _measure,
-    _pseudonyms,
     _sequencer,
+    drained,
+    ensure_seeded,
+    pool_of,
 )
 
 
@@ -47,7 +47,6 @@ def main() -> None:
     )
     parser.add_argument("--postgres", required=True, metavar="URL")
     parser.add_argument("--subjects", type=int, default=200_000)
-    parser.add_argument("--reports", type=int, default=600_000)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
     parser.add_argument("--seconds", type=int, default=10)
@@ -55,8 +54,7 @@ def main() -> None:
     parser.add_argument("--keep-database", metavar="NAME")
     args = parser.parse_args()
     rng = random.Random(42)
-    subjects = _pseudonyms(args.subjects, rng)
-    pool = rng.sample(subjects, 5000)
+    pool = pool_of("reported", args.subjects, rng)
     results: dict[int, list[tuple[WrkResult, float, int]]] = {n: [] for n in args.processes}
     lags: dict[int, list[tuple[int, float]]] = {n: [] for n in args.processes}
     summed: dict[int, float] = {}
@@ -64,19 +62,17 @@ def main() -> None:
     with scratch_postgres(args.postgres, keep=args.keep_database) as url:
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         base_env = {"LEDGER_DATABASE_URL": url, "LEDGER_AUDIT_SEQUENCER_ENABLED": "false"}
-        seeded = None
+        args.reports, seeded = ensure_seeded(dsn, args.subjects)
         for _round in range(args.rounds):
             for count in args.processes:
                 env = base_env | {"LEDGER_WORKERS": str(count)}
-                with running_server(env) as server, _sequencer(server, separate=True) as pids:
-                    if seeded is None:
-                        seeded = _ensure_seeded(server, dsn, subjects, args.reports) or 0.0
+                with running_server(env) as server, _sequencer(server) as pids:
                     token = server.token(str(_a_member(dsn)), "risk:read")
                     with tempfile.TemporaryDirectory() as tmp:
                         lua = Path(tmp) / "risk.lua"
                         lua.write_text(LUA % (",".join(f'"{s}"' for s in pool), token))
                         before = _ticks()
-                        result, cpu, audited = _measure(
+                        run = _measure(
                             f"{server.base}/v1/risk/query",
                             pids,
                             str(lua),
@@ -85,9 +81,9 @@ def main() -> None:
                             audited=lambda: _count(dsn, _QUERIED),
                         )
                     busy.setdefault(count, []).append(_busy(before))
-                    results[count].append((result, cpu, audited or 0))
+                    results[count].append((run.result, run.cpu_us, run.audited or 0))
                     summed[count] = _answered(server.base)
-                    lags[count].append(_drained(dsn))
+                    lags[count].append(drained(dsn))
     _print(args, results=results, lags=lags, summed=summed, seeded=seeded, busy=busy)
 
 

@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     # clients kept in step by LISTEN/NOTIFY (ledger/access/state_cache.py).
     risk_pool_size: int = Field(default=8, ge=1, le=100)
     access_cache_enabled: bool = True
+    # Subjects with nothing that may count are answered without a read, from a set each
+    # process keeps current by LISTEN/NOTIFY (ledger/scoring/live.py). PostgreSQL only.
+    live_subjects_enabled: bool = True
 
     # Pseudonym evaluations per member, counted per element (ledger/pseudonyms/limits.py).
     pseudonym_rate_limit: str = "1000/minute;20000/hour;200000/day"

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ledger.audit.models import AuditCheckpoint, AuditEventRow, AuditSequencerState
 from ledger.disputes.models import Dispute, DisputeItem, Resolution
+from ledger.scoring.live import LiveSubjects
 from ledger.webhooks.models import DeliveryState, EndpointState, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger("ledger.metrics")
@@ -95,6 +96,25 @@ class Operational:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.live_subjects = Gauge(
+            "ledger_risk_live_subjects",
+            "Subjects with anything that may count in the last load of the live set, "
+            "ledger/scoring/live.py (the fewest of any process; sampled every second).",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.live_off = Gauge(
+            "ledger_risk_live_subjects_off",
+            "Processes whose live-subject set is off (loading, or its listening connection "
+            "lost): every risk query there reads the database.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.answered_without_read = Counter(
+            "ledger_risk_answered_without_read_total",
+            "Risk answers for subjects with nothing that may count, given without a read.",
+            registry=r,
+        )
         self.rate_limited = Counter(
             "ledger_rate_limit_refusals_total",
             "Requests refused by a rate limit (429), by limit.",
@@ -130,11 +150,14 @@ class Sampler:
         *,
         queue_length: Callable[[], int],
         engines: dict[str, AsyncEngine],
+        live: LiveSubjects | None = None,
         interval: float = 1.0,
     ) -> None:
         self.metrics = metrics
         self.queue_length = queue_length
         self.engines = engines
+        self.live = live
+        self._without_read = 0
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
 
@@ -147,6 +170,11 @@ class Sampler:
                 self.metrics.pool_size.labels(name).set(size)
                 self.metrics.pool_in_use.labels(name).set(in_use)
                 self.metrics.pool_waiting.labels(name).set(waiting)
+        if self.live is not None:
+            self.metrics.live_subjects.set(self.live.stats.loaded)
+            self.metrics.live_off.set(0 if self.live.enabled else 1)
+            answered, self._without_read = self._without_read, self.live.answered_without_read
+            self.metrics.answered_without_read.inc(self._without_read - answered)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="metrics-sampler")

@@ -33,6 +33,7 @@ from ledger.pseudonyms.keys import PseudonymKey, load_key
 from ledger.pseudonyms.limits import EvaluationLimiter
 from ledger.rate_limits import DATABASE, sliding_window
 from ledger.reports.policy import ReportPolicy
+from ledger.scoring.live import LiveListener, LiveSubjects
 from ledger.scoring.policies import PolicySource
 from ledger.scoring.service import PostgresReports, RiskQueries
 from ledger.webhooks.delivery import DeliveryConfig, DeliveryWorker
@@ -91,6 +92,8 @@ class Runtime:
     sampler: Sampler | None = None
     deliveries: DeliveryWorker | None = None  # webhooks, when this process sends them
     deliveries_task: asyncio.Task[None] | None = None
+    # The subjects that may count, kept current by notifications (ledger/scoring/live.py).
+    live_listener: LiveListener | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -128,6 +131,8 @@ class Runtime:
         limiter = sliding_window(settings.rate_limit_storage, limits_engine)
         read_sessionmaker = create_sessionmaker(engine, read_only=True)
         scoring_policies = PolicySource()  # one cache, for the risk and evidence queries
+        hot = PostgresReports(dsn, size=settings.risk_pool_size) if dsn else None
+        live = LiveSubjects() if hot is not None and settings.live_subjects_enabled else None
         fingerprint_key = fingerprint_keys.load_key(
             settings.resolved_key_dir / fingerprint_keys.KEY_DIR
         )
@@ -171,9 +176,15 @@ class Runtime:
             ),
             risk=RiskQueries(
                 sessionmaker=read_sessionmaker,
-                hot=PostgresReports(dsn, size=settings.risk_pool_size) if dsn else None,
+                hot=hot,
                 report_policy=policy,
                 scoring_policies=scoring_policies,
+                live=live,
+            ),
+            live_listener=(
+                LiveListener(dsn, live, hot.connection)
+                if dsn is not None and hot is not None and live is not None
+                else None
             ),
             evidence=EvidenceChecks(
                 sessionmaker=read_sessionmaker,
@@ -212,7 +223,10 @@ class Runtime:
         if self.limits_engine is not None:
             engines["limits"] = self.limits_engine
         self.sampler = Sampler(
-            self.metrics, queue_length=lambda: self.audit.writer.queue_length, engines=engines
+            self.metrics,
+            queue_length=lambda: self.audit.writer.queue_length,
+            engines=engines,
+            live=self.risk.live,
         )
         self.sampler.start()
         self.audit.start(sequencer=self.settings.audit_sequencer_enabled)
@@ -229,6 +243,8 @@ class Runtime:
             self.deliveries_task = asyncio.create_task(self.deliveries.run())
         if self.access_listener is not None:
             self.access_listener.start()
+        if self.live_listener is not None:
+            self.live_listener.start()
         self.evidence.indexes.start()
 
     async def close(self) -> None:
@@ -241,6 +257,8 @@ class Runtime:
             await self.sampler.stop()
         if self.access_listener is not None:
             await self.access_listener.stop()
+        if self.live_listener is not None:
+            await self.live_listener.stop()
         await self.jobs.close()
         await self.risk.close()
         await self.evidence.indexes.close()

@@ -110,6 +110,9 @@ async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[FastAPI]:
         listener = app.state.runtime.access_listener
         if listener is not None:  # PostgreSQL: every test runs with the access cache on
             await asyncio.wait_for(listener.listening(), timeout=10)
+        live = app.state.runtime.live_listener
+        if live is not None:  # and with the live subjects loaded (ledger/scoring/live.py)
+            await asyncio.wait_for(live.listening(), timeout=10)
         yield app
 
 

@@ -81,6 +81,7 @@ async def file_report(
     filed before; a different report under the same ``case_ref`` is 409, with the
     existing one's ``Location``.
     """
+    runtime.risk.changing([body.subject])
     result = await filing.file_report(
         session,
         operation(runtime, principal),
@@ -148,6 +149,7 @@ async def file_batch(
             items[index] = BatchItemOut(
                 index=index, status="rejected", type="/problems/validation", errors=errors
             )
+    runtime.risk.changing(data.subject for _, data in valid)
     results = await filing.file_reports(
         session,
         op,

@@ -127,6 +127,7 @@ async def place_marker(
     """At the buyer's request, mark their identity as misused (``identity_misused``):
     for two years, risk answers and evidence checks on them advise verifying who you
     deal with, not treating them as abusive. 409 if one is in force: renew it."""
+    runtime.risk.changing([body.subject])
     view = await markers.place(
         session,
         operation(runtime, principal),
@@ -147,6 +148,7 @@ async def renew_marker(
     runtime: RuntimeDep,
 ) -> MarkerOut:
     """At the buyer's request, renew their marker: two more years from now."""
+    runtime.risk.changing([body.subject])
     view = await markers.renew(
         session,
         operation(runtime, principal),

@@ -22,8 +22,6 @@ kept only if no notification arrived in between.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -32,9 +30,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from ledger.listen import Listener
 from ledger.single_flight import SingleFlight
-
-log = logging.getLogger("ledger.access")
 
 CHANNEL = "ledger_access"
 APPLICATION_NAME = "ledger-access-listener"
@@ -102,78 +99,19 @@ class AccessCache:
             await self._changed.wait()
 
 
-class AccessListener:
+class AccessListener(Listener):
     """Keeps a ``LISTEN ledger_access`` connection up and the cache in step with it."""
 
-    def __init__(
-        self,
-        dsn: str,
-        cache: AccessCache,
-        *,
-        max_backoff_seconds: float = 10.0,
-        probe_every_seconds: float = 10.0,
-    ) -> None:
-        self._dsn = dsn
-        self._cache = cache
-        self._max_backoff = max_backoff_seconds
-        self._probe_every = probe_every_seconds
-        self._task: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
+    def __init__(self, dsn: str, cache: AccessCache, **timing: float) -> None:
+        async def listening(_conn: asyncpg.Connection) -> None:
+            cache.enable()
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="access-listener")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        self._cache.disable()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def listening(self) -> None:
-        """Wait until the cache is on (for tests and the benchmark)."""
-        await self._listening.wait()
-
-    async def _run(self) -> None:
-        backoff = 0.1
-        while True:
-            try:
-                await self._listen()
-                log.warning("access listener lost its connection; the cache is off")
-                backoff = 0.1
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("access listener cannot listen", extra={"error": type(exc).__name__})
-            finally:
-                self._cache.disable()
-                self._listening.clear()
-            await asyncio.sleep(backoff)
-            backoff = min(self._max_backoff, backoff * 2)
-
-    async def _listen(self) -> None:
-        """Listen until the connection is lost; the cache is on meanwhile."""
-        lost = asyncio.Event()
-        conn = await asyncpg.connect(
-            self._dsn, server_settings={"application_name": APPLICATION_NAME}
+        super().__init__(
+            dsn,
+            channel=CHANNEL,
+            application_name=APPLICATION_NAME,
+            on_notify=lambda _payload: cache.invalidate(),
+            on_listening=listening,
+            on_lost=cache.disable,
+            **timing,
         )
-        try:
-            conn.add_termination_listener(lambda _c: lost.set())
-            await conn.add_listener(CHANNEL, self._notified)
-            self._cache.enable()
-            self._listening.set()
-            await self._watch(conn, lost)
-        finally:
-            conn.terminate()
-
-    async def _watch(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
-        """Return when the connection is lost. A connection that silently stopped
-        answering (no FIN, no RST) is found by a probe every few seconds."""
-        while not lost.is_set():
-            try:
-                await asyncio.wait_for(lost.wait(), timeout=self._probe_every)
-            except TimeoutError:
-                await conn.fetchval("SELECT 1", timeout=self._probe_every / 2)
-
-    def _notified(self, *_args: object) -> None:
-        self._cache.invalidate()

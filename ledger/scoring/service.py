@@ -19,7 +19,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -41,6 +41,7 @@ from ledger.reports.models import Report
 from ledger.reports.policy import Category, ReportPolicy, State, status
 from ledger.scoring import explanations
 from ledger.scoring.explanations import Explanation
+from ledger.scoring.live import LiveSubjects
 from ledger.scoring.policies import PolicySource
 from ledger.scoring.score import (
     Assessment,
@@ -242,6 +243,13 @@ class PostgresReports:
                     )
         return self._pool
 
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the pool, taken in turn (the live subjects' reads)."""
+        pool = await self._get_pool()
+        async with self._turns, pool.acquire() as conn:
+            yield conn
+
     async def read(self, subject: str, now: dt.datetime) -> SubjectRows:
         try:
             pool = await self._get_pool()
@@ -359,11 +367,24 @@ class RiskAnswer:
     marker: MarkerRow | None = None  # a protective marker in force (ledger/markers)
 
 
+class NothingThatCounts:
+    """The rows of a subject with nothing that may count: none. A subject never reported
+    and one whose reports all ended are both answered from this (ledger/scoring/live.py)."""
+
+    async def read(self, subject: str, now: dt.datetime) -> SubjectRows:
+        return NOTHING
+
+
+NOTHING = SubjectRows(())
+NOTHING_THAT_COUNTS = NothingThatCounts()
+
+
 class RiskQueries:
     """The risk query as the core answers it, on the best read the database allows.
 
     On PostgreSQL the reports come from ``PostgresReports`` (the hot read on its own
-    pool); elsewhere from a read session. Callers never choose: ``reports()`` does.
+    pool); elsewhere from a read session. Callers never choose: ``reports()`` does. A
+    subject the live set (``live``) knows has nothing that may count is not read at all.
     """
 
     def __init__(
@@ -373,9 +394,11 @@ class RiskQueries:
         hot: PostgresReports | None,
         report_policy: ReportPolicy,
         scoring_policies: PolicySource,
+        live: LiveSubjects | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self.hot = hot
+        self.live = live
         self._report_policy = report_policy
         self.policies = scoring_policies  # cached for a few seconds
 
@@ -398,16 +421,27 @@ class RiskQueries:
     ) -> RiskAnswer:
         """Score ``query``, record it durably, and answer. A subject that is not a
         pseudonym is refused, and the refusal recorded. ``source`` lets a batch share one
-        read; without it the query takes its own."""
+        read; without it the query takes its own. A subject with nothing that may count
+        is not read at all."""
+        now = rec.op.now
+        if self.live is not None and not self.live.may_count(query.subject, now.timestamp()):
+            self.live.answered_without_read += 1
+            return await self._answer(rec, principal, query, NOTHING_THAT_COUNTS)
         if source is None:
             async with self.reports() as own:
-                return await self.answer(rec, principal, query, source=own)
+                return await self._answer(rec, principal, query, own)
+        return await self._answer(rec, principal, query, source)
+
+    async def _answer(
+        self, rec: Recorder, principal: ClientPrincipal, query: RiskQuery, source: ReportSource
+    ) -> RiskAnswer:
+        now = rec.op.now
         try:
             assessment, marker = await assess(
                 source,
                 principal,
                 query.subject,
-                now=rec.op.now,
+                now=now,
                 report_policy=self._report_policy,
                 policy=await self.policies.get(self._sessionmaker),
             )
@@ -435,6 +469,14 @@ class RiskQueries:
             audit_event_id=event_id,
             marker=marker,
         )
+
+    def changing(self, subjects: Iterable[str]) -> None:
+        """A write that may give ``subjects`` something that counts is about to commit in
+        this process: from now on, this process reads them. (Every process learns it from
+        the commit's notification; this one must not answer from its set in between,
+        e.g. to the member that has just filed.)"""
+        if self.live is not None:
+            self.live.touch(subjects)
 
     async def refuse(self, rec: Recorder, fields: Sequence[str], why: str) -> int:
         """Record a query refused before it could be scored (its fields, never values)."""

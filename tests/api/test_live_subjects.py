@@ -1,0 +1,296 @@
+"""The live subjects (ledger/scoring/live.py): a subject with nothing that may count is
+answered without a read, and that answer is the full path's, on both databases; every
+process learns of a change from PostgreSQL's notification."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+
+from ledger.clock import FrozenClock
+from ledger.db import postgres_dsn
+from ledger.reports.models import Report
+from ledger.runtime import Runtime
+from ledger.scoring.live import (
+    APPLICATION_NAME,
+    SNAPSHOT,
+    LiveListener,
+    LiveSubjects,
+    key_of,
+    parse_copy,
+    read_portable,
+    sorted_set,
+)
+from ledger.scoring.service import PostgresReports
+from tests.api.test_disputes_and_subjects import open_dispute
+from tests.api.test_reports import DAY, Member, payload, pseudonym
+from tests.api.test_risk import query
+
+# What each kind of subject is: True if nothing of it can count (answered without a read).
+KINDS = {
+    "never reported": True,
+    "counting": False,
+    "pending notice": False,
+    "disputed": False,
+    "withdrawn": True,
+    "suppressed": True,
+    "expired": True,
+    "purged": True,
+    "withdrawn and counting": False,
+    "marked": False,
+    "marker removed": True,
+}
+
+
+async def _set_report(runtime: Runtime, report_id: str, **values: Any) -> None:
+    async with runtime.sessionmaker() as session, session.begin():
+        await session.execute(
+            sa.update(Report).where(Report.id == uuid.UUID(report_id)).values(**values)
+        )
+
+
+async def _arrange(
+    acme: Member, shop: Member, runtime: Runtime, clock: FrozenClock
+) -> dict[str, str]:
+    subjects = {kind: pseudonym() for kind in KINDS}
+
+    async def file(kind: str, **overrides: Any) -> dict[str, Any]:
+        return await acme.file(payload(clock, subject=subjects[kind], **overrides))
+
+    await file("counting")
+    await file("pending notice", subject_notified_at=None)
+    disputed = await shop.file(payload(clock, subject=subjects["disputed"]))
+    await open_dispute(shop, subjects["disputed"], disputed["id"])
+    for kind in ("withdrawn", "withdrawn and counting"):
+        report = await file(kind)
+        withdrawn = await acme.post(f"/v1/reports/{report['id']}/withdrawal", {"reason": "other"})
+        assert withdrawn.status_code == 200, withdrawn.text
+    await shop.file(payload(clock, subject=subjects["withdrawn and counting"]))
+    await _set_report(runtime, (await file("suppressed"))["id"], state="suppressed")
+    expired = await file("expired")
+    await _set_report(runtime, expired["id"], expires_at=clock.now() - DAY)
+    await _set_report(runtime, (await file("purged"))["id"], state="purged")
+    for kind in ("marked", "marker removed"):
+        placed = await acme.post(
+            "/v1/subjects/markers", {"subject": subjects[kind], "reference": "ticket-1"}
+        )
+        assert placed.status_code == 201, placed.text
+    removed = await acme.post(
+        f"/v1/subjects/markers/{placed.json()['id']}/removal",
+        {"subject": subjects["marker removed"], "reference": "t-2", "at_buyers_request": True},
+    )
+    assert removed.status_code == 200, removed.text
+    return subjects
+
+
+async def _caught_up(runtime: Runtime, dsn: str) -> None:
+    """Every notification sent so far has reached this process's set and was read."""
+    listener = runtime.live_listener
+    assert listener is not None
+    sentinel = pseudonym()
+    conn = await asyncpg.connect(dsn)
+    try:  # delivered after every notification committed before it
+        await conn.execute("SELECT pg_notify('ledger_subjects', $1)", sentinel)
+    finally:
+        await conn.close()
+    deadline = time.monotonic() + 10
+    while key_of(sentinel) not in listener.live._changed:
+        assert time.monotonic() < deadline, "the notification never arrived"
+        await asyncio.sleep(0.005)
+    await asyncio.wait_for(listener.settled.wait(), timeout=10)
+
+
+async def _answers(acme: Member, subject: str) -> dict[str, Any]:
+    response = await acme.post("/v1/risk/query", query(subject))
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    answer.pop("audit_event_id")
+    return answer
+
+
+async def test_the_answer_without_a_read_is_the_full_paths_answer(
+    acme: Member, shop: Member, runtime: Runtime, clock: FrozenClock
+) -> None:
+    subjects = await _arrange(acme, shop, runtime, clock)
+    dsn = postgres_dsn(runtime.settings.resolved_database_url)
+    if dsn is None:  # SQLite: no notifications to keep one current, so it is loaded here
+        async with runtime.read_sessionmaker() as read:
+            keys, until = await read_portable(read)
+        live = LiveSubjects()
+        live.load(keys, until, since=0)
+        live.enabled = True
+        runtime.risk.live = live
+    else:  # PostgreSQL: the server's own set, loaded at start and kept by notifications
+        await _caught_up(runtime, dsn)
+        assert runtime.risk.live is not None
+        live = runtime.risk.live
+    assert live.enabled
+    now = clock.now().timestamp()
+    fast = {kind: await _answers(acme, s) for kind, s in subjects.items()}
+    runtime.risk.live = None  # every query reads and scores
+    full = {kind: await _answers(acme, s) for kind, s in subjects.items()}
+    for kind, subject in subjects.items():
+        assert live.may_count(subject, now) is not KINDS[kind], kind
+        assert fast[kind] == full[kind], kind
+    # And the cases differ where they should: the set is not simply answering "clean".
+    assert full["counting"]["score"] > 0
+    assert full["marked"]["protective_marker"] is not None
+    never = {k: v for k, v in full["never reported"].items() if k != "subject"}
+    for kind, clean in KINDS.items():
+        if clean:
+            assert {k: v for k, v in full[kind].items() if k != "subject"} == never, kind
+
+
+async def test_the_copy_load_is_the_portable_read(
+    acme: Member, shop: Member, runtime: Runtime, clock: FrozenClock
+) -> None:
+    dsn = postgres_dsn(runtime.settings.resolved_database_url)
+    if dsn is None:
+        pytest.skip("COPY is PostgreSQL's; SQLite is read the portable way")
+    await _arrange(acme, shop, runtime, clock)
+    conn = await asyncpg.connect(dsn)
+    try:
+        buffer = _Buffer()
+        copied = await conn.copy_from_query(SNAPSHOT, output=buffer.write, format="binary")
+    finally:
+        await conn.close()
+    assert copied.startswith("COPY ")
+    keys, until = sorted_set(*parse_copy(buffer.data))
+    async with runtime.read_sessionmaker() as read:
+        portable = await read_portable(read)
+    assert len(keys) == 6  # the five kinds that may count, and the expired (cut by time)
+    assert (keys, until) == portable
+
+
+class _Buffer:
+    def __init__(self) -> None:
+        self.data = b""
+
+    async def write(self, chunk: bytes) -> None:
+        self.data += chunk
+
+
+async def test_a_report_expiring_needs_no_write_to_leave_the_set(
+    acme: Member, runtime: Runtime, clock: FrozenClock
+) -> None:
+    dsn = postgres_dsn(runtime.settings.resolved_database_url)
+    if dsn is None:
+        pytest.skip("SQLite has no live set: every query reads")
+    report = await acme.file(payload(clock))
+    await _caught_up(runtime, dsn)
+    live = runtime.risk.live
+    assert live is not None
+    expires = dt.datetime.fromisoformat(report["expires_at"])
+    assert live.may_count(report["subject"], (expires - dt.timedelta(seconds=1)).timestamp())
+    assert not live.may_count(report["subject"], expires.timestamp() + 1)
+    clock.set(expires + dt.timedelta(seconds=1))
+    await acme.relogin()
+    answer = await _answers(acme, report["subject"])
+    assert (answer["score"], answer["reasons"]) == (0, [])
+
+
+async def test_the_filing_process_reads_the_subject_before_any_notification(
+    acme: Member, runtime: Runtime, clock: FrozenClock
+) -> None:
+    listener = runtime.live_listener
+    if listener is None:
+        pytest.skip("SQLite has no live set: every query reads")
+    listener._on_notify = lambda _payload: None
+    subject = pseudonym()
+    assert runtime.risk.live is not None
+    assert not runtime.risk.live.may_count(subject, clock.now().timestamp())
+    await acme.file(payload(clock, subject=subject))
+    assert (await _answers(acme, subject))["score"] > 0
+
+
+async def test_every_process_sees_a_change_within_the_notifications_delay(
+    acme: Member, runtime: Runtime, clock: FrozenClock
+) -> None:
+    dsn = postgres_dsn(runtime.settings.resolved_database_url)
+    if dsn is None:
+        pytest.skip("SQLite has no notifications: every query reads")
+    # Another server process: its own set, its own listening connection, its own pool.
+    other_live, other_reads = LiveSubjects(), PostgresReports(dsn, size=1)
+    other = LiveListener(dsn, other_live, other_reads.connection)
+    other.start()
+    try:
+        await asyncio.wait_for(other.listening(), timeout=10)
+        subject = pseudonym()
+        now = clock.now().timestamp()
+        assert not other_live.may_count(subject, now)
+        report = await acme.file(payload(clock, subject=subject))
+        await _until(lambda: other_live.may_count(subject, now))
+        withdrawn = await acme.post(f"/v1/reports/{report['id']}/withdrawal", {"reason": "other"})
+        assert withdrawn.status_code == 200
+        await _until(lambda: not other_live.may_count(subject, now))
+        assert runtime.risk.live is not None
+        live = runtime.risk.live
+        await _until(lambda: not live.may_count(subject, now))
+    finally:
+        await other.stop()
+        await other_reads.close()
+
+
+async def _until(condition: Any, within: float = 10.0) -> None:
+    """Wait for ``condition()``; the documented delay is the notification's (milliseconds),
+    and a loaded machine gets ten seconds before this fails."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the change did not arrive"
+        await asyncio.sleep(0.005)
+
+
+async def test_a_bulk_load_reads_the_whole_set_again(
+    acme: Member, runtime: Runtime, clock: FrozenClock
+) -> None:
+    dsn = postgres_dsn(runtime.settings.resolved_database_url)
+    if dsn is None or runtime.risk.live is None:
+        pytest.skip("SQLite has no live set: every query reads")
+    loads = runtime.risk.live.stats.loads
+    listener = runtime.live_listener
+    assert listener is not None
+    batch = [payload(clock) for _ in range(150)]
+    response = await acme.post("/v1/reports:batch", {"reports": batch})
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 150
+    await _until(lambda: runtime.risk.live is not None and runtime.risk.live.stats.loads > loads)
+    await _caught_up(runtime, dsn)
+    live = runtime.risk.live
+    now = clock.now().timestamp()
+    assert all(live.may_count(item["subject"], now) for item in batch)
+    assert live.stats.loaded >= 150
+
+
+async def test_a_lost_listener_turns_the_set_off_until_it_loads_again(
+    acme: Member, runtime: Runtime, clock: FrozenClock
+) -> None:
+    dsn = postgres_dsn(runtime.settings.resolved_database_url)
+    listener = runtime.live_listener
+    if dsn is None or listener is None or runtime.risk.live is None:
+        pytest.skip("SQLite has no live set: every query reads")
+    live = runtime.risk.live
+    loads = live.stats.loads
+    admin = await asyncpg.connect(dsn)
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = $1 AND datname = current_database()",
+            APPLICATION_NAME,
+        )
+    finally:
+        await admin.close()
+    assert killed == 1
+    await _until(lambda: not live.enabled)
+    subject = pseudonym()
+    assert live.may_count(subject, clock.now().timestamp())  # off: every query reads
+    await asyncio.wait_for(listener.listening(), timeout=10)
+    assert live.enabled
+    assert live.stats.loads == loads + 1
+    assert not live.may_count(subject, clock.now().timestamp())
