@@ -187,11 +187,29 @@ def _cpu_seconds(pid: int) -> float:
     return total + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _database_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL process on this machine (the server and its
+    backends; the benchmark is the only client of note)."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() != "postgres":
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 @dataclass
 class Run:
     result: WrkResult
     cpu_us: float  # per answer, of the target's processes
     audited: int | None = None  # risk-query events written meanwhile (the ledger)
+    database_us: float = 0.0  # per answer, of PostgreSQL (0 for the peer: SQLite in-process)
 
 
 def _measure(  # noqa: PLR0917
@@ -208,11 +226,13 @@ def _measure(  # noqa: PLR0917
     if warm:
         wrk(url, connections=connections, seconds=3, script=lua)
     events0 = audited() if audited else None
-    cpu0 = sum(_cpu_seconds(pid) for pid in pids)
+    cpu0, db0 = sum(_cpu_seconds(pid) for pid in pids), _database_cpu_seconds()
     result = wrk(url, connections=connections, seconds=seconds, script=lua)
     cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu0
+    database = _database_cpu_seconds() - db0
     events = audited() - events0 if audited and events0 is not None else None
-    return Run(result, cpu / max(1, result.requests) * 1e6, events)
+    answers = max(1, result.requests)
+    return Run(result, cpu / answers * 1e6, events, database / answers * 1e6)
 
 
 _QUERIED = "SELECT count(*) FROM audit_events WHERE tag = 'risk:subject:queried'"
@@ -327,7 +347,8 @@ class Figures:
         r = run.result
         print(
             f"  {'paced ' if paced else ''}{name}: {r.requests_per_second:,.0f} req/s, "
-            f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, {run.cpu_us:,.0f} µs CPU/answer"
+            f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, {run.cpu_us:,.0f} µs CPU/answer, "
+            f"{run.database_us:,.0f} µs database CPU/answer"
             + (f", non-2xx {r.non_2xx}" if r.non_2xx else ""),
             file=sys.stderr,
         )
@@ -430,14 +451,18 @@ def _print_compare(  # noqa: PLR0917
         + (f"; CrowdSec {peer.version} with {args.decisions:,} decisions" if peer else "")
         + ".\n"
     )
-    print("| endpoint | req/s (median) | runs | p50 ms | p99 ms | CPU per answer |")
-    print("|---|---:|---|---:|---:|---:|")
+    print(
+        "| endpoint | req/s (median) | runs | p50 ms | p99 ms | CPU per answer "
+        "| PostgreSQL CPU per answer |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|")
     for name, runs in figures.runs.items():
         rates = ", ".join(f"{r.result.requests_per_second:,.0f}" for r in runs)
         print(
             f"| {_NAMES[name]} | {_median(runs, 'requests_per_second'):,.0f} | {rates} | "
             f"{_median(runs, 'p50_ms'):.2f} | {_median(runs, 'p99_ms'):.2f} | "
-            f"{statistics.median(r.cpu_us for r in runs):,.0f} µs |"
+            f"{statistics.median(r.cpu_us for r in runs):,.0f} µs | "
+            f"{statistics.median(r.database_us for r in runs):,.0f} µs |"
         )
     ledger = _median(figures.runs["ledger"], "requests_per_second")
     print()

@@ -112,6 +112,12 @@ class KeyRing:
             raise NotFound("no active signing key: run `ledger keys rotate`")
         return active[-1]
 
+    def verifies(self, kid: str) -> bool:
+        """Whether ``kid`` exists and is not retired (a cached token's check, on every
+        request: deriving the public key each time cost a few microseconds)."""
+        key = self._by_kid.get(kid)
+        return key is not None and key.retired_at is None
+
     def verification_key(self, kid: str) -> Ed25519PublicKey | None:
         """The public key for ``kid`` if it exists and is not retired."""
         key = self._by_kid.get(kid)

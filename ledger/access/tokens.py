@@ -164,7 +164,7 @@ class TokenVerifier:
         now = self._clock.now().timestamp()
         if now >= claims.expires_at + self._leeway:
             raise InvalidToken("the access token has expired; request a new one")
-        if self._keys.current().verification_key(claims.kid) is None:
+        if not self._keys.current().verifies(claims.kid):
             raise InvalidToken("the access token was signed by a retired key; request a new one")
 
     def _verify_signed(self, token: str) -> TokenClaims:

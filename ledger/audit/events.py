@@ -121,8 +121,21 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def _check_json(value: object) -> None:
-    if isinstance(value, bool | int | str) or value is None:
+    # Exact types first: this runs for every audit event, and isinstance() against a
+    # union or an ABC costs several times a set lookup.
+    if type(value) in _SCALARS:
+        return
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise InvalidInput("audit event body keys must be strings")
+            _check_json(item)
+        return
+    if isinstance(value, bool | int | str):
         return
     if isinstance(value, list | tuple):
         for item in value:

@@ -106,6 +106,10 @@ def parse_copy(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     return rows["key"].astype(np.int64), rows["until"].astype(np.int64)
 
 
+def from_copy(data: bytes) -> tuple[array[int], array[int]]:
+    return sorted_set(*parse_copy(data))
+
+
 def sorted_set(keys: np.ndarray, until: np.ndarray) -> tuple[array[int], array[int]]:
     """The two arrays a lookup searches: keys ascending, each with the latest moment of
     the subjects sharing it (two subjects sharing a key are both live)."""
@@ -278,7 +282,7 @@ class LiveListener(Listener):
         # the GIL while it sorts).
         data = b"".join(chunks)
         chunks.clear()
-        keys, until = await asyncio.to_thread(lambda: sorted_set(*parse_copy(data)))
+        keys, until = await asyncio.to_thread(from_copy, data)
         del data
         self.live.load(keys, until, since)
 
