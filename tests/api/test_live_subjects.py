@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -30,6 +31,7 @@ from ledger.scoring.live import (
 )
 from ledger.scoring.service import PostgresReports
 from tests.api.test_disputes_and_subjects import open_dispute
+from tests.api.test_operations import _samples
 from tests.api.test_reports import DAY, Member, payload, pseudonym
 from tests.api.test_risk import query
 
@@ -294,3 +296,21 @@ async def test_a_lost_listener_turns_the_set_off_until_it_loads_again(
     assert live.enabled
     assert live.stats.loads == loads + 1
     assert not live.may_count(subject, clock.now().timestamp())
+
+
+async def test_the_metrics_show_the_set_and_the_answers_given_without_a_read(
+    client: httpx.AsyncClient, acme: Member, runtime: Runtime, clock: FrozenClock
+) -> None:
+    if runtime.risk.live is None or runtime.sampler is None:
+        pytest.skip("SQLite has no live set: every query reads")
+    await acme.file(payload(clock))
+    await _answers(acme, pseudonym())  # never reported: no read
+    runtime.sampler.sample()
+    samples = _samples((await client.get("/metrics")).text)
+    assert samples[("ledger_risk_live_subjects_off", ())] == 0
+    assert samples[("ledger_risk_answered_without_read_total", ())] == 1
+    assert samples[("ledger_risk_live_subjects", ())] == runtime.risk.live.stats.loaded
+    runtime.risk.live.disable()
+    runtime.sampler.sample()
+    samples = _samples((await client.get("/metrics")).text)
+    assert samples[("ledger_risk_live_subjects_off", ())] == 1
