@@ -375,6 +375,13 @@ def compare(args: argparse.Namespace) -> None:
         ledger = stack.enter_context(
             running_ledger(_sqlalchemy_url(dsn), args.workers, args.subjects, settings)
         )
+        variant = None  # the same ledger with other settings, in the same rounds
+        if args.variant:
+            changed = settings | dict(s.split("=", 1) for s in args.variant)
+            variant = stack.enter_context(
+                running_ledger(_sqlalchemy_url(dsn), args.workers, args.subjects, changed)
+            )
+            _NAMES["variant"] = "the ledger with " + ", ".join(args.variant)
         subjects = pool_of(args.mix, args.subjects, rng)
         peer = None
         if not args.no_peer:
@@ -395,6 +402,9 @@ def compare(args: argparse.Namespace) -> None:
                     audited=lambda: _count(dsn, _QUERIED),
                 ),
             )  # fmt: skip
+            if variant is not None:
+                script = _scripts(tmp, "variant", LUA % (body, variant.token))
+                figures.add("variant", _measure(variant.url, variant.pids, script, n, c))
             for kind in ("bare", "audited"):
                 with running_ceiling(kind, dsn, args.workers, secret) as (ceiling_url, pid):
                     script = _scripts(tmp, kind, ceiling_lua)
@@ -408,9 +418,10 @@ def compare(args: argparse.Namespace) -> None:
         for _ in range(args.paced_rounds):
             script = _scripts(tmp, "ledger", ledger_lua, pause_ms)
             figures.add("ledger", _measure(ledger.url, ledger.pids, script, n, c), paced=True)
-            with running_ceiling("bare", dsn, args.workers, secret) as (ceiling_url, pid):
-                script = _scripts(tmp, "bare", ceiling_lua, pause_ms)
-                figures.add("bare", _measure(ceiling_url, [pid], script, n, c), paced=True)
+            for kind in ("bare", "audited"):
+                with running_ceiling(kind, dsn, args.workers, secret) as (ceiling_url, pid):
+                    script = _scripts(tmp, kind, ceiling_lua, pause_ms)
+                    figures.add(kind, _measure(ceiling_url, [pid], script, n, c), paced=True)
         waiting, drain = drained(dsn)
     _print_compare(args, figures, reports, seeded, rate, waiting, drain, peer)
 
@@ -466,7 +477,7 @@ def _print_compare(  # noqa: PLR0917
         )
     ledger = _median(figures.runs["ledger"], "requests_per_second")
     print()
-    for name in ("bare", "audited", "peer"):
+    for name in ("variant", "bare", "audited", "peer"):
         if name in figures.runs:
             other = _median(figures.runs[name], "requests_per_second")
             print(f"- ledger / {name}: {ledger / other:.2f} (medians)")
@@ -488,20 +499,25 @@ def _print_compare(  # noqa: PLR0917
             f"\nPaced at {args.paced:.0%} of the bare ceiling's saturated rate "
             f"({rate:,.0f} req/s offered), {args.connections} connections:\n"
         )
-        print("| endpoint | req/s | p50 ms | p99 ms | CPU per answer |")
-        print("|---|---:|---:|---:|---:|")
+        print("| endpoint | req/s | p50 ms | p99 ms | CPU per answer | PostgreSQL CPU |")
+        print("|---|---:|---:|---:|---:|---:|")
         for name, paced in figures.paced.items():
             for run in paced:
                 r = run.result
                 print(
                     f"| {name} | {r.requests_per_second:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
-                    f"| {run.cpu_us:,.0f} µs |"
+                    f"| {run.cpu_us:,.0f} µs | {run.database_us:,.0f} µs |"
                 )
         ratios = [
             a.result.p99_ms / b.result.p99_ms
             for a, b in zip(figures.paced["ledger"], figures.paced["bare"], strict=True)
         ]
         print(f"\n- paced p99, ledger / bare: {', '.join(f'{r:.2f}' for r in ratios)}")
+        ratios = [
+            a.result.p99_ms / b.result.p99_ms
+            for a, b in zip(figures.paced["ledger"], figures.paced["audited"], strict=True)
+        ]
+        print(f"- paced p99, ledger / audited: {', '.join(f'{r:.2f}' for r in ratios)}")
 
 
 def growth(args: argparse.Namespace) -> None:
@@ -583,6 +599,14 @@ def main() -> None:
     parser.add_argument("--paced-rounds", type=int, default=2)
     parser.add_argument("--decisions", type=int, default=100_000, help="the peer's")
     parser.add_argument("--no-peer", action="store_true", help="leave CrowdSec out")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LEDGER_NAME=VALUE",
+        help="also run a second ledger with this setting changed, in the same rounds "
+        "(e.g. LEDGER_LIVE_SUBJECTS_ENABLED=false)",
+    )
     parser.add_argument(
         "--growth",
         type=int,

@@ -14,7 +14,7 @@ How it stays current (PostgreSQL only; on SQLite it is off and every query reads
 
 - **Loading.** Once its ``LISTEN ledger_subjects`` connection is up, the process reads
   every live subject's key and moment with one binary ``COPY`` (about 26 bytes a
-  subject) into two sorted arrays: 12 bytes a subject in memory, a binary search per
+  subject) into two sorted arrays: 16 bytes a subject in memory, a binary search per
   query. Until then, and whenever the connection is lost, the set is off and every
   query reads.
 - **Changes.** Triggers on ``reports`` and ``protective_markers`` (migration 0019)
