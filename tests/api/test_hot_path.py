@@ -32,6 +32,21 @@ def _requires_postgres(runtime: Runtime) -> str:
     return dsn
 
 
+async def terminate(dsn: str, application_name: str) -> int:
+    """Cut the connections ``application_name`` holds, as a failover or a network cut
+    would; how many there were."""
+    admin = await asyncpg.connect(dsn)
+    try:
+        killed: int = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = $1 AND datname = current_database()",
+            application_name,
+        )
+    finally:
+        await admin.close()
+    return killed
+
+
 def _count_reads(runtime: Runtime, table: str = "clients") -> list[str]:
     seen: list[str] = []
 
@@ -113,16 +128,7 @@ async def test_a_lost_listener_turns_the_cache_off_until_it_listens_again(
     token = await get_token(client, credential)
     assert (await client.get("/v1/me", headers=bearer(token))).status_code == 200
     generation = runtime.access_cache.generation
-    admin = await asyncpg.connect(dsn)
-    try:
-        killed = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = $1 AND datname = current_database()",
-            APPLICATION_NAME,
-        )
-    finally:
-        await admin.close()
-    assert killed == 1
+    assert await terminate(dsn, APPLICATION_NAME) == 1
     await asyncio.wait_for(runtime.access_cache.changed_since(generation), timeout=10)
     # Whatever was cached is gone; changes made while nobody listened cannot be missed.
     assert not runtime.access_cache.is_active((credential.client_id, credential.member.id))

@@ -31,6 +31,7 @@ from ledger.scoring.live import (
 )
 from ledger.scoring.service import PostgresReports
 from tests.api.test_disputes_and_subjects import open_dispute
+from tests.api.test_hot_path import terminate
 from tests.api.test_operations import _samples
 from tests.api.test_reports import DAY, Member, payload, pseudonym
 from tests.api.test_risk import query
@@ -279,16 +280,7 @@ async def test_a_lost_listener_turns_the_set_off_until_it_loads_again(
         pytest.skip("SQLite has no live set: every query reads")
     live = runtime.risk.live
     loads = live.stats.loads
-    admin = await asyncpg.connect(dsn)
-    try:
-        killed = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = $1 AND datname = current_database()",
-            APPLICATION_NAME,
-        )
-    finally:
-        await admin.close()
-    assert killed == 1
+    assert await terminate(dsn, APPLICATION_NAME) == 1
     await _until(lambda: not live.enabled)
     subject = pseudonym()
     assert live.may_count(subject, clock.now().timestamp())  # off: every query reads
