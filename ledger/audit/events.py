@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from ledger.audit.tags import ActorType, Outcome, Tag
@@ -106,15 +107,61 @@ class StoredEvent:
         }
 
     def canonical_bytes(self) -> bytes:
+        """The reference form, built from ``canonical()``: what verifiers recompute."""
         return _dumps(self.canonical()).encode("ascii")
 
 
+def spliced_bytes(row: Sequence[Any]) -> bytes:
+    """The canonical bytes of a stored row (``StoredEvent``'s fields, in order), spliced.
+
+    Byte-equal to ``StoredEvent(*row).canonical_bytes()``, at about a third of the cost:
+    the fields are written in the canonical key order, and the stored body, canonical
+    JSON already (``AuditEvent.body_json``), is copied as it is instead of being parsed
+    and written again. The sequencer computes this for every leaf. Tests hold it equal to
+    the reference form, and ``ledger audit verify`` recomputes every leaf from that form,
+    so a body stored in any other form would be found there.
+    """
+    (
+        event_id,
+        at,
+        tag,
+        actor,
+        member,
+        client,
+        user,
+        subject,
+        purpose,
+        ref,
+        request,
+        outcome,
+        body,
+    ) = row
+    return (
+        f'{{"actor":{{"client_id":{_text(client)},"member_id":{_uuid_text(member)},'
+        f'"type":{_text(actor)},"user_id":{_uuid_text(user)}}},"body":{body},'
+        f'"id":{int(event_id)},"outcome":{_text(outcome)},"purpose":{_text(purpose)},'
+        f'"reference":{_text(ref)},"request_id":{_text(request)},"subject":{_text(subject)},'
+        f'"tag":{_text(tag)},"time":"{format_time(at)}","v":{CANONICAL_VERSION}}}'
+    ).encode("ascii")
+
+
 def format_time(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value if value.tzinfo is dt.UTC else value.astimezone(dt.UTC)
+    if utc.year >= 1000:  # isoformat() is C, and agrees with strftime from year 1000 on
+        return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # less "+00:00"
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _uuid(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring_ascii(value)
+
+
+def _uuid_text(value: uuid.UUID | None) -> str:
+    return "null" if value is None else f'"{value}"'
 
 
 def _dumps(value: Any) -> str:
