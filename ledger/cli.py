@@ -252,9 +252,11 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """How the ledger is served, beside where: the ledger logs itself (JSON, no access
-    log), names no server, and believes X-Forwarded-For only from its trusted proxies."""
+    """How the ledger is served, beside where: each answer in one write, the ledger logs
+    itself (JSON, no access log), names no server, and believes X-Forwarded-For only from
+    its trusted proxies."""
     return {
+        "http": "api.serving:OneWriteProtocol",  # each answer in one write (api/serving.py)
         "log_config": None,
         "access_log": False,
         "server_header": False,

@@ -8,7 +8,9 @@ like any route, served without FastAPI's per-request dependency resolution.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
+from json.encoder import encode_basestring
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -27,6 +29,7 @@ from ledger.access.principals import ClientPrincipal
 from ledger.audit.reads import Recorder
 from ledger.errors import InvalidInput
 from ledger.runtime import Runtime
+from ledger.scoring import service
 from ledger.scoring.service import ReportSource
 
 router = APIRouter(prefix="/v1/risk", tags=["risk"])
@@ -34,9 +37,38 @@ router = APIRouter(prefix="/v1/risk", tags=["risk"])
 RiskReader = Annotated[ClientPrincipal, Depends(authorize_client(Permission.RISK_READ))]
 
 
-def _json(model: BaseModel, headers: dict[str, str] | None = None) -> Response:
+def _json(model: BaseModel | bytes, headers: dict[str, str] | None = None) -> Response:
     # The answer is built from typed models already; validating it again is wasted work.
-    return Response(model.model_dump_json(), media_type="application/json", headers=headers)
+    body = model if isinstance(model, bytes) else model.model_dump_json()
+    return Response(body, media_type="application/json", headers=headers)
+
+
+# The JSON of the answer most queries share (nothing recorded, no protective marker), as
+# a template per assessment and locale: only the subject and the audit event id differ.
+_SUBJECT_MARK = "\x00subject\x00"
+_EVENT_MARK = 7_146_288_049_155_312_641  # no log reaches this id
+_SHARED_BODIES: dict[tuple[int, str], tuple[object, bytes, bytes, bytes]] = {}
+
+
+def answer_json(answer: service.RiskAnswer) -> bytes:
+    """``RiskAnswer.of(answer).model_dump_json()``, spliced from a template when the
+    answer is the one most queries share (tests hold the two byte-equal)."""
+    if answer.marker is not None or not service.is_shared(answer.assessment):
+        return RiskAnswer.of(answer).model_dump_json().encode()
+    key = (id(answer.assessment), answer.locale)
+    held = _SHARED_BODIES.get(key)
+    if held is None or held[0] is not answer.assessment:
+        marked = dataclasses.replace(answer, subject=_SUBJECT_MARK, audit_event_id=_EVENT_MARK)
+        text = RiskAnswer.of(marked).model_dump_json()
+        head, rest = text.split(encode_basestring(_SUBJECT_MARK))
+        middle, tail = rest.split(str(_EVENT_MARK))
+        if len(_SHARED_BODIES) >= 64:
+            _SHARED_BODIES.clear()
+        held = (answer.assessment, head.encode(), middle.encode(), tail.encode())
+        _SHARED_BODIES[key] = held
+    _, head_bytes, middle_bytes, tail_bytes = held
+    subject = encode_basestring(answer.subject).encode()
+    return b"".join((head_bytes, subject, middle_bytes, b"%d" % answer.audit_event_id, tail_bytes))
 
 
 def _refusal(runtime: Runtime, rec: Recorder) -> Callable[[list[str]], Awaitable[int]]:
@@ -55,7 +87,7 @@ async def risk_query(request: Request, principal: RiskReader) -> Response:
     body = await parse_recorded(RiskQueryIn, await request.body(), _refusal(runtime, rec))
     locale = locale_of(request, body.locale)
     answer = await runtime.risk.answer(rec, principal, body.query(locale))
-    return _json(RiskAnswer.of(answer), language_headers(locale))
+    return _json(answer_json(answer), language_headers(locale))
 
 
 def query_route() -> DirectRoute:

@@ -324,6 +324,8 @@ def assessed(
     rows: SubjectRows, *, now: dt.datetime, report_policy: ReportPolicy, policy: ScoringPolicy
 ) -> Assessment:
     """The score of the subject's reports at ``now`` (pure)."""
+    if not rows.reports:
+        return nothing_scored(policy)
     scored = [
         ScoredReport(
             member_id=row.member_id,
@@ -342,6 +344,31 @@ def assessed(
         for row in rows.reports
     ]
     return score(scored, now, policy)
+
+
+_NOTHING_SCORED: dict[int, tuple[ScoringPolicy, Assessment]] = {}
+
+
+def nothing_scored(policy: ScoringPolicy) -> Assessment:
+    """The assessment of no reports under ``policy``: one object for every such query.
+
+    It does not depend on the time, so most risk queries (buyers never reported) share
+    it, and what is derived from it is computed once (``RiskQueries._texts``, the
+    answer's JSON in api/routers/risk.py).
+    """
+    held = _NOTHING_SCORED.get(id(policy))
+    if held is not None and held[0] is policy:
+        return held[1]
+    assessment = score((), dt.datetime.now(dt.UTC), policy)
+    if len(_NOTHING_SCORED) >= 16:  # policies change seldom; drop the old ones
+        _NOTHING_SCORED.clear()
+    _NOTHING_SCORED[id(policy)] = (policy, assessment)
+    return assessment
+
+
+def is_shared(assessment: Assessment) -> bool:
+    """Whether ``assessment`` is one that ``nothing_scored`` hands out to every query."""
+    return any(held is assessment for _, held in _NOTHING_SCORED.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +428,9 @@ class RiskQueries:
         self.live = live
         self._report_policy = report_policy
         self.policies = scoring_policies  # cached for a few seconds
+        self._shared_texts: dict[
+            tuple[int, str], tuple[Assessment, tuple[Reason, ...], Explanation]
+        ] = {}
 
     @asynccontextmanager
     async def reports(self) -> AsyncIterator[ReportSource]:
@@ -460,15 +490,30 @@ class RiskQueries:
             }
             | ({"protective_marker": marker.kind} if marker else {}),
         )
+        reasons, explanation = self._texts(assessment, query.locale)
         return RiskAnswer(
             subject=query.subject,
             assessment=assessment,
-            reasons=explanations.reasons(assessment, query.locale),
-            explanation=explanations.explain(assessment, query.locale),
+            reasons=reasons,
+            explanation=explanation,
             locale=query.locale,
             audit_event_id=event_id,
             marker=marker,
         )
+
+    def _texts(self, assessment: Assessment, locale: str) -> tuple[tuple[Reason, ...], Explanation]:
+        """The reasons and explanation in ``locale``; computed once for the assessment
+        most queries share (``nothing_scored``), each time for the others."""
+        key = (id(assessment), locale)
+        held = self._shared_texts.get(key)
+        if held is not None and held[0] is assessment:
+            return held[1], held[2]
+        texts = explanations.reasons(assessment, locale), explanations.explain(assessment, locale)
+        if is_shared(assessment):
+            if len(self._shared_texts) >= 64:
+                self._shared_texts.clear()
+            self._shared_texts[key] = (assessment, *texts)
+        return texts
 
     def changing(self, subjects: Iterable[str]) -> None:
         """A write that may give ``subjects`` something that counts is about to commit in
