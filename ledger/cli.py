@@ -625,6 +625,10 @@ def webhooks_worker() -> None:
 
     settings = _settings()
     configure_logging(settings.log_level)
+    # Integration can wait a moment, an answer cannot: on a busy host the scheduler
+    # serves the API's workers first (docs/benchmarks.md, issue 19). Lowering one's own
+    # priority needs no privilege.
+    os.nice(settings.audit_sequencer_nice)
 
     async def go() -> None:
         stop = asyncio.Event()
@@ -708,6 +712,10 @@ def audit_sequencer() -> None:
 
     settings = _settings()
     configure_logging(settings.log_level)
+    # Integration can wait a moment, an answer cannot: on a busy host the scheduler
+    # serves the API's workers first (docs/benchmarks.md, issue 19). Lowering one's own
+    # priority needs no privilege.
+    os.nice(settings.audit_sequencer_nice)
 
     async def go() -> None:
         stop = asyncio.Event()

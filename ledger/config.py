@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     audit_checkpoint_every_leaves: int = Field(default=1000, ge=1)
     audit_checkpoint_every_seconds: float = Field(default=60.0, gt=0)
     audit_sequencer_interval_seconds: float = Field(default=0.5, gt=0)
+    audit_sequencer_nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="How much `ledger audit sequencer` lowers its CPU priority: when CPU is "
+        "short, the servers answering queries go first, and the tree catches up after.",
+    )
     audit_sequencer_enabled: bool = Field(
         default=True,
         description="Run the sequencer and checkpointer in this process (any number of "
