@@ -229,6 +229,9 @@ class AuditWriter:
             await self._wakeup.wait()
             if self._stopping and not self._queue:
                 return
+            # One turn of the loop first: the requests already ready to run queue their
+            # events too, and share this commit instead of waiting for the next one.
+            await asyncio.sleep(0)
             await self._flush(self._take())
 
     async def _flush(self, batch: list[_Pending]) -> None:
