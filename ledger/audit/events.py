@@ -10,9 +10,10 @@ stored row, so it is the same whichever database and Python version read it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -61,11 +62,43 @@ class AuditEvent:
 
     def body_json(self) -> str:
         """The body as canonical JSON text; refuses floats and oversized bodies."""
+        if type(self.body) is CanonicalBody:
+            return self.body.text
         _check_json(self.body)
         text = _dumps(dict(self.body))
         if len(text) > MAX_BODY_BYTES:
             raise InvalidInput(f"an audit event body is at most {MAX_BODY_BYTES} bytes")
         return text
+
+
+class CanonicalBody(Mapping[str, JsonValue]):
+    """A body checked and written once, for bodies that many events share: the risk
+    query's few (score, band, policy) bodies are made once each (``shared_body``)."""
+
+    __slots__ = ("_items", "text")
+
+    def __init__(self, items: Mapping[str, JsonValue]) -> None:
+        _check_json(items)
+        self._items = dict(items)
+        self.text = _dumps(self._items)
+        if len(self.text) > MAX_BODY_BYTES:
+            raise InvalidInput(f"an audit event body is at most {MAX_BODY_BYTES} bytes")
+
+    def __getitem__(self, key: str) -> JsonValue:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@functools.lru_cache(maxsize=4096)
+def shared_body(*items: tuple[str, JsonValue]) -> CanonicalBody:
+    """The ``CanonicalBody`` of ``items`` (key, value pairs), made once. The cache
+    compares values with ``==``: give each key values of one type (``True == 1``)."""
+    return CanonicalBody(dict(items))
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ledger.access.permissions import Permission
 from ledger.access.principals import ClientPrincipal, require
+from ledger.audit.events import shared_body
 from ledger.audit.reads import Recorder
 from ledger.audit.tags import Tag
 from ledger.disputes.models import Dispute, DisputeItem, Resolution
@@ -483,12 +484,12 @@ class RiskQueries:
             subject=query.subject,
             purpose=query.purpose.value,
             reference=query.reference,
-            body={
-                "score": assessment.score,
-                "band": assessment.band.value,
-                "policy_version": assessment.policy_version,
-            }
-            | ({"protective_marker": marker.kind} if marker else {}),
+            body=shared_body(
+                ("score", assessment.score),
+                ("band", assessment.band.value),
+                ("policy_version", assessment.policy_version),
+                *((("protective_marker", marker.kind),) if marker else ()),
+            ),
         )
         reasons, explanation = self._texts(assessment, query.locale)
         return RiskAnswer(

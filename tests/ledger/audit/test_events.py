@@ -6,11 +6,20 @@ import datetime as dt
 import json
 import uuid
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.audit.events import Actor, AuditEvent, StoredEvent, spliced_bytes
+from ledger.audit.events import (
+    Actor,
+    AuditEvent,
+    CanonicalBody,
+    StoredEvent,
+    shared_body,
+    spliced_bytes,
+)
 from ledger.audit.tags import ActorType, Outcome, Tag
+from ledger.errors import InvalidInput
 
 # Any text, including quotes, backslashes, control characters, non-BMP characters and
 # lone surrogates: what JSON escapes and what it does not.
@@ -115,3 +124,18 @@ def test_a_risk_query_event_splices_to_its_documented_bytes() -> None:
     ).encode("ascii")
     assert spliced_bytes(_fields(stored)) == expected == stored.canonical_bytes()
     assert json.loads(expected)["subject"] == 'ps_é"x'
+
+
+def test_a_shared_body_is_the_body_written_once() -> None:
+    actor = Actor.client(uuid.uuid4(), "cli_checkout")
+    items = (("score", 7), ("band", "low"), ("policy_version", "2026-11-23.1"))
+    shared = shared_body(*items)
+    assert shared_body(*items) is shared
+    plain = AuditEvent(Tag.RISK_QUERIED, actor, body=dict(items))
+    event = AuditEvent(Tag.RISK_QUERIED, actor, body=shared)
+    assert event.body_json() == plain.body_json() == shared.text
+    assert dict(shared) == dict(items)
+    with pytest.raises(InvalidInput):
+        CanonicalBody({"score": 0.5})  # type: ignore[dict-item]
+    with pytest.raises(InvalidInput):
+        CanonicalBody({"text": "x" * 5000})

@@ -4,12 +4,16 @@ real pseudonym."""
 from __future__ import annotations
 
 import base64
+import binascii
 import os
+import string
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.errors import InvalidInput
-from ledger.subjects.pseudonyms import RAW_IDENTIFIER, check_pseudonym
+from ledger.subjects.pseudonyms import _EMBEDDED, RAW_IDENTIFIER, check_pseudonym
 
 
 def _pseudonym(raw: bytes) -> str:
@@ -47,3 +51,41 @@ def test_short_digit_runs_in_a_pseudonym_pass() -> None:
     value = _pseudonym(b"\x00" * 32)[:30] + "1234567890123"[:10] + "AAA"
     assert len(value) == 43
     assert check_pseudonym(value) == value
+
+
+def _decodes_canonically(value: str) -> bool:
+    """The reference: 32 bytes whose unpadded base64url is exactly ``value``."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=")
+    except (binascii.Error, ValueError):
+        return False
+    return len(raw) == 32 and _pseudonym(raw) == value
+
+
+_ALPHABET = string.ascii_letters + string.digits + "-_"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.text(_ALPHABET, min_size=41, max_size=45),
+        st.text(_ALPHABET + "=+/\n ", min_size=43, max_size=44),
+        st.binary(min_size=32, max_size=32).map(_pseudonym),
+    )
+)
+def test_the_pattern_is_decoding_canonical_32_bytes(value: str) -> None:
+    if _EMBEDDED.search(value):  # refused as a raw identifier, whatever it decodes to
+        return
+    try:
+        check_pseudonym(value)
+        accepted = True
+    except InvalidInput:
+        accepted = False
+    assert accepted is _decodes_canonically(value)
+
+
+def test_a_trailing_newline_is_refused() -> None:
+    value = _pseudonym(b"\x01" * 32)
+    assert check_pseudonym(value) == value
+    with pytest.raises(InvalidInput):
+        check_pseudonym(value + "\n")
