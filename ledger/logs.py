@@ -22,6 +22,10 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
+# One encoder for every line: json.dumps() with options builds a new one per call.
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -41,13 +45,20 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             # The type only: exception messages and tracebacks can carry request data.
             line["exc_type"] = record.exc_info[0].__name__
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return _ENCODER.encode(line)
 
 
 def configure_logging(level: str = "INFO") -> None:
     """Send every log line, ours and the libraries', to stderr as JSON."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    # What no line of ours holds, no record need find out: the caller's file and line
+    # (a walk up the stack per record), its thread and process (the logging HOWTO's
+    # "Optimization"). An access line then costs about half as much.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
