@@ -115,6 +115,19 @@ class Operational:
             "Risk answers for subjects with nothing that may count, given without a read.",
             registry=r,
         )
+        self.answered_from_held = Counter(
+            "ledger_risk_answered_from_held_total",
+            "Risk answers for subjects with reports or a marker, scored from the rows this "
+            "process held since its last read of them (no read: nothing changed since).",
+            registry=r,
+        )
+        self.held_subjects = Gauge(
+            "ledger_risk_held_subjects",
+            "Subjects whose rows a process holds for the risk query (the most of any "
+            "process; bounded by LEDGER_RISK_HELD_SUBJECTS).",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.rate_limited = Counter(
             "ledger_rate_limit_refusals_total",
             "Requests refused by a rate limit (429), by limit.",
@@ -158,6 +171,7 @@ class Sampler:
         self.engines = engines
         self.live = live
         self._without_read = 0
+        self._from_held = 0
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
 
@@ -175,6 +189,9 @@ class Sampler:
             self.metrics.live_off.set(0 if self.live.enabled else 1)
             answered, self._without_read = self._without_read, self.live.answered_without_read
             self.metrics.answered_without_read.inc(self._without_read - answered)
+            answered, self._from_held = self._from_held, self.live.answered_from_held
+            self.metrics.answered_from_held.inc(self._from_held - answered)
+            self.metrics.held_subjects.set(self.live.held_count)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="metrics-sampler")

@@ -132,7 +132,11 @@ class Runtime:
         read_sessionmaker = create_sessionmaker(engine, read_only=True)
         scoring_policies = PolicySource()  # one cache, for the risk and evidence queries
         hot = PostgresReports(dsn, size=settings.risk_pool_size) if dsn else None
-        live = LiveSubjects() if hot is not None and settings.live_subjects_enabled else None
+        live = (
+            LiveSubjects(held_capacity=settings.risk_held_subjects)
+            if hot is not None and settings.live_subjects_enabled
+            else None
+        )
         fingerprint_key = fingerprint_keys.load_key(
             settings.resolved_key_dir / fingerprint_keys.KEY_DIR
         )

@@ -98,6 +98,7 @@ async def open_dispute(
         reference=body.reference,
         policy=runtime.policy,
     )
+    runtime.risk.changing([body.subject])  # before the commit: see the risk query's notes
     texts = Texts.of(request, runtime, body.locale)
     response.headers.update(language_headers(texts.locale))
     return dispute_out(view, op.now.timestamp(), texts)
@@ -168,6 +169,8 @@ async def resolve(
         evidence_sha256=body.evidence_sha256,
         policy=runtime.policy,
     )
+    if item.subject is not None:
+        runtime.risk.changing([item.subject])
     texts = Texts.of(request, runtime)
     response.headers.update(language_headers(texts.locale))
     return item_out(item, op.now.timestamp(), texts)

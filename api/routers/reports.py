@@ -276,6 +276,7 @@ async def withdraw(
         body.reason,
         policy=runtime.policy,
     )
+    runtime.risk.changing([view.subject])  # before the commit: see the risk query's notes
     return report_out(view)
 
 
@@ -296,4 +297,5 @@ async def record_notice(
         body.notified_at,
         policy=runtime.policy,
     )
+    runtime.risk.changing([view.subject])
     return report_out(view)

@@ -179,6 +179,7 @@ async def remove_marker(
         reference=body.reference,
         at_buyers_request=body.at_buyers_request,
     )
+    runtime.risk.changing([body.subject])
     return marker_out(view, runtime)
 
 

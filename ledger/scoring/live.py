@@ -149,9 +149,17 @@ class LiveStats:
 class LiveSubjects:
     """The set, as one process holds it. ``may_count`` is all a query asks of it."""
 
-    def __init__(self, *, rebuild_after: int = 100_000) -> None:
+    def __init__(self, *, rebuild_after: int = 100_000, held_capacity: int = 0) -> None:
         self.enabled = False
         self.rebuild_after = rebuild_after
+        # What was read of subjects that may count (ledger/scoring/service.py
+        # ``HeldReports``), each with the change counter taken before its read: held
+        # until the subject changes, for at most ``held_capacity`` subjects (least
+        # recently asked about leave first).
+        self.held_capacity = held_capacity
+        self._held: dict[str, tuple[int, object]] = {}
+        self._held_from = 0  # reads whose ticket is older than this are never held
+        self.answered_from_held = 0  # counted by the risk query, read by the metrics
         self._keys: array[int] = array("q")
         self._until: array[int] = array("q")
         # Changes since the load: key -> moment (math.inf: taken as live until read again).
@@ -177,9 +185,57 @@ class LiveSubjects:
         return until > now
 
     def touch(self, subjects: Iterable[str]) -> None:
-        """Take ``subjects`` as live until their moment is read again."""
+        """Take ``subjects`` as live until their moment is read again (and hold nothing
+        read of them before)."""
         for subject in subjects:
             self._set(key_of(subject), math.inf)
+            self._held.pop(subject, None)
+
+    def held(self, subject: str) -> object | None:
+        """What was read of ``subject`` and is still what the database holds, if any: no
+        change to it was noted since before that read began."""
+        entry = self._held.pop(subject, None)
+        if entry is None:
+            return None
+        since, rows = entry
+        if self._stamp.get(key_of(subject), 0) > since:
+            return None  # changed since (a sharer of its key did, at least): read again
+        self._held[subject] = entry  # the most recently asked about leave last
+        return rows
+
+    def ticket(self, subject: str) -> int | None:
+        """Taken before reading ``subject``, to hold what the read returns; None if it may
+        not be held: the set is off, or a change to the subject was noted that has not
+        been read since its notification (it may not have committed yet)."""
+        if not self.enabled or not self.held_capacity:
+            return None
+        if self._changed.get(key_of(subject)) == math.inf:
+            return None
+        return self._counter
+
+    def hold(self, subject: str, ticket: int | None, rows: object) -> None:
+        """Keep ``rows``, read of ``subject`` after ``ticket`` was taken, unless the
+        subject changed (or everything was forgotten) since."""
+        if ticket is None or ticket < self._held_from or not self.enabled:
+            return
+        if self._stamp.get(key_of(subject), 0) > ticket:
+            return
+        held = self._held
+        held.pop(subject, None)
+        while len(held) >= self.held_capacity:
+            del held[next(iter(held))]
+        held[subject] = (ticket, rows)
+
+    def forget_held(self) -> None:
+        """Hold nothing read so far, nor what reads in flight return (a bulk change named
+        no subjects, a load, the set turned off)."""
+        self._counter += 1
+        self._held_from = self._counter
+        self._held.clear()
+
+    @property
+    def held_count(self) -> int:
+        return len(self._held)
 
     def settle(self, subjects: Iterable[str], moments: dict[str, int], since: int) -> None:
         """The moments read for ``subjects`` (absent: nothing live), kept for a subject
@@ -202,6 +258,7 @@ class LiveSubjects:
     def load(self, keys: array[int], until: array[int], since: int) -> None:
         """A new load, read after the change counter was ``since``: changes noted after
         that stay on top of it."""
+        self.forget_held()
         self._keys, self._until = keys, until
         self._changed = {k: v for k, v in self._changed.items() if self._stamp[k] > since}
         self._stamp = {k: self._stamp[k] for k in self._changed}
@@ -211,6 +268,7 @@ class LiveSubjects:
 
     def disable(self) -> None:
         self.enabled = False
+        self.forget_held()
 
 
 class LiveListener(Listener):
@@ -248,6 +306,7 @@ class LiveListener(Listener):
     def _notified_subjects(self, payload: str) -> None:
         if payload == EVERYTHING:
             self._reload = True
+            self.live.forget_held()  # the change named no one: anyone may have changed
         else:
             subjects = payload.split(",")
             self.live.touch(subjects)

@@ -10,7 +10,8 @@ The subject's reports come from a ``ReportSource``. ``SessionReports`` reads thr
 SQLAlchemy session and serves every database. ``PostgresReports`` is the hot path on
 PostgreSQL: one prepared statement on a small read-only asyncpg pool, with no ORM or
 Core layer and no per-release connection reset (the statement changes no session state).
-Both return the same rows; the tests run each against the same cases.
+``HeldReports`` keeps what it read of a subject until a notification says the subject
+changed. All return the same rows; the tests run each against the same cases.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class MarkerRow:
 
 @dataclass(frozen=True, slots=True)
 class SubjectRows:
-    reports: Sequence[ReportRow]
+    reports: tuple[ReportRow, ...]
     marker: MarkerRow | None = None
 
 
@@ -167,11 +168,14 @@ class SessionReports:
             )
             for row in rows
         ]
-        return SubjectRows(found, marker)
+        return SubjectRows(tuple(found), marker)
 
 
-# One statement, one round trip: the open disputes' deadlines come as an array per
-# report, and a protective marker in force as one more row, its kind in the last column.
+# One statement, one round trip: every report of the subject not purged, with the
+# deadlines of its open disputes as an array, and every protective marker not removed
+# as one more row each, its kind in the last column. What is in force at a moment is
+# chosen in Python (``HeldRows.at``), so the rows read once serve any later moment until
+# the subject changes (``HeldReports``).
 _HOT_REPORTS = """
 SELECT r.member_id, r.category, r.state, r.filed_at, r.notified_at, r.expires_at,
        r.confirmed_at,
@@ -179,13 +183,32 @@ SELECT r.member_id, r.category, r.state, r.filed_at, r.notified_at, r.expires_at
              WHERE i.report_id = r.id AND i.resolution = 'open') AS deadlines,
        NULL::varchar AS marker
 FROM reports r
-WHERE r.subject = $1 AND r.state <> 'purged' AND r.expires_at > $2
+WHERE r.subject = $1 AND r.state <> 'purged'
 UNION ALL
-(SELECT NULL, NULL, NULL, m.placed_at, NULL, m.expires_at, NULL, NULL, m.kind
- FROM protective_markers m
- WHERE m.subject = $1 AND m.removed_at IS NULL AND m.expires_at > $2
- ORDER BY m.placed_at DESC LIMIT 1)
+SELECT NULL, NULL, NULL, m.placed_at, NULL, m.expires_at, NULL, NULL, m.kind
+FROM protective_markers m
+WHERE m.subject = $1 AND m.removed_at IS NULL
 """
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRows:
+    """Everything of a subject that may be in force at some moment: its reports not
+    purged and its protective markers not removed (newest placed first)."""
+
+    reports: tuple[ReportRow, ...]
+    markers: tuple[MarkerRow, ...] = ()
+
+    def at(self, now: dt.datetime) -> SubjectRows:
+        """What ``ReportSource.read`` returns at ``now``: the reports not expired, and the
+        newest marker in force (the statements of ``SessionReports``, applied here)."""
+        reports = self.reports
+        if any(row.expires_at <= now for row in reports):
+            reports = tuple(row for row in reports if row.expires_at > now)
+        marker = next((m for m in self.markers if m.expires_at > now), None)
+        if not reports and marker is None:
+            return NOTHING
+        return SubjectRows(reports, marker)
 
 
 # What says the database cannot serve right now (down, restarting, refusing
@@ -252,19 +275,23 @@ class PostgresReports:
             yield conn
 
     async def read(self, subject: str, now: dt.datetime) -> SubjectRows:
+        return (await self.read_all(subject)).at(now)
+
+    async def read_all(self, subject: str) -> HeldRows:
+        """Every report of ``subject`` not purged, and every marker not removed."""
         try:
             pool = await self._get_pool()
             async with self._turns:
-                rows: list[Any] = await pool.fetch(_HOT_REPORTS, subject, now)
+                rows: list[Any] = await pool.fetch(_HOT_REPORTS, subject)
         except _UNAVAILABLE as exc:
             raise Unavailable(
                 "the ledger's database cannot be reached; nothing was recorded, retry shortly"
             ) from exc
-        marker = None
+        markers = []
         found = []
         for row in rows:
             if row[8] is not None:
-                marker = MarkerRow(row[8], row[3], row[5])
+                markers.append(MarkerRow(row[8], row[3], row[5]))
                 continue
             found.append(
                 ReportRow(
@@ -278,12 +305,42 @@ class PostgresReports:
                     open_dispute_deadlines=tuple(row[7]),
                 )
             )
-        return SubjectRows(found, marker)
+        if len(markers) > 1:
+            markers.sort(key=lambda m: m.placed_at, reverse=True)
+        return HeldRows(tuple(found), tuple(markers))
 
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+class HeldReports:
+    """The hot read, with each subject's rows held in this process until it changes.
+
+    A buyer with reports is asked about again and again (each refund request, each
+    platform); what they have changes seldom. Their rows are kept (``HeldRows``: what
+    is in force is chosen at each query's ``now``, so time passing needs no read) until
+    a notification names the subject, exactly as the live set learns of changes
+    (ledger/scoring/live.py decides what may be held and for how long). A read in flight
+    while its subject changes is not held; while the set is off nothing is.
+    """
+
+    def __init__(self, hot: PostgresReports, live: LiveSubjects) -> None:
+        self._hot = hot
+        self._live = live
+
+    async def read(self, subject: str, now: dt.datetime) -> SubjectRows:
+        live = self._live
+        held = live.held(subject)
+        if held is None:
+            ticket = live.ticket(subject)
+            held = await self._hot.read_all(subject)
+            live.hold(subject, ticket, held)
+        else:
+            live.answered_from_held += 1
+        assert isinstance(held, HeldRows)
+        return held.at(now)
 
 
 async def assess(
@@ -411,8 +468,9 @@ class RiskQueries:
     """The risk query as the core answers it, on the best read the database allows.
 
     On PostgreSQL the reports come from ``PostgresReports`` (the hot read on its own
-    pool); elsewhere from a read session. Callers never choose: ``reports()`` does. A
-    subject the live set (``live``) knows has nothing that may count is not read at all.
+    pool), held per subject until it changes while the live set is on (``HeldReports``);
+    elsewhere from a read session. Callers never choose: ``reports()`` does. A subject
+    the live set (``live``) knows has nothing that may count is not read at all.
     """
 
     def __init__(
@@ -437,7 +495,7 @@ class RiskQueries:
     async def reports(self) -> AsyncIterator[ReportSource]:
         """Where this process reads reports from, for one query or one batch of them."""
         if self.hot is not None:
-            yield self.hot
+            yield self.hot if self.live is None else HeldReports(self.hot, self.live)
             return
         async with self._sessionmaker() as session:
             yield SessionReports(session)
@@ -517,10 +575,12 @@ class RiskQueries:
         return texts
 
     def changing(self, subjects: Iterable[str]) -> None:
-        """A write that may give ``subjects`` something that counts is about to commit in
-        this process: from now on, this process reads them. (Every process learns it from
-        the commit's notification; this one must not answer from its set in between,
-        e.g. to the member that has just filed.)"""
+        """A write that may change what counts for ``subjects`` is about to commit in this
+        process: from now on this process reads them, and holds nothing read of them,
+        until it has read them again after the commit's notification. (Every process
+        learns of the change from that notification; this one must not answer from its
+        set or from rows it held in between, e.g. to the member that has just filed,
+        withdrawn or disputed.) Call it before the request's transaction commits."""
         if self.live is not None:
             self.live.touch(subjects)
 

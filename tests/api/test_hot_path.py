@@ -202,9 +202,9 @@ async def test_the_postgres_read_returns_what_the_portable_read_returns(
     assert fast.marker == portable.marker
     assert fast.marker.kind == "identity_misused"
     assert fast_marked == portable_marked
-    assert fast_marked.reports == []
+    assert fast_marked.reports == ()
     assert fast_marked.marker is not None
-    assert (list(fast_clean.reports), fast_clean.marker) == ([], None)
+    assert (fast_clean.reports, fast_clean.marker) == ((), None)
 
 
 async def test_reads_are_served_in_the_order_they_were_asked(runtime: Runtime) -> None:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from ledger.clock import FrozenClock
 from ledger.db import postgres_dsn
 from ledger.reports.models import Report
+from ledger.reports.policy import State
 from ledger.runtime import Runtime
 from ledger.scoring.live import (
     APPLICATION_NAME,
@@ -29,11 +30,11 @@ from ledger.scoring.live import (
     read_portable,
     sorted_set,
 )
-from ledger.scoring.service import PostgresReports
-from tests.api.test_disputes_and_subjects import open_dispute
+from ledger.scoring.service import HeldReports, PostgresReports, SessionReports, SubjectRows
+from tests.api.test_disputes_and_subjects import open_dispute, resolution_path
 from tests.api.test_hot_path import terminate
 from tests.api.test_operations import _samples
-from tests.api.test_reports import DAY, Member, payload, pseudonym
+from tests.api.test_reports import DAY, Member, digest, payload, pseudonym
 from tests.api.test_risk import query
 
 # What each kind of subject is: True if nothing of it can count (answered without a read).
@@ -306,3 +307,148 @@ async def test_the_metrics_show_the_set_and_the_answers_given_without_a_read(
     runtime.sampler.sample()
     samples = _samples((await client.get("/metrics")).text)
     assert samples[("ledger_risk_live_subjects_off", ())] == 1
+
+
+async def test_held_rows_give_the_full_paths_answer_as_time_passes(
+    acme: Member, shop: Member, runtime: Runtime, clock: FrozenClock
+) -> None:
+    dsn = postgres_dsn(runtime.settings.resolved_database_url)
+    live = runtime.risk.live
+    if dsn is None or live is None:
+        pytest.skip("SQLite has no notifications: every query reads")
+    subjects = await _arrange(acme, shop, runtime, clock)
+    expiring = await acme.file(
+        payload(clock, occurred_at=(clock.now() - 5 * 365 * DAY + 2 * DAY).isoformat())
+    )
+    subjects["expires in a day"] = expiring["subject"]
+    await _caught_up(runtime, dsn)
+    for moment in (clock.now(), clock.now() + 3 * DAY):  # the second: one report expired
+        clock.set(moment)
+        await acme.relogin()
+        first = {kind: await _answers(acme, s) for kind, s in subjects.items()}
+        before = live.answered_from_held
+        held = {kind: await _answers(acme, s) for kind, s in subjects.items()}
+        # Every subject that may count was answered from what the first round held.
+        may_count = [s for s in subjects.values() if live.may_count(s, moment.timestamp())]
+        assert live.answered_from_held - before == len(may_count)
+        runtime.risk.live = None  # every query reads and scores
+        try:
+            full = {kind: await _answers(acme, s) for kind, s in subjects.items()}
+        finally:
+            runtime.risk.live = live
+        assert first == held == full
+    assert full["expires in a day"]["score"] == 0  # it counted, and expired while held
+    assert first["counting"]["score"] > 0
+
+
+async def test_every_change_to_a_held_subject_reaches_every_process(
+    acme: Member, shop: Member, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Another process holds the subject's rows; each kind of change must reach it within
+    the notification's delay (the rows are compared with a fresh read after each)."""
+    dsn = postgres_dsn(runtime.settings.resolved_database_url)
+    if dsn is None:
+        pytest.skip("SQLite has no notifications: every query reads")
+    other_live, other_reads = LiveSubjects(held_capacity=100), PostgresReports(dsn, size=1)
+    other = LiveListener(dsn, other_live, other_reads.connection)
+    held = HeldReports(other_reads, other_live)
+    subject = pseudonym()
+    now = clock.now()
+
+    async def fresh() -> SubjectRows:
+        async with runtime.read_sessionmaker() as read:
+            return await SessionReports(read).read(subject, now)
+
+    async def seen(what: str) -> None:
+        """Until the other process answers what the database holds from rows it holds
+        (it reads the subject until its notification has been read)."""
+        expected = await fresh()
+        deadline = time.monotonic() + 10
+        while True:
+            before = other_live.answered_from_held
+            answer = await held.read(subject, now)
+            if answer == expected and other_live.answered_from_held == before + 1:
+                return
+            assert time.monotonic() < deadline, f"{what} did not reach the other process"
+            await asyncio.sleep(0.005)
+
+    other.start()
+    try:
+        await asyncio.wait_for(other.listening(), timeout=10)
+        first = await acme.file(payload(clock, subject=subject))
+        await seen("a filing")
+        second = await shop.file(payload(clock, subject=subject, category="empty_box"))
+        await seen("a second filing")
+        dispute = await open_dispute(shop, subject, first["id"], second["id"])
+        await seen("a dispute opened")
+        assert sum(len(r.open_dispute_deadlines) for r in (await fresh()).reports) == 2
+        upheld = await acme.post(
+            resolution_path(dispute, first["id"]),
+            {"outcome": "upheld", "reason_code": "evidence_rechecked", "evidence_sha256": digest()},
+        )
+        assert upheld.status_code == 200, upheld.text
+        await seen("a dispute upheld")
+        withdrawn = await shop.post(
+            resolution_path(dispute, second["id"]),
+            {"outcome": "withdrawn", "reason_code": "cannot_substantiate"},
+        )
+        assert withdrawn.status_code == 200, withdrawn.text
+        await seen("a dispute answered by withdrawal")
+        marker = await acme.post("/v1/subjects/markers", {"subject": subject, "reference": "t-1"})
+        assert marker.status_code == 201, marker.text
+        await seen("a marker placed")
+        removed = await acme.post(
+            f"/v1/subjects/markers/{marker.json()['id']}/removal",
+            {"subject": subject, "reference": "t-2", "at_buyers_request": True},
+        )
+        assert removed.status_code == 200, removed.text
+        await seen("a marker removed")
+        gone = await acme.post(f"/v1/reports/{first['id']}/withdrawal", {"reason": "other"})
+        assert gone.status_code == 200, gone.text
+        await seen("a withdrawal")
+        assert {r.state for r in (await fresh()).reports} == {State.WITHDRAWN}
+    finally:
+        await other.stop()
+        await other_reads.close()
+
+
+async def test_the_disputing_process_sees_its_dispute_before_any_notification(
+    acme: Member, shop: Member, runtime: Runtime, clock: FrozenClock
+) -> None:
+    listener = runtime.live_listener
+    if listener is None or runtime.risk.live is None:
+        pytest.skip("SQLite has no live set: every query reads")
+    report = await acme.file(payload(clock))
+    dsn = postgres_dsn(runtime.settings.resolved_database_url)
+    assert dsn is not None
+    await _caught_up(runtime, dsn)
+    listener._on_notify = lambda _payload: None  # from here on, no notification arrives
+    subject = report["subject"]
+    assert (await _answers(acme, subject))["counts"]["open_disputes"] == 0
+    before = runtime.risk.live.answered_from_held
+    assert (await _answers(acme, subject))["counts"]["open_disputes"] == 0
+    assert runtime.risk.live.answered_from_held == before + 1  # held
+    dispute = await open_dispute(shop, subject, report["id"])
+    assert (await _answers(acme, subject))["counts"]["open_disputes"] == 1
+    answered = await acme.post(
+        resolution_path(dispute, report["id"]),
+        {"outcome": "withdrawn", "reason_code": "cannot_substantiate"},
+    )
+    assert answered.status_code == 200, answered.text
+    assert (await _answers(acme, subject))["score"] == 0
+
+
+async def test_the_metrics_show_answers_from_held_rows(
+    client: httpx.AsyncClient, acme: Member, runtime: Runtime, clock: FrozenClock
+) -> None:
+    dsn = postgres_dsn(runtime.settings.resolved_database_url)
+    if dsn is None or runtime.risk.live is None or runtime.sampler is None:
+        pytest.skip("SQLite has no live set: every query reads")
+    report = await acme.file(payload(clock))
+    await _caught_up(runtime, dsn)
+    await _answers(acme, report["subject"])  # read, and held
+    await _answers(acme, report["subject"])  # from held rows
+    runtime.sampler.sample()
+    samples = _samples((await client.get("/metrics")).text)
+    assert samples[("ledger_risk_answered_from_held_total", ())] == 1
+    assert samples[("ledger_risk_held_subjects", ())] == 1

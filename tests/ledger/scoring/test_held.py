@@ -1,0 +1,103 @@
+"""What the live set lets a process hold of a subject's rows (ledger/scoring/live.py), and
+for how long: the rules that keep a held answer the database's answer."""
+
+from __future__ import annotations
+
+from array import array
+
+from ledger.scoring.live import LiveSubjects, key_of
+
+SUBJECT = "a" * 43
+OTHER = "b" * 43
+
+
+def _live(capacity: int = 10) -> LiveSubjects:
+    live = LiveSubjects(held_capacity=capacity)
+    keys = sorted([key_of(SUBJECT), key_of(OTHER)])
+    live.load(array("q", keys), array("q", [2**40] * 2), since=0)
+    live.enabled = True
+    return live
+
+
+def _read_and_hold(live: LiveSubjects, subject: str, rows: object) -> None:
+    live.hold(subject, live.ticket(subject), rows)
+
+
+def test_rows_read_are_held_until_the_subject_changes() -> None:
+    live = _live()
+    _read_and_hold(live, SUBJECT, "rows")
+    _read_and_hold(live, OTHER, "other rows")
+    assert live.held(SUBJECT) == "rows"
+    live.touch([SUBJECT])  # a notification, or this process about to commit a change
+    assert live.held(SUBJECT) is None
+    assert live.held(OTHER) == "other rows"
+
+
+def test_a_read_in_flight_when_its_subject_changes_is_not_held() -> None:
+    live = _live()
+    ticket = live.ticket(SUBJECT)  # the read begins …
+    live.touch([SUBJECT])  # … the subject changes …
+    live.settle([SUBJECT], {SUBJECT: 2**40}, since=live.counter)  # … and is read again
+    live.hold(SUBJECT, ticket, "rows from before the change")  # … the first read returns
+    assert live.held(SUBJECT) is None
+
+
+def test_a_subject_changed_and_not_read_since_its_notification_is_not_held() -> None:
+    live = _live()
+    live.touch([SUBJECT])  # e.g. this process files, and the commit is not notified yet
+    assert live.ticket(SUBJECT) is None
+    _read_and_hold(live, SUBJECT, "rows")
+    assert live.held(SUBJECT) is None
+    live.settle([SUBJECT], {SUBJECT: 2**40}, since=live.counter)
+    _read_and_hold(live, SUBJECT, "rows")
+    assert live.held(SUBJECT) == "rows"
+
+
+def test_a_change_to_a_subject_sharing_its_key_drops_what_was_held() -> None:
+    live = _live()
+    _read_and_hold(live, SUBJECT, "rows")
+    live._set(key_of(SUBJECT), float("inf"))  # as a colliding subject's notification does
+    assert live.held(SUBJECT) is None
+
+
+def test_a_change_naming_no_one_a_load_or_the_set_off_forget_everything() -> None:
+    for forget in (
+        lambda live: live.forget_held(),
+        lambda live: live.load(array("q", [key_of(SUBJECT)]), array("q", [2**40]), live.counter),
+        lambda live: live.disable(),
+    ):
+        live = _live()
+        _read_and_hold(live, SUBJECT, "rows")
+        ticket = live.ticket(OTHER)  # a read in flight
+        forget(live)
+        live.enabled = True
+        assert live.held(SUBJECT) is None
+        live.hold(OTHER, ticket, "rows read before")
+        assert live.held(OTHER) is None
+        assert live.held_count == 0
+
+
+def test_nothing_is_held_while_the_set_is_off_or_holding_is_off() -> None:
+    live = _live()
+    live.enabled = False
+    _read_and_hold(live, SUBJECT, "rows")
+    assert live.held(SUBJECT) is None
+    live = _live(capacity=0)
+    _read_and_hold(live, SUBJECT, "rows")
+    assert live.held(SUBJECT) is None
+
+
+def test_at_most_capacity_subjects_are_held_the_least_recently_asked_leave_first() -> None:
+    live = _live(capacity=3)
+    subjects = [f"{n:043d}" for n in range(4)]
+    for subject in subjects[:3]:
+        _read_and_hold(live, subject, subject)
+    assert live.held(subjects[0]) == subjects[0]  # asked again: now the most recent
+    _read_and_hold(live, subjects[3], subjects[3])
+    assert live.held_count == 3
+    assert live.held(subjects[1]) is None
+    assert [live.held(s) for s in (subjects[0], subjects[2], subjects[3])] == [
+        subjects[0],
+        subjects[2],
+        subjects[3],
+    ]
