@@ -14,9 +14,9 @@ How it stays current (PostgreSQL only; on SQLite it is off and every query reads
 
 - **Loading.** Once its ``LISTEN ledger_subjects`` connection is up, the process reads
   every live subject's key and moment with one binary ``COPY`` (about 26 bytes a
-  subject) into two sorted arrays: 16 bytes a subject in memory, a binary search per
-  query. Until then, and whenever the connection is lost, the set is off and every
-  query reads.
+  subject), parsed as it arrives (``CopyParser``), into two sorted arrays: 16 bytes a
+  subject in memory, a binary search per query. Until then, and whenever the connection
+  is lost, the set is off and every query reads.
 - **Changes.** Triggers on ``reports`` and ``protective_markers`` (migration 0019)
   notify the subjects a statement touched, in the changing transaction; PostgreSQL
   delivers the notification when it commits. On it the subject is at once taken as
@@ -46,7 +46,7 @@ import hashlib
 import logging
 import math
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,31 +97,117 @@ GROUP BY subject
 # A binary COPY of (bigint, bigint) rows: a 19-byte header, then per row a field count
 # (int16), and per field its length (int32) and value, big-endian; an int16 -1 at the end.
 _ROW = np.dtype([("n", ">i2"), ("l1", ">i4"), ("key", ">i8"), ("l2", ">i4"), ("until", ">i8")])
-_HEADER, _TRAILER = 19, 2
+_HEADER = 19
+
+
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_BLOCK_ROWS = 1 << 22  # 32 MiB an array: glibc maps blocks this large, and unmaps them
+
+
+class CopyParser:
+    """Keys and moments from the binary COPY of ``SNAPSHOT``, fed as it arrives.
+
+    At ten million subjects the COPY is 260 MB. Holding it whole, and then copies of it,
+    made a load peak at 1.4 GB and left some 450 MB that glibc kept after it was freed
+    (docs/benchmarks.md). Parsed chunk by chunk into blocks of fixed size, nothing but
+    the parsed integers is ever held, and the blocks are large enough to be mapped and
+    given back to the system when freed.
+    """
+
+    def __init__(self) -> None:
+        self._rest = b""
+        self._header_seen = False
+        self._ended = False
+        self._blocks: list[tuple[np.ndarray, np.ndarray]] = []
+        self._filled = _BLOCK_ROWS  # rows in the last block (none yet: it is "full")
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._rest + chunk if self._rest else chunk
+        if not self._header_seen:
+            if len(data) < _HEADER:
+                self._rest = data
+                return
+            if data[: len(_SIGNATURE)] != _SIGNATURE:
+                raise ValueError("not a binary COPY")
+            data = data[_HEADER:]
+            self._header_seen = True
+        count = len(data) // _ROW.itemsize
+        if count:
+            rows = np.frombuffer(data, dtype=_ROW, count=count)
+            if (rows["n"] != 2).any() or (rows["l1"] != 8).any() or (rows["l2"] != 8).any():
+                raise ValueError("a COPY row that is not two 8-byte integers")
+            self._append(rows)
+        self._rest = data[count * _ROW.itemsize :]
+
+    def _append(self, rows: np.ndarray) -> None:
+        start = 0
+        while start < len(rows):
+            if self._filled == _BLOCK_ROWS:
+                self._blocks.append(
+                    (np.empty(_BLOCK_ROWS, np.int64), np.empty(_BLOCK_ROWS, np.int64))
+                )
+                self._filled = 0
+            keys, until = self._blocks[-1]
+            take = min(len(rows) - start, _BLOCK_ROWS - self._filled)
+            part = rows[start : start + take]
+            keys[self._filled : self._filled + take] = part["key"]
+            until[self._filled : self._filled + take] = part["until"]
+            self._filled += take
+            start += take
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and moments of every row; ValueError if the COPY did not end as one."""
+        if not self._header_seen or self._rest != b"\xff\xff":
+            raise ValueError("the COPY ended early")
+        if not self._blocks:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        blocks, self._blocks = self._blocks, []
+        last_keys, last_until = blocks[-1]
+        blocks[-1] = (last_keys[: self._filled], last_until[: self._filled])
+        del last_keys, last_until
+        if len(blocks) == 1:
+            return blocks[0]
+        # One column at a time, each column's blocks freed once it is whole.
+        key_blocks, until_blocks = [k for k, _ in blocks], [u for _, u in blocks]
+        del blocks
+        keys = np.concatenate(key_blocks)
+        del key_blocks
+        return keys, np.concatenate(until_blocks)
+
+    def sorted(self) -> tuple[memoryview, memoryview]:
+        """``sorted_set`` of every row, each unsorted column freed as soon as it is sorted."""
+        return _sorted(list(self.result()))
 
 
 def parse_copy(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Keys and moments from the binary COPY of ``SNAPSHOT``."""
-    rows = np.frombuffer(data, dtype=_ROW, offset=_HEADER, count=(len(data) - 21) // 26)
-    return rows["key"].astype(np.int64), rows["until"].astype(np.int64)
+    """Keys and moments from the whole binary COPY of ``SNAPSHOT``."""
+    parser = CopyParser()
+    parser.feed(data)
+    return parser.result()
 
 
-def from_copy(data: bytes) -> tuple[array[int], array[int]]:
-    return sorted_set(*parse_copy(data))
-
-
-def sorted_set(keys: np.ndarray, until: np.ndarray) -> tuple[array[int], array[int]]:
+def sorted_set(keys: np.ndarray, until: np.ndarray) -> tuple[memoryview, memoryview]:
     """The two arrays a lookup searches: keys ascending, each with the latest moment of
-    the subjects sharing it (two subjects sharing a key are both live)."""
+    the subjects sharing it (two subjects sharing a key are both live). They are numpy's,
+    seen through memoryviews: indexing one gives a Python int, as ``bisect`` needs."""
+    return _sorted([keys, until])
+
+
+def _sorted(columns: list[np.ndarray]) -> tuple[memoryview, memoryview]:
+    keys, until = columns
+    columns.clear()  # the caller's only hold on them: each is freed once sorted
     order = np.argsort(keys, kind="stable")
-    keys, until = keys[order], until[order]
+    keys = keys[order]
+    until = until[order]
+    del order
     if len(keys):
         starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-        keys, until = keys[starts], np.maximum.reduceat(until, starts)
-    return array("q", keys.tobytes()), array("q", until.tobytes())
+        if len(starts) < len(keys):
+            keys, until = keys[starts], np.maximum.reduceat(until, starts)
+    return np.ascontiguousarray(keys).data, np.ascontiguousarray(until).data
 
 
-async def read_portable(session: AsyncSession) -> tuple[array[int], array[int]]:
+async def read_portable(session: AsyncSession) -> tuple[memoryview, memoryview]:
     """The same set read through SQLAlchemy, on any database: what ``SNAPSHOT`` reads,
     for SQLite (which has no COPY and no notifications) and for the tests."""
     live: sa.CompoundSelect[Any] = sa.union_all(
@@ -160,8 +246,8 @@ class LiveSubjects:
         self._held: dict[str, tuple[int, object]] = {}
         self._held_from = 0  # reads whose ticket is older than this are never held
         self.answered_from_held = 0  # counted by the risk query, read by the metrics
-        self._keys: array[int] = array("q")
-        self._until: array[int] = array("q")
+        self._keys: Sequence[int] = array("q")
+        self._until: Sequence[int] = array("q")
         # Changes since the load: key -> moment (math.inf: taken as live until read again).
         self._changed: dict[int, float] = {}
         self._stamp: dict[int, int] = {}  # key -> the change counter when it last changed
@@ -255,7 +341,7 @@ class LiveSubjects:
     def counter(self) -> int:
         return self._counter
 
-    def load(self, keys: array[int], until: array[int], since: int) -> None:
+    def load(self, keys: Sequence[int], until: Sequence[int], since: int) -> None:
         """A new load, read after the change counter was ``since``: changes noted after
         that stay on top of it."""
         self.forget_held()
@@ -328,10 +414,10 @@ class LiveListener(Listener):
 
     async def _load(self) -> None:
         since = self.live.counter
-        chunks: list[bytes] = []
+        parser = CopyParser()
 
         async def write(chunk: bytes) -> None:
-            chunks.append(chunk)
+            parser.feed(chunk)
 
         async with self._connection() as conn:
             await conn.copy_from_query(
@@ -339,10 +425,7 @@ class LiveListener(Listener):
             )
         # Sorting ten million keys takes a second: off the event loop (numpy lets go of
         # the GIL while it sorts).
-        data = b"".join(chunks)
-        chunks.clear()
-        keys, until = await asyncio.to_thread(from_copy, data)
-        del data
+        keys, until = await asyncio.to_thread(parser.sorted)
         self.live.load(keys, until, since)
 
     async def _work(self) -> None:

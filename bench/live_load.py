@@ -1,0 +1,133 @@
+"""What loading the live set costs in memory: the COPY held whole, against parsed as it comes.
+
+The live set (ledger/scoring/live.py) is loaded with one binary COPY of 26 bytes a
+subject. This makes that stream for ``--subjects`` live subjects (random keys, as MD5
+prefixes are), feeds it in 64 KiB chunks as asyncpg's sink receives it, and builds the
+two sorted arrays a lookup searches, each way in a fresh process: ``whole`` as the load
+did until 2026-12-06 (every chunk kept, joined, parsed, sorted, copied out through
+``tobytes``), ``streamed`` as ``CopyParser`` does now. It prints, per way, the seconds,
+the process's peak resident memory (``VmHWM``) and what it keeps resident once the
+load is done. The database's side (the ``GROUP BY`` that makes the rows) is the same
+either way and is left out.
+
+    .venv/bin/python -m bench.live_load [--subjects 10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ledger.scoring.live import _HEADER, _ROW, CopyParser
+
+CHUNK = 64 * 1024
+
+
+def _write_stream(subjects: int, path: Path) -> None:
+    """The COPY for ``subjects`` rows, into ``path`` (made before any load is measured)."""
+    rng = np.random.default_rng(19)
+    rows = np.empty(subjects, dtype=_ROW)
+    rows["n"], rows["l1"], rows["l2"] = 2, 8, 8
+    rows["key"] = rng.integers(-(2**63), 2**63 - 1, subjects, dtype=np.int64)
+    rows["until"] = rng.integers(1_800_000_000, 1_950_000_000, subjects, dtype=np.int64)
+    with path.open("wb") as out:
+        out.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
+        out.write(rows.tobytes())
+        out.write(struct.pack(">h", -1))
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    """The stream as a socket delivers it: a fresh object per chunk."""
+    with path.open("rb") as stream:
+        while chunk := stream.read(CHUNK):
+            yield chunk
+
+
+def _whole(chunks: Iterator[bytes]) -> tuple[array[int], array[int]]:
+    """The load as it was (ledger/scoring/live.py before 2026-12-06)."""
+    kept = list(chunks)
+    data = b"".join(kept)
+    kept.clear()
+    rows = np.frombuffer(data, dtype=_ROW, offset=_HEADER, count=(len(data) - 21) // 26)
+    keys, until = rows["key"].astype(np.int64), rows["until"].astype(np.int64)
+    del rows, data
+    order = np.argsort(keys, kind="stable")
+    keys, until = keys[order], until[order]
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    keys, until = keys[starts], np.maximum.reduceat(until, starts)
+    return array("q", keys.tobytes()), array("q", until.tobytes())
+
+
+def _streamed(chunks: Iterator[bytes]) -> tuple[Sequence[int], Sequence[int]]:
+    parser = CopyParser()
+    for chunk in chunks:
+        parser.feed(chunk)
+    return parser.sorted()
+
+
+def _resident_mib() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def _peak_mib() -> float:
+    """This process's peak resident memory since its exec (``VmHWM``). Not ``ru_maxrss``:
+    Linux carries that over from the parent through fork and exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def _one(way: str, path: Path) -> None:
+    gc.collect()
+    before = _resident_mib()
+    start = time.perf_counter()
+    keys, until = (_whole if way == "whole" else _streamed)(_chunks(path))
+    seconds = time.perf_counter() - start
+    gc.collect()
+    after = _resident_mib()
+    peak = _peak_mib()
+    arrays = (len(keys) + len(until)) * 8 / 2**20
+    print(
+        f"| {way} | {len(keys):,} | {seconds:.2f} | {peak - before:,.0f} | "
+        f"{after - before:,.0f} | {arrays:,.0f} |",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subjects", type=int, default=10_000_000)
+    parser.add_argument("--way", choices=["whole", "streamed"], help=argparse.SUPPRESS)
+    parser.add_argument("--stream", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.way:
+        _one(args.way, args.stream)
+        return
+    with tempfile.TemporaryDirectory(prefix="ledger-live-load-") as tmp:
+        path = Path(tmp) / "copy.bin"
+        _write_stream(args.subjects, path)
+        print(
+            "| load | subjects | seconds | peak above start (MiB) | kept after (MiB) "
+            "| the arrays (MiB) |"
+        )
+        print("|---|---:|---:|---:|---:|---:|")
+        for way in ("whole", "streamed", "whole", "streamed"):
+            cmd = [sys.executable, "-m", "bench.live_load", "--way", way, "--stream", str(path)]
+            subprocess.run(cmd, check=True)
+
+
+if __name__ == "__main__":
+    main()
