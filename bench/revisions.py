@@ -1,4 +1,5 @@
-"""Two revisions of the ledger on the same risk-query load: where a change moved the CPU.
+"""Two revisions (or settings) of the ledger on the same risk-query load: where a change
+moved the CPU, or the tail.
 
 The throughput of one run moves by a third on a shared 2-core machine from minute to
 minute, more than most changes do; the CPU each answer costs, split by process, moves
@@ -11,6 +12,13 @@ audit events a commit (the writer's batch size).
 
     .venv/bin/python -m bench.revisions --base HEAD~3 \\
         --database postgresql://postgres@127.0.0.1:5432/ledger_bench_1000000 [--rounds 4]
+
+Without ``--base`` both sides run the working tree, and ``--base-set`` and ``--set``
+(``LEDGER_NAME=VALUE``, repeatable) give each side its settings: a setting that concerns
+the sequencer (one per database) can only be compared this way, one ledger at a time.
+``--paced RATE`` offers that many requests a second (each of the 64 connections pausing
+an exponential time before each request) instead of saturating, and the lines show the
+latencies too.
 
 The database is one bench/risk_query.py seeded and kept (``--keep-database``).
 """
@@ -52,6 +60,8 @@ class Figures:
     reads: float  # the workers' read system calls, per answer
     writes: float
     batch: float  # audit events per commit
+    p50_ms: float
+    p99_ms: float
 
 
 def _counters(pid: int) -> tuple[float, float, int, int]:
@@ -71,11 +81,18 @@ def _batch(base: str) -> tuple[float, float]:
     return found["sum"], found["count"]
 
 
-def measure(database: str, pythonpath: str | None, lua_subjects: str, seconds: int) -> Figures:
-    settings = {"PYTHONPATH": pythonpath} if pythonpath else {}
+def measure(  # noqa: PLR0917
+    database: str,
+    pythonpath: str | None,
+    lua_subjects: str,
+    seconds: int,
+    settings: dict[str, str] | None = None,
+    pause_ms: float | None = None,
+) -> Figures:
+    settings = {**(settings or {}), **({"PYTHONPATH": pythonpath} if pythonpath else {})}
     with running_ledger(_sqlalchemy_url(database), 2, 0, settings) as ledger:
         tmp = Path(tempfile.mkdtemp(prefix="ledger-revisions-"))
-        script = _scripts(tmp, "load", LUA % (lua_subjects, ledger.token))
+        script = _scripts(tmp, "load", LUA % (lua_subjects, ledger.token), pause_ms)
         wrk(ledger.url, connections=64, seconds=3, script=script)  # warm
         server, sequencer = ledger.pids
         # uvicorn's workers (and multiprocessing's resource tracker, which costs nothing)
@@ -109,13 +126,16 @@ def measure(database: str, pythonpath: str | None, lua_subjects: str, seconds: i
         reads=delta(2),
         writes=delta(3),
         batch=(batch1[0] - batch0[0]) / batches if batches else 0.0,
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
     )
 
 
 def _line(name: str, f: Figures) -> str:
     return (
         f"| {name} | {f.rate:,.0f} | {f.user_us:.0f} | {f.system_us:.0f} | {f.sequencer_us:.0f} "
-        f"| {f.database_us:.0f} | {f.reads:.2f} | {f.writes:.2f} | {f.batch:.1f} |"
+        f"| {f.database_us:.0f} | {f.reads:.2f} | {f.writes:.2f} | {f.batch:.1f} "
+        f"| {f.p50_ms:.2f} | {f.p99_ms:.2f} |"
     )
 
 
@@ -123,30 +143,45 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--base", required=True, help="the git revision to compare with")
+    parser.add_argument("--base", help="the git revision to compare with (default: this tree)")
+    parser.add_argument("--base-set", action="append", default=[], metavar="LEDGER_NAME=VALUE")
+    parser.add_argument("--set", action="append", default=[], metavar="LEDGER_NAME=VALUE")
+    parser.add_argument("--paced", type=float, metavar="RATE", help="requests a second offered")
     parser.add_argument("--database", required=True, metavar="URL", help="a seeded database")
     parser.add_argument("--subjects", type=int, default=1_000_000, help="seeded in it")
     parser.add_argument("--mix", choices=["realistic", "reported"], default="realistic")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=12)
     args = parser.parse_args()
+    for setting in [*args.set, *args.base_set]:
+        if not setting.startswith("LEDGER_") or "=" not in setting:
+            parser.error(f"settings are LEDGER_NAME=VALUE, not {setting!r}")
     subjects = ",".join(f'"{s}"' for s in pool_of(args.mix, args.subjects, random.Random(19)))
+    pause_ms = 64 / args.paced * 1000 if args.paced else None
+    settings = {
+        "base": dict(s.split("=", 1) for s in args.base_set),
+        "this tree": dict(s.split("=", 1) for s in args.set),
+    }
     with tempfile.TemporaryDirectory(prefix="ledger-base-") as tree:
         worktree = Path(tree) / "base"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.base],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        if args.base:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.base],
+                check=True, capture_output=True,
+            )  # fmt: skip
         try:
             runs: dict[str, list[Figures]] = {"base": [], "this tree": []}
-            paths = {"base": str(worktree), "this tree": None}
+            paths = {"base": str(worktree) if args.base else None, "this tree": None}
             print("| revision | answers/s | user µs | system µs | sequencer µs | PostgreSQL µs "
-                  "| reads | writes | events a commit |")  # fmt: skip
-            print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                  "| reads | writes | events a commit | p50 ms | p99 ms |")  # fmt: skip
+            print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for round_ in range(args.rounds):
                 order = ["base", "this tree"] if round_ % 2 == 0 else ["this tree", "base"]
                 for name in order:
-                    figures = measure(args.database, paths[name], subjects, args.seconds)
+                    figures = measure(
+                        args.database, paths[name], subjects, args.seconds,
+                        settings[name], pause_ms,
+                    )  # fmt: skip
                     runs[name].append(figures)
                     print(_line(name, figures), flush=True)
             for name, figures_list in runs.items():
@@ -156,10 +191,11 @@ def main() -> None:
                 ))  # fmt: skip
                 print(_line(f"**{name}, medians**", medians))
         finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
-                check=False, capture_output=True,
-            )  # fmt: skip
+            if args.base:
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
+                    check=False, capture_output=True,
+                )  # fmt: skip
 
 
 if __name__ == "__main__":
