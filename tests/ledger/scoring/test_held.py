@@ -3,14 +3,20 @@ for how long: the rules that keep a held answer the database's answer."""
 
 from __future__ import annotations
 
+import datetime as dt
+import gc
+import uuid
 from array import array
+from typing import cast
 
 import pytest
 
 from ledger.scoring.live import LiveSubjects, key_of
+from ledger.scoring.service import HeldRows, rows_at
 
 SUBJECT = "a" * 43
 OTHER = "b" * 43
+YEAR = dt.timedelta(days=365)
 
 
 def _live(capacity: int = 10) -> LiveSubjects:
@@ -104,3 +110,28 @@ def test_at_most_capacity_subjects_are_held_the_least_recently_asked_leave_first
         subjects[2],
         subjects[3],
     ]
+
+
+def test_held_rows_leave_the_garbage_collectors_sight() -> None:
+    """Tens of thousands of held subjects must not be walked by every full collection:
+    once collections have seen them (one level of nesting each), none of their parts is
+    tracked, and the entry holding them neither."""
+    now = dt.datetime.now(dt.UTC)
+    member = uuid.uuid4()
+    rows: HeldRows = (
+        (member.int, "forged_evidence", "active", now, now, now + YEAR, now, now + YEAR),
+        (member.int, "empty_box", "active", now, None, now + YEAR, now),
+        ("identity_misused", now, now + YEAR),
+    )
+    live = _live()
+    _read_and_hold(live, SUBJECT, rows)
+    del rows
+    for _ in range(3):  # the entry, the rows, a part: three levels
+        gc.collect()
+    held = cast(HeldRows, live.held(SUBJECT))
+    assert not any(gc.is_tracked(part) for part in (live._held[SUBJECT], held, *held))
+    at = rows_at(held, now)  # and what a query gets from them is the rows it always got
+    assert [r.member_id for r in at.reports] == [member, member]
+    assert [r.open_dispute_deadlines for r in at.reports] == [(now + YEAR,), ()]
+    assert at.marker is not None
+    assert at.marker.kind == "identity_misused"
