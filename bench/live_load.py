@@ -10,12 +10,19 @@ the process's peak resident memory (``VmHWM``) and what it keeps resident once t
 load is done. The database's side (the ``GROUP BY`` that makes the rows) is the same
 either way and is left out.
 
+With ``--database`` the stream is the live set's own COPY from a seeded database
+(bench/risk_query.py's, kept), read through asyncpg as a server reads it, so its
+buffers count too.
+
     .venv/bin/python -m bench.live_load [--subjects 10000000]
+    .venv/bin/python -m bench.live_load \\
+        --database postgresql://postgres@127.0.0.1:5432/ledger_bench_10000000
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import resource
 import struct
@@ -27,9 +34,10 @@ from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import asyncpg
 import numpy as np
 
-from ledger.scoring.live import _HEADER, _ROW, CopyParser
+from ledger.scoring.live import _HEADER, _ROW, SNAPSHOT, CopyParser
 
 CHUNK = 64 * 1024
 
@@ -54,26 +62,53 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def _whole(chunks: Iterator[bytes]) -> tuple[array[int], array[int]]:
+class _Whole:
     """The load as it was (ledger/scoring/live.py before 2026-12-06)."""
-    kept = list(chunks)
-    data = b"".join(kept)
-    kept.clear()
-    rows = np.frombuffer(data, dtype=_ROW, offset=_HEADER, count=(len(data) - 21) // 26)
-    keys, until = rows["key"].astype(np.int64), rows["until"].astype(np.int64)
-    del rows, data
-    order = np.argsort(keys, kind="stable")
-    keys, until = keys[order], until[order]
-    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-    keys, until = keys[starts], np.maximum.reduceat(until, starts)
-    return array("q", keys.tobytes()), array("q", until.tobytes())
+
+    def __init__(self) -> None:
+        self.kept: list[bytes] = []
+
+    async def feed(self, chunk: bytes) -> None:
+        self.kept.append(chunk)
+
+    def result(self) -> tuple[Sequence[int], Sequence[int]]:
+        data = b"".join(self.kept)
+        self.kept.clear()
+        rows = np.frombuffer(data, dtype=_ROW, offset=_HEADER, count=(len(data) - 21) // 26)
+        keys, until = rows["key"].astype(np.int64), rows["until"].astype(np.int64)
+        del rows, data
+        order = np.argsort(keys, kind="stable")
+        keys, until = keys[order], until[order]
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        keys, until = keys[starts], np.maximum.reduceat(until, starts)
+        return array("q", keys.tobytes()), array("q", until.tobytes())
 
 
-def _streamed(chunks: Iterator[bytes]) -> tuple[Sequence[int], Sequence[int]]:
-    parser = CopyParser()
-    for chunk in chunks:
-        parser.feed(chunk)
-    return parser.sorted()
+class _Streamed:
+    """The load as it is (``CopyParser``)."""
+
+    def __init__(self) -> None:
+        self.parser = CopyParser()
+
+    async def feed(self, chunk: bytes) -> None:
+        self.parser.feed(chunk)
+
+    def result(self) -> tuple[Sequence[int], Sequence[int]]:
+        return self.parser.sorted()
+
+
+async def _load(sink: _Whole | _Streamed, source: str) -> None:
+    """Feed ``sink`` the COPY from ``source``: a file written by ``_write_stream``, or a
+    database URL (the live set's own statement through asyncpg, as the server runs it)."""
+    if not source.startswith("postgresql://"):
+        for chunk in _chunks(Path(source)):
+            await sink.feed(chunk)
+        return
+    conn = await asyncpg.connect(source)
+    try:
+        await conn.copy_from_query(SNAPSHOT, output=sink.feed, format="binary")
+    finally:
+        await conn.close()
 
 
 def _resident_mib() -> float:
@@ -90,11 +125,13 @@ def _peak_mib() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def _one(way: str, path: Path) -> None:
+def _one(way: str, source: str) -> None:
     gc.collect()
     before = _resident_mib()
     start = time.perf_counter()
-    keys, until = (_whole if way == "whole" else _streamed)(_chunks(path))
+    sink = _Whole() if way == "whole" else _Streamed()
+    asyncio.run(_load(sink, source))
+    keys, until = sink.result()
     seconds = time.perf_counter() - start
     gc.collect()
     after = _resident_mib()
@@ -111,21 +148,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subjects", type=int, default=10_000_000)
     parser.add_argument("--way", choices=["whole", "streamed"], help=argparse.SUPPRESS)
-    parser.add_argument("--stream", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--database", metavar="URL", help="load from this seeded database instead (as served)"
+    )
+    parser.add_argument("--source", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.way:
-        _one(args.way, args.stream)
+        _one(args.way, args.source)
         return
     with tempfile.TemporaryDirectory(prefix="ledger-live-load-") as tmp:
-        path = Path(tmp) / "copy.bin"
-        _write_stream(args.subjects, path)
+        source = args.database
+        if source is None:
+            source = str(Path(tmp) / "copy.bin")
+            _write_stream(args.subjects, Path(source))
         print(
             "| load | subjects | seconds | peak above start (MiB) | kept after (MiB) "
             "| the arrays (MiB) |"
         )
         print("|---|---:|---:|---:|---:|---:|")
         for way in ("whole", "streamed", "whole", "streamed"):
-            cmd = [sys.executable, "-m", "bench.live_load", "--way", way, "--stream", str(path)]
+            cmd = [sys.executable, "-m", "bench.live_load", "--way", way, "--source", source]
             subprocess.run(cmd, check=True)
 
 
