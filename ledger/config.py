@@ -164,7 +164,7 @@ class Settings(BaseSettings):
     # With the live set on, the rows read for a subject that may count are held in each
     # process until a notification says the subject changed (ledger/scoring/service.py
     # ``HeldReports``), for at most this many subjects per process (0: read every time).
-    # About 1.5 KB a subject with three reports (docs/scoring.md): 50,000 is some 75 MB.
+    # About 1.1 KB a subject with three reports (docs/scoring.md): 50,000 is some 55 MB.
     risk_held_subjects: int = Field(default=50_000, ge=0, le=5_000_000)
 
     # Pseudonym evaluations per member, counted per element (ledger/pseudonyms/limits.py).

@@ -227,6 +227,14 @@ def rows_at(held: HeldRows, now: dt.datetime) -> SubjectRows:
 
 
 _MEMBER_IDS: dict[int, uuid.UUID] = {}
+_MEMBER_INTS: dict[int, int] = {}
+
+
+def _shared_int(value: int) -> int:
+    """One int object per member id, shared by every held row that names it."""
+    if len(_MEMBER_INTS) >= 10_000:
+        _MEMBER_INTS.clear()
+    return _MEMBER_INTS.setdefault(value, value)
 
 
 def _member_id(value: int) -> uuid.UUID:
@@ -321,7 +329,15 @@ class PostgresReports:
             if row[8] is not None:
                 markers.append((row[8], row[3], row[5]))
                 continue
-            found.append((row[0].int, row[1], row[2], row[3], row[4], row[5], row[6], *row[7]))
+            found.append(
+                (
+                    _shared_int(row[0].int),
+                    _CATEGORIES[row[1]].value,  # one string object for every row
+                    _STATES[row[2]].value,
+                    *row[3:7],
+                    *row[7],
+                )
+            )
         if len(markers) > 1:
             markers.sort(key=lambda m: m[1], reverse=True)
         return (*found, *markers)
