@@ -14,9 +14,13 @@ With ``--database`` the stream is the live set's own COPY from a seeded database
 (bench/risk_query.py's, kept), read through asyncpg as a server reads it, so its
 buffers count too.
 
+With ``--serve`` (and ``--database``) it starts ``ledger serve`` itself, one worker on
+that database, with the live set off and then on, and prints the worker's resident and
+peak memory once it is ready and the set loaded, and how long that took.
+
     .venv/bin/python -m bench.live_load [--subjects 10000000]
     .venv/bin/python -m bench.live_load \\
-        --database postgresql://postgres@127.0.0.1:5432/ledger_bench_10000000
+        --database postgresql://postgres@127.0.0.1:5432/ledger_bench_10000000 [--serve]
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from pathlib import Path
 import asyncpg
 import numpy as np
 
+from bench.common import running_server
+from bench.risk_query import _sqlalchemy_url, _wait_for_live_sets
 from ledger.scoring.live import _HEADER, _ROW, SNAPSHOT, CopyParser
 
 CHUNK = 64 * 1024
@@ -144,6 +150,23 @@ def _one(way: str, source: str) -> None:
     )
 
 
+def _served(database: str) -> None:
+    print("| live set | ready after (s) | resident (MiB) | peak (MiB) |")
+    print("|---|---:|---:|---:|")
+    for live in ("false", "true"):
+        settings = {
+            "LEDGER_DATABASE_URL": _sqlalchemy_url(database),
+            "LEDGER_WORKERS": "1",  # uvicorn then runs the app in the process it starts
+            "LEDGER_LIVE_SUBJECTS_ENABLED": live,
+        }
+        start = time.monotonic()
+        with running_server(settings) as server:
+            _wait_for_live_sets(server.base, 1, settings)
+            ready = time.monotonic() - start
+            rss, peak = server.rss_mib()
+        print(f"| {'on' if live == 'true' else 'off'} | {ready:.0f} | {rss:,.0f} | {peak:,.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subjects", type=int, default=10_000_000)
@@ -151,8 +174,14 @@ def main() -> None:
     parser.add_argument(
         "--database", metavar="URL", help="load from this seeded database instead (as served)"
     )
+    parser.add_argument("--serve", action="store_true", help="measure a server on --database")
     parser.add_argument("--source", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        if not args.database:
+            parser.error("--serve needs --database")
+        _served(args.database)
+        return
     if args.way:
         _one(args.way, args.source)
         return
