@@ -107,17 +107,16 @@ _BLOCK_ROWS = 1 << 22  # 32 MiB an array: glibc maps blocks this large, and unma
 class CopyParser:
     """Keys and moments from the binary COPY of ``SNAPSHOT``, fed as it arrives.
 
-    At ten million subjects the COPY is 260 MB. Holding it whole, and then copies of it,
-    made a load peak at 1.4 GB and left some 450 MB that glibc kept after it was freed
-    (docs/benchmarks.md). Parsed chunk by chunk into blocks of fixed size, nothing but
-    the parsed integers is ever held, and the blocks are large enough to be mapped and
-    given back to the system when freed.
+    At ten million subjects the COPY is 260 MB. Held whole, and then copied, it made the
+    load peak 551 MiB above the process's start; parsed chunk by chunk into blocks of
+    fixed size, 307 MiB (bench/live_load.py, docs/benchmarks.md). Nothing but the parsed
+    integers is ever held, and the blocks are large enough to be mapped and given back
+    to the system when freed.
     """
 
     def __init__(self) -> None:
         self._rest = b""
         self._header_seen = False
-        self._ended = False
         self._blocks: list[tuple[np.ndarray, np.ndarray]] = []
         self._filled = _BLOCK_ROWS  # rows in the last block (none yet: it is "full")
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.scoring import live
-from ledger.scoring.live import CopyParser, parse_copy, sorted_set
+from ledger.scoring.live import CopyParser, LiveSubjects, parse_copy, sorted_set
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 TRAILER = struct.pack(">h", -1)
@@ -59,7 +58,12 @@ def test_rows_across_blocks_are_all_kept(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_an_empty_set_parses_to_nothing() -> None:
     keys, until = parse_copy(copy_of([]))
     assert (len(keys), len(until)) == (0, 0)
-    assert sorted_set(keys, until) == (sorted_set(np.empty(0, np.int64), np.empty(0, np.int64)))
+    sorted_keys, latest = sorted_set(keys, until)
+    assert (len(sorted_keys), len(latest)) == (0, 0)
+    live = LiveSubjects()  # and a set loaded from it answers no one from a read
+    live.load(sorted_keys, latest, since=0)
+    live.enabled = True
+    assert not live.may_count("a" * 43, 0.0)
 
 
 @pytest.mark.parametrize(
